@@ -1,0 +1,1 @@
+"""The reference unlearners and pruners, registered through entry points like any plugin."""

@@ -1,0 +1,51 @@
+"""The dataset contract: a registered, configurable source of uint8 train/test images."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from .data import Augment, ImageData, Normalize
+from .params import Configurable
+from .training import TrainRecipe
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    train: ImageData
+    test: ImageData
+    class_names: tuple[str, ...]
+    normalize: Normalize
+    augment: Augment
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+
+class Dataset(Configurable, abc.ABC):
+    """A dataset plugin: declares defaults, and loads train/test splits from a local root.
+
+    ``load`` must never download unless ``download`` is true; a missing dataset raises
+    :class:`~unlearnbench.errors.DataNotFoundError` saying where it looked and how to get it.
+    """
+
+    default_arch: ClassVar[str] = "resnet18"
+
+    @abc.abstractmethod
+    def load(self, root: Path | None, download: bool = False) -> LoadedDataset:
+        """Read the train and test splits."""
+
+    @abc.abstractmethod
+    def default_recipe(self) -> TrainRecipe:
+        """How the original model is trained on this dataset by default."""

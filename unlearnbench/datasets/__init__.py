@@ -1,0 +1,1 @@
+"""unlearnbench's own datasets, registered through the ``unlearnbench.datasets`` entry points."""

@@ -1,0 +1,159 @@
+"""CIFAR-10 and CIFAR-100 from a local root, in either on-disk layout:
+
+* torchvision's (``cifar-10-batches-py/`` or ``cifar-100-python/`` with python pickles), which
+  ``download=True`` fetches through ``torchvision.datasets`` for users who have a network;
+* Hugging Face ``datasets`` parquet files (``train*.parquet`` and ``test*.parquet`` anywhere
+  under the root; an image column of encoded bytes and an integer label column).
+
+Normalization and the original-model recipe follow Jia et al. 2023 (paper.md): SGD lr 0.1,
+momentum 0.9, weight decay 5e-4, batch 256, 182 epochs, lr x0.1 at epochs 91 and 136, random
+crop (pad 4) and horizontal flip.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ..data import Augment, ImageData, Normalize
+from ..dataset import Dataset, LoadedDataset
+from ..errors import CorruptFileError, DataNotFoundError
+from ..training import TrainRecipe
+
+CIFAR_NORMALIZE = Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+
+
+class _Cifar(Dataset):
+    default_arch: ClassVar[str] = "resnet18"
+    folder: ClassVar[str]
+    train_files: ClassVar[tuple[str, ...]]
+    test_files: ClassVar[tuple[str, ...]]
+    meta_file: ClassVar[str]
+    label_key: ClassVar[str]
+    names_key: ClassVar[str]
+    torchvision_class: ClassVar[str]
+
+    def load(self, root: Path | None, download: bool = False) -> LoadedDataset:
+        if root is None:
+            raise DataNotFoundError(f"{self.dataset_name} needs --data-root (a folder holding "
+                                    f"{self.folder}/ or train/test parquet files)")
+        root = Path(root).expanduser()
+        if not (root / self.folder).is_dir() and not _parquet_files(root, "train") and download:
+            import torchvision.datasets
+            getattr(torchvision.datasets, self.torchvision_class)(str(root), train=True, download=True)
+        if (root / self.folder).is_dir():
+            train, test, names = self._load_pickles(root / self.folder)
+        elif _parquet_files(root, "train") and _parquet_files(root, "test"):
+            train, test, names = self._load_parquet(root)
+        else:
+            raise DataNotFoundError(
+                f"{self.dataset_name} not found under {root}: looked for {root / self.folder}/ "
+                f"(torchvision's layout) and for train*.parquet + test*.parquet files (Hugging Face "
+                f"datasets' layout). Pass --download to fetch it with torchvision, or point "
+                f"--data-root at a folder holding either layout.")
+        return LoadedDataset(train, test, names, CIFAR_NORMALIZE, Augment(crop_padding=4, hflip=True))
+
+    def default_recipe(self) -> TrainRecipe:
+        return TrainRecipe(epochs=182, lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=256,
+                           schedule="step", milestones=(0.5, 0.75), lr_decay=0.1)
+
+    @property
+    def dataset_name(self) -> str:
+        return type(self).__name__
+
+    def _load_pickles(self, folder: Path) -> tuple[ImageData, ImageData, tuple[str, ...]]:
+        def read(name: str) -> dict:
+            path = folder / name
+            if not path.is_file():
+                raise DataNotFoundError(f"{self.dataset_name}: {path} is missing")
+            try:
+                with path.open("rb") as f:
+                    return pickle.load(f, encoding="bytes")
+            except Exception as exc:
+                raise CorruptFileError(f"{self.dataset_name}: cannot read {path}: {exc}") from exc
+
+        def part(names: tuple[str, ...]) -> ImageData:
+            batches = [read(n) for n in names]
+            data = np.concatenate([b[b"data"] for b in batches]).reshape(-1, 3, 32, 32)
+            labels = np.concatenate([np.asarray(b[self.label_key.encode()]) for b in batches])
+            return ImageData(torch.from_numpy(data.astype(np.uint8)), torch.from_numpy(labels).long())
+
+        meta = read(self.meta_file)
+        names = tuple(n.decode() if isinstance(n, bytes) else n for n in meta[self.names_key.encode()])
+        return part(self.train_files), part(self.test_files), names
+
+    def _load_parquet(self, root: Path) -> tuple[ImageData, ImageData, tuple[str, ...]]:
+        import pyarrow.parquet as pq
+        from PIL import Image
+
+        def part(split: str) -> tuple[ImageData, list[str] | None]:
+            tables = [pq.read_table(p) for p in _parquet_files(root, split)]
+            columns = tables[0].column_names
+            image_col = next((c for c in ("img", "image") if c in columns), None)
+            label_col = next((c for c in (self.parquet_label, "label") if c in columns), None)
+            if image_col is None or label_col is None:
+                raise CorruptFileError(f"{self.dataset_name}: parquet files under {root} have columns "
+                                       f"{columns}; expected an image column (img/image) and "
+                                       f"{self.parquet_label!r}")
+            images, labels = [], []
+            for table in tables:
+                for cell in table.column(image_col).to_pylist():
+                    with Image.open(io.BytesIO(cell["bytes"])) as im:
+                        images.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+                labels.extend(table.column(label_col).to_pylist())
+            array = np.stack(images).transpose(0, 3, 1, 2).copy()
+            return (ImageData(torch.from_numpy(array), torch.tensor(labels, dtype=torch.long)),
+                    _class_names(tables[0], label_col))
+
+        (train, names), (test, _) = part("train"), part("test")
+        n_classes = int(max(train.labels.max(), test.labels.max())) + 1
+        return train, test, tuple(names) if names else tuple(str(k) for k in range(n_classes))
+
+    parquet_label: ClassVar[str] = "label"
+
+
+class Cifar10(_Cifar):
+    """CIFAR-10 (Krizhevsky 2009): 50,000 training and 10,000 test 32x32 images, 10 classes."""
+
+    folder: ClassVar[str] = "cifar-10-batches-py"
+    train_files: ClassVar[tuple[str, ...]] = tuple(f"data_batch_{i}" for i in range(1, 6))
+    test_files: ClassVar[tuple[str, ...]] = ("test_batch",)
+    meta_file: ClassVar[str] = "batches.meta"
+    label_key: ClassVar[str] = "labels"
+    names_key: ClassVar[str] = "label_names"
+    torchvision_class: ClassVar[str] = "CIFAR10"
+
+
+class Cifar100(_Cifar):
+    """CIFAR-100 (Krizhevsky 2009), fine labels: 100 classes of 500 training images each."""
+
+    folder: ClassVar[str] = "cifar-100-python"
+    train_files: ClassVar[tuple[str, ...]] = ("train",)
+    test_files: ClassVar[tuple[str, ...]] = ("test",)
+    meta_file: ClassVar[str] = "meta"
+    label_key: ClassVar[str] = "fine_labels"
+    names_key: ClassVar[str] = "fine_label_names"
+    torchvision_class: ClassVar[str] = "CIFAR100"
+    parquet_label: ClassVar[str] = "fine_label"
+
+
+def _parquet_files(root: Path, split: str) -> list[Path]:
+    return sorted(p for p in root.rglob(f"{split}*.parquet") if p.is_file())
+
+
+def _class_names(table, label_col: str) -> list[str] | None:
+    """Class names from the Hugging Face features stored in the parquet metadata, if any."""
+    import json
+    meta = (table.schema.metadata or {}).get(b"huggingface")
+    if not meta:
+        return None
+    try:
+        feature = json.loads(meta)["info"]["features"][label_col]
+        return list(feature["names"])
+    except (KeyError, TypeError, ValueError):
+        return None

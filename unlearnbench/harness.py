@@ -1,0 +1,291 @@
+"""The standardized pipeline of one trial.
+
+original model (trained or loaded from the cache) -> optional pruning (cached too) ->
+forget/retain split -> timed unlearning with the mask held fixed -> UA, MIA-Efficacy, RA, TA
+-> one record, written atomically. Every component comes from a registry; nothing here knows
+a method, pruner, dataset or architecture by name.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import importlib.metadata as md
+import platform
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .components import DATASETS, PRUNERS, UNLEARNERS, build_model, check_arch
+from .data import ImageData, tensor_hash
+from .dataset import Dataset, LoadedDataset
+from .errors import ConfigError, UnlearnbenchError
+from .masks import Mask, weight_sparsity
+from .metrics import evaluate
+from .pruner import Pruner, PruningTask
+from .records import Environment, MetricValues, RunRecord, SplitInfo, Timings
+from .runtime import Runtime, derive_seed, generator
+from .splits import ForgetSpec, Split, make_split
+from .storage import CheckpointCache
+from .training import TrainRecipe, fit
+from .unlearner import Unlearner, UnlearningTask
+
+CACHE_FORMAT = 1  # bump when a change to training code makes old cached models stale
+REWIND_EPOCH, REFERENCE_EPOCHS = 8, 182  # OMP/IMP rewind point of the reference recipe
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to run; names and parameters are validated by :func:`prepare`."""
+
+    method: str
+    method_params: Mapping[str, Any] = field(default_factory=dict)
+    dataset: str = "digits"
+    dataset_params: Mapping[str, Any] = field(default_factory=dict)
+    arch: str | None = None  # None: the dataset's default
+    pruner: str | None = None
+    sparsity: float | None = None
+    pruner_params: Mapping[str, Any] = field(default_factory=dict)
+    forget: str = "class:0"
+    seeds: tuple[int, ...] = (0,)
+    train_params: Mapping[str, Any] = field(default_factory=dict)  # overrides of the recipe
+    val_fraction: float = 0.1
+    data_root: Path | None = None
+    download: bool = False
+    cache_dir: Path = Path("~/.cache/unlearnbench")
+    output_dir: Path = Path("results")
+    device: str = "auto"
+    precision: str = "auto"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated :class:`RunConfig`: every component resolved and instantiated."""
+
+    config: RunConfig
+    dataset: Dataset
+    arch: str
+    recipe: TrainRecipe
+    unlearner: Unlearner
+    pruner: Pruner | None
+    forget: ForgetSpec
+    runtime: Runtime
+    cache: CheckpointCache
+
+
+def prepare(config: RunConfig) -> Plan:
+    """Resolve and validate everything before any data is read or any model trained."""
+    unlearner = UNLEARNERS.get(config.method).from_params(config.method_params)
+    dataset = DATASETS.get(config.dataset).from_params(config.dataset_params)
+    pruner = None
+    if config.pruner is not None:
+        pruner = PRUNERS.get(config.pruner).from_params(config.pruner_params)
+        if config.sparsity is None or not 0 < config.sparsity < 1:
+            raise ConfigError(f"--sparsity {config.sparsity} is invalid: a pruner needs a "
+                              f"target sparsity in (0, 1)")
+    elif config.sparsity is not None or config.pruner_params:
+        raise ConfigError("--sparsity and pruner parameters need --pruner NAME")
+    arch = config.arch or dataset.default_arch
+    check_arch(arch)
+    recipe = dataset.default_recipe().replace(**dict(config.train_params))
+    if not config.seeds:
+        raise ConfigError("--seeds is empty: expected at least one seed")
+    return Plan(config, dataset, arch, recipe, unlearner, pruner, ForgetSpec.parse(config.forget),
+                Runtime.resolve(config.device, config.precision), CheckpointCache(config.cache_dir))
+
+
+def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None) -> list[RunRecord]:
+    """Run every seed of ``config``; returns the records (also written to ``output_dir``)."""
+    plan = prepare(config)
+    data = load_data(plan)
+    return [run_trial(plan, data, seed, log=log) for seed in config.seeds]
+
+
+def load_data(plan: Plan) -> LoadedDataset:
+    root = plan.config.data_root
+    return plan.dataset.load(Path(root).expanduser() if root else None, plan.config.download)
+
+
+def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
+              log: Callable[[str], None] = lambda m: None) -> RunRecord:
+    runtime = plan.runtime
+    split = make_split(data.train.labels, data.test.labels, plan.forget,
+                       num_classes=data.num_classes, val_fraction=plan.config.val_fraction, seed=seed)
+    train_all = data.train.to(runtime.device)
+    new_model = _model_factory(plan, data)
+
+    log(f"[seed {seed}] original model ({plan.arch} on {plan.config.dataset})")
+    original, original_s, original_cached, snapshots, original_key = _original(
+        plan, data, train_all.subset(split.train), split, seed, new_model)
+    model, mask, prune_s, prune_cached = original, None, 0.0, True
+    if plan.pruner is not None:
+        log(f"[seed {seed}] pruning with {plan.config.pruner} to sparsity {plan.config.sparsity}")
+        model, mask, prune_s, prune_cached = _pruned(
+            plan, data, train_all.subset(split.train), seed, new_model, original, snapshots, original_key)
+
+    forget, retain = train_all.subset(split.forget), train_all.subset(split.retain)
+    task = UnlearningTask(
+        forget=forget, retain=retain,
+        validation=train_all.subset(split.validation) if len(split.validation) else None,
+        num_classes=data.num_classes, recipe=plan.recipe, normalize=data.normalize,
+        augment=data.augment, runtime=runtime, seed=seed,
+        mask=mask.to(runtime.device) if mask is not None else None,
+        new_model=lambda: new_model(derive_seed(seed, "unlearn/new-model")))
+
+    log(f"[seed {seed}] unlearning with {plan.config.method}")
+    model = copy.deepcopy(model)
+    torch.manual_seed(derive_seed(seed, "unlearn"))
+    with runtime.timer() as elapsed:
+        unlearned = plan.unlearner.unlearn(model, task)
+    rte = elapsed[0]
+    if not isinstance(unlearned, nn.Module):
+        raise UnlearnbenchError(f"unlearner {plan.config.method!r} returned {type(unlearned).__name__}, "
+                                f"expected the unlearned torch.nn.Module")
+    if mask is not None and (bad := mask.violations(unlearned)):
+        raise UnlearnbenchError(f"unlearner {plan.config.method!r} made {bad} pruned weights non-zero; "
+                                f"the mask must stay fixed (train with task.fit, or call task.mask.apply)")
+
+    log(f"[seed {seed}] evaluating")
+    test = data.test.subset(split.test).to(runtime.device)
+    shadow = torch.randperm(len(retain), generator=generator(seed, "mia-shadow"))[:len(test)]
+    start = time.perf_counter()
+    metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
+                       normalize=data.normalize, runtime=runtime, shadow_index=shadow)
+    eval_s = time.perf_counter() - start
+
+    record = _record(plan, seed, split, unlearned, metrics, rte,
+                     Timings(original_s, original_cached, prune_s, prune_cached, rte, eval_s))
+    record.save(Path(plan.config.output_dir) / f"{record.run_id}.json")
+    return record
+
+
+# -- the original model ------------------------------------------------------------------
+def _model_factory(plan: Plan, data: LoadedDataset) -> Callable[[int], nn.Module]:
+    def new_model(init_seed: int) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            model = build_model(plan.arch, num_classes=data.num_classes, in_chans=data.in_chans,
+                                image_size=data.image_size)
+        model = model.to(plan.runtime.device)
+        return model.to(memory_format=torch.channels_last) if plan.runtime.channels_last else model
+    return new_model
+
+
+def rewind_epoch(recipe: TrainRecipe) -> int:
+    """Epoch 8 of the reference's 182, scaled to the recipe's length (at least 1)."""
+    return max(1, round(REWIND_EPOCH * recipe.epochs / REFERENCE_EPOCHS)) if recipe.epochs else 0
+
+
+def _original(plan: Plan, data: LoadedDataset, train: ImageData, split: Split, seed: int,
+              new_model: Callable[[int], nn.Module]):
+    description = {
+        "format": CACHE_FORMAT, "kind": "original", "dataset": plan.config.dataset,
+        "dataset_params": plan.dataset.get_params(), "arch": plan.arch,
+        "recipe": plan.recipe.get_params(), "seed": seed, "train_split": split.train_hash,
+        "data": tensor_hash(data.train.images, data.train.labels),
+        "precision": plan.runtime.precision,
+    }
+    model = new_model(derive_seed(seed, "original/init"))
+    cached = plan.cache.load("originals", description)
+    if cached is not None:
+        model.load_state_dict(cached["state"], strict=True)
+        return model, cached["seconds"], True, cached["snapshots"], description
+
+    snapshots = {0: _cpu_state(model)}
+    keep_at = rewind_epoch(plan.recipe)
+
+    def snapshot(epoch: int, m: nn.Module) -> None:
+        if epoch == keep_at:
+            snapshots[epoch] = _cpu_state(m)
+
+    loader = _train_loader(plan, data, train, seed, "original/batches")
+    start = time.perf_counter()
+    fit(model, loader, plan.recipe, plan.runtime, desc="train original", on_epoch_end=snapshot)
+    plan.runtime.synchronize()
+    seconds = time.perf_counter() - start
+    plan.cache.save("originals", description,
+                    {"state": _cpu_state(model), "snapshots": snapshots, "seconds": seconds})
+    return model, seconds, False, snapshots, description
+
+
+def _pruned(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
+            new_model: Callable[[int], nn.Module], original: nn.Module,
+            snapshots: Mapping[int, Any], original_key: Mapping[str, Any]):
+    description = {"format": CACHE_FORMAT, "kind": "pruned", "original": original_key,
+                   "pruner": plan.config.pruner, "pruner_params": plan.pruner.get_params(),
+                   "sparsity": plan.config.sparsity}
+    model = new_model(derive_seed(seed, "pruned/init"))
+    cached = plan.cache.load("pruned", description)
+    if cached is not None:
+        mask = Mask(cached["mask"])
+        model.load_state_dict(cached["state"], strict=True)
+        mask.check_model(model)
+        return model, mask, cached["seconds"], True
+
+    task = PruningTask(
+        sparsity=plan.config.sparsity, train=train, recipe=plan.recipe, normalize=data.normalize,
+        augment=data.augment, runtime=plan.runtime, seed=seed,
+        new_model=lambda: new_model(derive_seed(seed, "pruned/new-model")),
+        dense_state=_cpu_state(original), snapshots=snapshots)
+    start = time.perf_counter()
+    torch.manual_seed(derive_seed(seed, "prune"))
+    model, mask = plan.pruner.prune(task)
+    plan.runtime.synchronize()
+    seconds = time.perf_counter() - start
+    if mask.violations(model):
+        raise UnlearnbenchError(f"pruner {plan.config.pruner!r} returned a model whose pruned "
+                                f"weights are not zero")
+    plan.cache.save("pruned", description,
+                    {"state": _cpu_state(model), "mask": mask.state_dict(), "seconds": seconds})
+    return model, mask, seconds, False
+
+
+def _train_loader(plan: Plan, data: LoadedDataset, train: ImageData, seed: int, stream: str):
+    from .data import DeviceLoader
+    return DeviceLoader(train, normalize=data.normalize, batch_size=plan.recipe.batch_size,
+                        shuffle=True, augment=data.augment, generator=generator(seed, stream),
+                        channels_last=plan.runtime.channels_last)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+# -- the record --------------------------------------------------------------------------
+def _record(plan: Plan, seed: int, split: Split, model: nn.Module, metrics, rte: float,
+            timings: Timings) -> RunRecord:
+    cfg = plan.config
+    roles = {"dataset": (DATASETS, cfg.dataset), "unlearner": (UNLEARNERS, cfg.method)}
+    if cfg.pruner:
+        roles["pruner"] = (PRUNERS, cfg.pruner)
+    origins = {role: reg.origin(name) for role, (reg, name) in roles.items()}
+    packages = {o.package: o.version or "?" for o in origins.values()}
+    pruning = f"{cfg.pruner}{cfg.sparsity:g}" if cfg.pruner else "dense"
+    run_id = re.sub(r"[^A-Za-z0-9_.+-]+", "_",
+                    f"{cfg.dataset}-{plan.arch}-{plan.forget}-{cfg.method}-{pruning}-seed{seed}")
+    runtime = plan.runtime
+    return RunRecord(
+        run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        dataset=cfg.dataset, arch=plan.arch, forget=str(plan.forget), scenario=plan.forget.scenario,
+        method=cfg.method, pruner=cfg.pruner, target_sparsity=cfg.sparsity, seed=seed,
+        sparsity=weight_sparsity(model),
+        metrics=MetricValues(UA=metrics.UA, MIA=metrics.MIA, RA=metrics.RA, TA=metrics.TA, RTE=rte),
+        timings=timings,
+        split=SplitInfo(split.hash, len(split.train), len(split.validation), len(split.forget),
+                        len(split.retain), len(split.test)),
+        environment=Environment(
+            python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
+            unlearnbench=md.version("unlearnbench"), device=str(runtime.device),
+            device_name=runtime.device_name, precision=runtime.precision, packages=packages),
+        config={"method_params": plan.unlearner.get_params(),
+                "dataset_params": plan.dataset.get_params(),
+                "pruner_params": plan.pruner.get_params() if plan.pruner else None,
+                "recipe": plan.recipe.get_params(), "val_fraction": cfg.val_fraction,
+                "forget": str(plan.forget), "arch": plan.arch},
+        components={role: f"{name} ({origins[role]})" for role, (_, name) in roles.items()})

@@ -1,0 +1,83 @@
+"""The metrics of Jia et al. 2023, all in percent: UA, MIA-Efficacy, RA, TA.
+
+* UA = 100 - accuracy on the forget set; RA = accuracy on the retain set; TA = accuracy on
+  the test set (class-wise forgetting: without the forgotten class).
+* MIA-Efficacy = share of the forget set that a membership-inference attack calls
+  "non-member". The attack is the paper's: feature = softmax probability of the true label;
+  classifier = ``SVC(C=3, gamma="auto", kernel="rbf")`` trained on ``|test|`` retain examples
+  (members, label 1) against the test set (non-members, label 0); then applied to the forget
+  set. Models are evaluated in eval mode without augmentation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import DeviceLoader, ImageData, Normalize
+from .runtime import Runtime
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Percent of rows whose arg-max equals the label."""
+    if len(labels) == 0:
+        return float("nan")
+    return 100.0 * (logits.argmax(dim=1) == labels).double().mean().item()
+
+
+def true_label_confidence(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """Softmax probability of each example's true label (the attack's feature)."""
+    probs = torch.softmax(logits.double(), dim=1)
+    return probs.gather(1, labels.view(-1, 1)).flatten().cpu().numpy()
+
+
+def mia_efficacy(member: np.ndarray, non_member: np.ndarray, target: np.ndarray) -> float:
+    """Percent of ``target`` that an SVC trained on member-vs-non-member features calls non-member."""
+    from sklearn.svm import SVC
+
+    features = np.concatenate([member, non_member]).reshape(-1, 1)
+    is_member = np.concatenate([np.ones(len(member)), np.zeros(len(non_member))])
+    attack = SVC(C=3, gamma="auto", kernel="rbf").fit(features, is_member)
+    return 100.0 * float(1.0 - attack.predict(np.asarray(target).reshape(-1, 1)).mean())
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: ImageData, normalize: Normalize, runtime: Runtime,
+            batch_size: int = 1024) -> torch.Tensor:
+    """Logits (float32, on the CPU) of ``model`` in eval mode, no augmentation."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    loader = DeviceLoader(data, normalize=normalize, batch_size=batch_size,
+                          channels_last=runtime.channels_last)
+    for x, _ in loader:
+        with runtime.autocast():
+            outputs.append(model(x).float().cpu())
+    model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    UA: float
+    MIA: float
+    RA: float
+    TA: float
+
+
+def evaluate(model: nn.Module, *, forget: ImageData, retain: ImageData, test: ImageData,
+             normalize: Normalize, runtime: Runtime, shadow_index: torch.Tensor) -> Metrics:
+    """All four metrics; ``shadow_index`` picks the retain examples used as attack members."""
+    logits = {name: predict(model, data, normalize, runtime)
+              for name, data in (("forget", forget), ("retain", retain), ("test", test))}
+    labels = {"forget": forget.labels.cpu(), "retain": retain.labels.cpu(), "test": test.labels.cpu()}
+    shadow = shadow_index.cpu()
+    mia = mia_efficacy(true_label_confidence(logits["retain"][shadow], labels["retain"][shadow]),
+                       true_label_confidence(logits["test"], labels["test"]),
+                       true_label_confidence(logits["forget"], labels["forget"]))
+    return Metrics(UA=100.0 - accuracy(logits["forget"], labels["forget"]), MIA=mia,
+                   RA=accuracy(logits["retain"], labels["retain"]),
+                   TA=accuracy(logits["test"], labels["test"]))

@@ -1,0 +1,1 @@
+"""unlearnbench's own small architectures (any timm architecture works by name too)."""

@@ -1,0 +1,75 @@
+"""Where and how a run computes: device, precision, and reproducible random streams."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from .errors import ConfigError
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+
+    @classmethod
+    def resolve(cls, device: str = "auto", precision: Precision = "auto") -> Runtime:
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            dev = torch.device(device)
+        except RuntimeError as exc:
+            raise ConfigError(f"--device {device!r} is invalid: expected auto, cpu, cuda or cuda:N") from exc
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"--device {device!r} was asked for but torch sees no CUDA device")
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"precision {precision!r} is invalid: expected auto, fp32 or bf16")
+        if precision == "auto":
+            precision = "bf16" if dev.type == "cuda" else "fp32"
+        return cls(dev, precision, channels_last=dev.type == "cuda")
+
+    @property
+    def device_name(self) -> str:
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        import platform
+        return f"cpu ({platform.processor() or platform.machine()})"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextlib.contextmanager
+    def timer(self) -> Iterator[list[float]]:
+        """Wall-clock seconds of the block, with the device synchronized at both ends."""
+        result: list[float] = []
+        self.synchronize()
+        start = time.perf_counter()
+        yield result
+        self.synchronize()
+        result.append(time.perf_counter() - start)
+
+
+def derive_seed(seed: int, stream: str) -> int:
+    """An independent 63-bit seed for a named random stream of a trial."""
+    digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def generator(seed: int, stream: str) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(seed, stream))

@@ -1,0 +1,91 @@
+"""Crash-safe files: atomic writes, and a checksummed cache of trained models.
+
+A file is written to a temporary name in its folder, flushed to disk, then renamed over the
+target, so a killed process leaves either the old file or the new one, never half of one.
+Cache entries carry a sha256 sidecar and the full description of what produced them; an
+entry whose checksum or description does not match is reported and rebuilt, never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def stable_hash(description: Mapping[str, Any]) -> str:
+    """sha256 of a JSON description (keys sorted), the cache key of what it describes."""
+    return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class CheckpointCache:
+    """``root/<kind>/<key>.pt`` + ``<key>.sha256``, keyed by :func:`stable_hash` of a description."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).expanduser()
+
+    def path(self, kind: str, description: Mapping[str, Any]) -> Path:
+        return self.root / kind / f"{stable_hash(description)}.pt"
+
+    def load(self, kind: str, description: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The cached payload, or None if absent; a damaged entry warns and counts as absent."""
+        path = self.path(kind, description)
+        checksum = path.with_suffix(".sha256")
+        if not path.exists():
+            return None
+        problem = None
+        data = path.read_bytes()
+        if not checksum.exists():
+            problem = "its checksum file is missing (an interrupted write?)"
+        elif hashlib.sha256(data).hexdigest() != checksum.read_text().strip():
+            problem = "its contents do not match the recorded sha256"
+        else:
+            try:
+                entry = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            except Exception as exc:
+                problem = f"it cannot be read ({type(exc).__name__}: {exc})"
+            else:
+                if json.loads(json.dumps(description, default=str)) != entry.get("description"):
+                    problem = "it was produced by a different configuration"
+                else:
+                    return entry["payload"]
+        warnings.warn(f"ignoring damaged cache entry {path}: {problem}; rebuilding it", stacklevel=2)
+        return None
+
+    def save(self, kind: str, description: Mapping[str, Any], payload: dict[str, Any]) -> Path:
+        path = self.path(kind, description)
+        buffer = io.BytesIO()
+        torch.save({"description": json.loads(json.dumps(description, default=str)),
+                    "payload": payload}, buffer)
+        data = buffer.getvalue()
+        path.with_suffix(".sha256").unlink(missing_ok=True)
+        atomic_write_bytes(path, data)
+        atomic_write_text(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest())
+        return path

@@ -1,0 +1,85 @@
+"""The one training loop every method shares.
+
+Methods differ only where they really differ: the data they iterate and the loss of a batch
+(``loss(model, batch, progress)``, with ``progress`` the fraction of training done, so a
+penalty can follow a schedule). The optimizer (SGD), the learning-rate schedule, mixed
+precision and the pruning mask are handled here once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sized
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .masks import Mask
+from .params import Configurable, param
+from .runtime import Runtime
+
+LossFn = Callable[[nn.Module, Any, float], torch.Tensor]
+
+
+class TrainRecipe(Configurable):
+    """SGD with momentum and a learning-rate schedule over a number of epochs."""
+
+    epochs: int = param(10, ge=0, help="passes over the data")
+    lr: float = param(0.1, gt=0, help="peak learning rate")
+    momentum: float = param(0.9, ge=0, lt=1, help="SGD momentum")
+    weight_decay: float = param(5e-4, ge=0, help="L2 weight decay")
+    batch_size: int = param(256, ge=1, help="examples per step")
+    schedule: Literal["step", "constant", "cosine"] = param("step", help="learning-rate schedule")
+    milestones: tuple[float, ...] = param((0.5, 0.75), help="'step': fractions of training where lr decays")
+    lr_decay: float = param(0.1, gt=0, le=1, help="'step': factor at each milestone")
+
+    def lr_at(self, progress: float) -> float:
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "cosine":
+            return 0.5 * self.lr * (1 + math.cos(math.pi * progress))
+        epoch = progress * self.epochs
+        passed = sum(1 for m in self.milestones if epoch >= int(m * self.epochs))
+        return self.lr * self.lr_decay ** passed
+
+    def replace(self, **changes: Any) -> TrainRecipe:
+        return type(self).from_params({**self.get_params(), **changes})
+
+
+def cross_entropy(model: nn.Module, batch: Any, progress: float) -> torch.Tensor:
+    x, y = batch
+    return F.cross_entropy(model(x), y)
+
+
+def make_sgd(model: nn.Module, recipe: TrainRecipe, runtime: Runtime) -> torch.optim.SGD:
+    fused = runtime.device.type == "cuda"
+    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                           weight_decay=recipe.weight_decay, fused=fused or None)
+
+
+def fit(model: nn.Module, batches: Iterable[Any], recipe: TrainRecipe, runtime: Runtime, *,
+        loss: LossFn = cross_entropy, mask: Mask | None = None, desc: str = "train",
+        on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> nn.Module:
+    """Train ``model`` in place for ``recipe.epochs`` passes over ``batches``; returns it."""
+    optimizer = make_sgd(model, recipe, runtime)
+    steps = len(batches) if isinstance(batches, Sized) else None
+    apply_mask = mask.bind(model) if mask is not None else (lambda: None)
+    apply_mask()
+    model.train()
+    for epoch in tqdm(range(recipe.epochs), desc=desc, unit="epoch", leave=False, disable=None):
+        for i, batch in enumerate(batches):
+            progress = (epoch + (i / steps if steps else 0.0)) / max(recipe.epochs, 1)
+            for group in optimizer.param_groups:
+                group["lr"] = recipe.lr_at(progress)
+            optimizer.zero_grad(set_to_none=True)
+            with runtime.autocast():
+                value = loss(model, batch, progress)
+            value.backward()
+            optimizer.step()
+            apply_mask()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, model)
+    return model

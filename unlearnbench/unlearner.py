@@ -1,0 +1,78 @@
+"""The unlearner contract, and the task an unlearner receives.
+
+A plugin implements one class::
+
+    class MyUnlearner(Unlearner):
+        \"\"\"Cite the paper; say where each default comes from.\"\"\"
+        epochs: int = param(5, ge=1)
+        lr: float = param(1e-3, gt=0)
+
+        def unlearn(self, model, task):
+            recipe = TrainRecipe(epochs=self.epochs, lr=self.lr, schedule="constant")
+            return task.fit(model, task.loader(task.retain), recipe)
+
+Hyperparameters are typed, keyword-only and validated before any training starts. The
+harness times exactly the ``unlearn`` call (RTE).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from .data import Augment, DeviceLoader, ImageData, Normalize
+from .masks import Mask
+from .params import Configurable
+from .runtime import Runtime, generator
+from .training import LossFn, TrainRecipe, cross_entropy, fit
+
+
+@dataclass(frozen=True)
+class UnlearningTask:
+    """Everything an unlearner may use; all tensors are already on ``runtime.device``.
+
+    ``forget`` and ``retain`` partition exactly the training split the original model saw.
+    ``validation`` is the held-out part of the training set (never trained on), for
+    hyperparameter searches; the test set is deliberately absent.
+    """
+
+    forget: ImageData
+    retain: ImageData
+    validation: ImageData | None
+    num_classes: int
+    recipe: TrainRecipe
+    normalize: Normalize
+    augment: Augment
+    runtime: Runtime
+    seed: int
+    mask: Mask | None
+    new_model: Callable[[], nn.Module]
+
+    def generator(self, stream: str):
+        """A CPU ``torch.Generator`` for a named random stream of this trial."""
+        return generator(self.seed, stream)
+
+    def loader(self, data: ImageData, *, batch_size: int | None = None, shuffle: bool = True,
+               augment: bool = True, stream: str = "loader") -> DeviceLoader:
+        return DeviceLoader(data, normalize=self.normalize,
+                            batch_size=batch_size or self.recipe.batch_size, shuffle=shuffle,
+                            augment=self.augment if augment else None,
+                            generator=self.generator(stream),
+                            channels_last=self.runtime.channels_last)
+
+    def fit(self, model: nn.Module, batches: Iterable[Any], recipe: TrainRecipe, *,
+            loss: LossFn = cross_entropy, desc: str = "unlearn") -> nn.Module:
+        """The shared training loop, with this task's mask and runtime."""
+        return fit(model, batches, recipe, self.runtime, loss=loss, mask=self.mask, desc=desc)
+
+
+class Unlearner(Configurable, abc.ABC):
+    """Base class of every unlearning method (see the module docstring)."""
+
+    @abc.abstractmethod
+    def unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
+        """Return the unlearned model (it may be ``model`` itself, modified in place)."""
