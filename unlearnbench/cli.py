@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", type=Path, default=Path("~/.cache/unlearnbench"))
     run.add_argument("--output", type=Path, default=Path("results"), help="folder for run records")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                     help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    run.add_argument("--compile", default="none",
+                     choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+                     help="torch.compile the training loop's model (warm-up excluded from RTE)")
 
     ls = sub.add_parser("ls", help="list registered components and where they come from")
     ls.add_argument("kind", nargs="?", choices=["datasets", "models", "pruners", "unlearners"])
@@ -83,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pruner_params=_key_values(args.pruner_param, "--pruner-param"), forget=args.forget,
         seeds=_seeds(args.seeds), train_params=_key_values(args.train, "--train"),
         val_fraction=args.val_fraction, data_root=args.data_root, download=args.download,
-        cache_dir=args.cache_dir, output_dir=args.output, device=args.device, precision=args.precision)
+        cache_dir=args.cache_dir, output_dir=args.output, device=args.device, precision=args.precision,
+        compile=args.compile)
     records = run(config, log=lambda m: print(m, file=sys.stderr, flush=True))
     for r in records:
         m = r.metrics

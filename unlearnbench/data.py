@@ -8,6 +8,7 @@ cost of a classic ``DataLoader``; on a CPU it is the same code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -62,19 +63,21 @@ class Augment:
     hflip: bool = False
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment a batch; ``generator`` lives on the images' device, so no host round trip."""
         n, _, h, w = images.shape
+        device = images.device
         if self.crop_padding:
             p = self.crop_padding
             padded = torch.nn.functional.pad(images, (p, p, p, p))
-            dy = torch.randint(0, 2 * p + 1, (n,), generator=generator).to(images.device)
-            dx = torch.randint(0, 2 * p + 1, (n,), generator=generator).to(images.device)
-            rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
-            cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
-            batch = torch.arange(n, device=images.device)[:, None, None, None]
-            channel = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
+            dy = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=device)
+            dx = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=device)
+            rows = (dy[:, None] + torch.arange(h, device=device))[:, None, :, None]
+            cols = (dx[:, None] + torch.arange(w, device=device))[:, None, None, :]
+            batch = torch.arange(n, device=device)[:, None, None, None]
+            channel = torch.arange(images.shape[1], device=device)[None, :, None, None]
             images = padded[batch, channel, rows, cols]
         if self.hflip:
-            flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+            flip = torch.rand(n, generator=generator, device=device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(3), images)
         return images
 
@@ -87,9 +90,17 @@ class Normalize:
     std: tuple[float, ...]
 
     def __call__(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=images.device, dtype=dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=images.device, dtype=dtype).view(1, -1, 1, 1)
-        return (images.to(dtype) / 255.0 - mean) / std
+        scale, shift = _affine(self.mean, self.std, images.device, dtype)
+        return images.to(dtype) * scale + shift  # == (x / 255 - mean) / std, one fused pass
+
+
+@functools.lru_cache(maxsize=32)
+def _affine(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
+            dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel scale and shift, built once per device (no host copy per batch)."""
+    m = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
+    return (1 / (255 * s)).to(device, dtype), (-m / s).to(device, dtype)
 
 
 class DeviceLoader:
@@ -111,14 +122,17 @@ class DeviceLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.data)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        order = order.to(self.data.device)
+        n, device = len(self.data), self.data.device
+        # One draw from the (CPU) stream seeds this epoch's generator on the data's device.
+        epoch_seed = int(torch.randint(2**62, (1,), generator=self.generator))
+        g = torch.Generator(device=device).manual_seed(epoch_seed)
+        order = torch.randperm(n, generator=g, device=device) if self.shuffle \
+            else torch.arange(n, device=device)
         for i in range(len(self)):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
             images = self.data.images[index]
             if self.augment is not None:
-                images = self.augment(images, self.generator)
+                images = self.augment(images, g)
             x = self.normalize(images)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

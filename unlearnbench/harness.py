@@ -62,6 +62,7 @@ class RunConfig:
     output_dir: Path = Path("results")
     device: str = "auto"
     precision: str = "auto"
+    compile: str = "none"
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def prepare(config: RunConfig) -> Plan:
     if not config.seeds:
         raise ConfigError("--seeds is empty: expected at least one seed")
     return Plan(config, dataset, arch, recipe, unlearner, pruner, ForgetSpec.parse(config.forget),
-                Runtime.resolve(config.device, config.precision), CheckpointCache(config.cache_dir))
+                Runtime.resolve(config.device, config.precision, config.compile), CheckpointCache(config.cache_dir))
 
 
 def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None) -> list[RunRecord]:
@@ -138,6 +139,7 @@ def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
         mask=mask.to(runtime.device) if mask is not None else None,
         new_model=lambda: new_model(derive_seed(seed, "unlearn/new-model")))
 
+    warmup_s = warm_up(model, task)
     log(f"[seed {seed}] unlearning with {plan.config.method}")
     model = copy.deepcopy(model)
     torch.manual_seed(derive_seed(seed, "unlearn"))
@@ -160,9 +162,28 @@ def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
     eval_s = time.perf_counter() - start
 
     record = _record(plan, seed, split, unlearned, metrics, rte,
-                     Timings(original_s, original_cached, prune_s, prune_cached, rte, eval_s))
+                     Timings(original_s, original_cached, prune_s, prune_cached, rte, eval_s, warmup_s))
     record.save(Path(plan.config.output_dir) / f"{record.run_id}.json")
     return record
+
+
+def warm_up(model: nn.Module, task: UnlearningTask) -> float:
+    """Seconds of one-time costs paid before the timed call: a training step and an
+    evaluation pass on a throwaway copy trigger cuDNN autotuning and compilation for the
+    shapes the unlearner will use, so that RTE measures the method, not the warm-up."""
+    runtime = task.runtime
+    probe = copy.deepcopy(model)
+    net = runtime.compiled(probe)
+    x, y = next(iter(task.loader(task.retain, stream="warm-up")))
+    with runtime.timer() as elapsed:
+        probe.train()
+        with runtime.autocast():
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        probe.eval()
+        with torch.no_grad(), runtime.autocast():
+            net(x)
+    return elapsed[0]
 
 
 # -- the original model ------------------------------------------------------------------
@@ -282,7 +303,8 @@ def _record(plan: Plan, seed: int, split: Split, model: nn.Module, metrics, rte:
         environment=Environment(
             python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
             unlearnbench=md.version("unlearnbench"), device=str(runtime.device),
-            device_name=runtime.device_name, precision=runtime.precision, packages=packages),
+            device_name=runtime.device_name, precision=runtime.precision, packages=packages,
+            compile=runtime.compile),
         config={"method_params": plan.unlearner.get_params(),
                 "dataset_params": plan.dataset.get_params(),
                 "pruner_params": plan.pruner.get_params() if plan.pruner else None,

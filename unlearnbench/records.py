@@ -36,6 +36,7 @@ class Timings:
     prune_cached: bool
     unlearn_s: float
     eval_s: float
+    warmup_s: float = 0.0  # one-time warm-up (cuDNN autotuning, compilation), excluded from RTE
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Environment:
     device_name: str
     precision: str
     packages: dict[str, str]  # every distribution that supplied a component used by the run
+    compile: str = "none"  # torch.compile mode of the training loop
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import torch
 from .errors import ConfigError
 
 Precision = Literal["auto", "fp32", "bf16"]
+CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"]
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
 @dataclass(frozen=True)
@@ -21,9 +23,11 @@ class Runtime:
     device: torch.device
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
+    compile: CompileMode = "none"
 
     @classmethod
-    def resolve(cls, device: str = "auto", precision: Precision = "auto") -> Runtime:
+    def resolve(cls, device: str = "auto", precision: Precision = "auto",
+                compile: CompileMode = "none") -> Runtime:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
@@ -36,7 +40,15 @@ class Runtime:
             raise ConfigError(f"precision {precision!r} is invalid: expected auto, fp32 or bf16")
         if precision == "auto":
             precision = "bf16" if dev.type == "cuda" else "fp32"
-        return cls(dev, precision, channels_last=dev.type == "cuda")
+        if compile not in COMPILE_MODES:
+            raise ConfigError(f"--compile {compile!r} is invalid: expected one of {', '.join(COMPILE_MODES)}")
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        return cls(dev, precision, channels_last=dev.type == "cuda", compile=compile)
+
+    def compiled(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` wrapped by ``torch.compile`` in this runtime's mode (shares its parameters)."""
+        return model if self.compile == "none" else torch.compile(model, mode=self.compile)
 
     @property
     def device_name(self) -> str:

@@ -68,6 +68,7 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: TrainRecipe, runtime: 
     steps = len(batches) if isinstance(batches, Sized) else None
     apply_mask = mask.bind(model) if mask is not None else (lambda: None)
     apply_mask()
+    net = runtime.compiled(model)
     model.train()
     for epoch in tqdm(range(recipe.epochs), desc=desc, unit="epoch", leave=False, disable=None):
         for i, batch in enumerate(batches):
@@ -76,7 +77,7 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: TrainRecipe, runtime: 
                 group["lr"] = recipe.lr_at(progress)
             optimizer.zero_grad(set_to_none=True)
             with runtime.autocast():
-                value = loss(model, batch, progress)
+                value = loss(net, batch, progress)
             value.backward()
             optimizer.step()
             apply_mask()
