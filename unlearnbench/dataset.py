@@ -49,3 +49,11 @@ class Dataset(Configurable, abc.ABC):
     @abc.abstractmethod
     def default_recipe(self) -> TrainRecipe:
         """How the original model is trained on this dataset by default."""
+
+    def fingerprint(self, root: Path | None) -> list | None:
+        """A JSON-able identity of the files ``load`` reads (names, sizes, mtimes), or None.
+
+        When given, the decoded tensors are cached, so slow decoding (e.g. 60,000 JPEGs)
+        happens once per set of files, not once per run.
+        """
+        return None

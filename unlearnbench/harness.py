@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .components import DATASETS, PRUNERS, UNLEARNERS, build_model, check_arch
-from .data import ImageData, tensor_hash
+from .data import Augment, ImageData, Normalize, tensor_hash
 from .dataset import Dataset, LoadedDataset
 from .errors import ConfigError, UnlearnbenchError
 from .masks import Mask, weight_sparsity
@@ -36,7 +36,7 @@ from .storage import CheckpointCache
 from .training import TrainRecipe, fit
 from .unlearner import Unlearner, UnlearningTask
 
-CACHE_FORMAT = 1  # bump when a change to training code makes old cached models stale
+CACHE_FORMAT = 2  # bump when a change to training code makes old cached models stale
 REWIND_EPOCH, REFERENCE_EPOCHS = 8, 182  # OMP/IMP rewind point of the reference recipe
 
 
@@ -109,8 +109,29 @@ def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None) -> li
 
 
 def load_data(plan: Plan) -> LoadedDataset:
-    root = plan.config.data_root
-    return plan.dataset.load(Path(root).expanduser() if root else None, plan.config.download)
+    """The dataset's tensors; decoded once per set of files when the dataset fingerprints them."""
+    root = Path(plan.config.data_root).expanduser() if plan.config.data_root else None
+    fingerprint = plan.dataset.fingerprint(root)
+    if fingerprint is None:
+        return plan.dataset.load(root, plan.config.download)
+    description = {"format": CACHE_FORMAT, "kind": "dataset", "dataset": plan.config.dataset,
+                   "params": plan.dataset.get_params(), "root": str(root.resolve()),
+                   "files": fingerprint}
+    cached = plan.cache.load("datasets", description)
+    if cached is not None:
+        return LoadedDataset(
+            ImageData(cached["train_images"], cached["train_labels"]),
+            ImageData(cached["test_images"], cached["test_labels"]), tuple(cached["class_names"]),
+            Normalize(tuple(cached["mean"]), tuple(cached["std"])),
+            Augment(cached["crop_padding"], cached["hflip"]))
+    data = plan.dataset.load(root, plan.config.download)
+    plan.cache.save("datasets", description, {
+        "train_images": data.train.images, "train_labels": data.train.labels,
+        "test_images": data.test.images, "test_labels": data.test.labels,
+        "class_names": list(data.class_names), "mean": list(data.normalize.mean),
+        "std": list(data.normalize.std), "crop_padding": data.augment.crop_padding,
+        "hflip": data.augment.hflip})
+    return data
 
 
 def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,

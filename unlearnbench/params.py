@@ -105,6 +105,8 @@ def _type_name(tp: Any) -> str:
         return " | ".join(_type_name(a) for a in get_args(tp))
     if get_origin(tp) is tuple:
         return f"tuple[{_type_name(get_args(tp)[0])}, ...]"
+    if tp is type(None):
+        return "None"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -128,7 +130,8 @@ def _check_value(cls: type, spec: ParamSpec, value: Any) -> Any:
 def _coerce(cls: type, spec: ParamSpec, tp: Any, value: Any) -> Any:
     origin = get_origin(tp)
     if origin is Literal:
-        if value not in get_args(tp):
+        # type-exact: True == 1 and 1.0 == 1, but neither is the choice 1
+        if not any(type(value) is type(choice) and value == choice for choice in get_args(tp)):
             raise _fail(cls, spec, value, f"one of {', '.join(map(repr, get_args(tp)))}")
         return value
     if origin in (typing.Union, types.UnionType):
@@ -178,7 +181,7 @@ def _parse_one(tp: Any, text: str) -> Any:
                 return choice
         raise ValueError(text)
     if get_origin(tp) is tuple:
-        return tuple(_parse_one(get_args(tp)[0], t) for t in text.split(",") if t.strip())
+        return tuple(_parse_one(get_args(tp)[0], t.strip()) for t in text.split(",") if t.strip())
     if tp is bool:
         lowered = text.lower()
         if lowered in ("1", "true", "yes", "on"):

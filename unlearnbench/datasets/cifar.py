@@ -62,6 +62,14 @@ class _Cifar(Dataset):
         return TrainRecipe(epochs=182, lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=256,
                            schedule="step", milestones=(0.5, 0.75), lr_decay=0.1)
 
+    def fingerprint(self, root: Path | None) -> list | None:
+        if root is None:
+            return None
+        root = Path(root).expanduser()
+        files = sorted((root / self.folder).glob("*")) if (root / self.folder).is_dir() \
+            else _parquet_files(root, "train") + _parquet_files(root, "test")
+        return [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns] for f in files] or None
+
     @property
     def dataset_name(self) -> str:
         return type(self).__name__
