@@ -96,7 +96,7 @@ def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
     text = tabulate(frame, headers="keys", tablefmt=tablefmt, showindex=False, disable_numparse=True)
     notes = ["Cells: mean ± std over seeds; (gap) = |metric - Retrain's| at the same pruning and "
              "scenario; Disparity Ave. = mean of the four gaps."]
-    devices = sorted(set(", ".join(summary["devices"]).split(", ")))
+    devices = sorted({r.environment.device_name for r in records})  # names may contain ", "
     if len(devices) > 1:
         notes.append("RTE was measured on different devices (" + "; ".join(devices)
                      + "): do not compare RTE across them.")

@@ -92,7 +92,7 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> RunRecord:
         version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
+        if type(version) is not int or version != SCHEMA_VERSION:  # true == 1 in Python
             raise CorruptFileError(f"{source}: schema_version {version!r} is not supported "
                                    f"(this unlearnbench reads version {SCHEMA_VERSION})")
         return _build(cls, data, source)
@@ -134,8 +134,8 @@ def _matches(tp: Any, value: Any) -> bool:
         return any(_matches(a, value) for a in typing.get_args(tp))
     if tp is type(None):
         return value is None
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp in (int, float):  # JSON's true/false are not numbers, though bool subclasses int
+        return isinstance(value, (int, float) if tp is float else int) and not isinstance(value, bool)
     if tp is Any:
         return True
     return isinstance(value, origin or tp)

@@ -98,6 +98,8 @@ def make_split(train_labels: torch.Tensor, test_labels: torch.Tensor, spec: Forg
         if not 0 <= k < num_classes:
             raise ConfigError(f"forget spec {spec}: class {k} does not exist; expected 0..{num_classes - 1}")
         in_forget = labels == k
+        if not in_forget.any():  # an empty forget set has no UA or MIA-Efficacy
+            raise ConfigError(f"forget spec {spec}: class {k} has no training examples to forget")
         test = torch.nonzero(test_labels != k).flatten()
     else:
         count = int(round(spec.value * len(train))) if spec.value < 1 else int(spec.value)

@@ -3,13 +3,20 @@
 Catastrophic forgetting as unlearning (Warnecke et al. 2021; Jia et al. 2023, Sec. 3).
 Defaults from the reference settings in Jia et al. 2023: 10 epochs, constant lr 0.01, SGD
 momentum 0.9, weight decay 5e-4; batch 256 (the reference launcher's).
+
+The class is also the skeleton of every method that is "constant-lr SGD on one part of the
+training set with some loss" (GA, sparse FT): a subclass overrides :meth:`FineTune.data`
+and :meth:`FineTune.loss`, and nothing else of the loop.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import nn
 
-from unlearnbench import TrainRecipe, Unlearner, UnlearningTask, param
+from unlearnbench import ImageData, TrainRecipe, Unlearner, UnlearningTask, cross_entropy, param
 
 
 class FineTune(Unlearner):
@@ -19,8 +26,21 @@ class FineTune(Unlearner):
     weight_decay: float = param(5e-4, ge=0)
     batch_size: int = param(256, ge=1)
 
+    def train_recipe(self) -> TrainRecipe:
+        """Constant-lr SGD, as in the reference's unlearning launcher."""
+        return TrainRecipe(epochs=self.epochs, lr=self.lr, momentum=self.momentum,
+                           weight_decay=self.weight_decay, batch_size=self.batch_size,
+                           schedule="constant")
+
+    def data(self, task: UnlearningTask) -> ImageData:
+        """The examples this method trains on."""
+        return task.retain
+
+    def loss(self, model: nn.Module, batch: Any, progress: float) -> torch.Tensor:
+        """The loss of one batch (``progress`` in [0, 1) lets a penalty follow a schedule)."""
+        return cross_entropy(model, batch, progress)
+
     def unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
-        recipe = TrainRecipe(epochs=self.epochs, lr=self.lr, momentum=self.momentum,
-                             weight_decay=self.weight_decay, batch_size=self.batch_size,
-                             schedule="constant")
-        return task.fit(model, task.loader(task.retain, batch_size=self.batch_size), recipe, desc="ft")
+        batches = task.loader(self.data(task), batch_size=self.batch_size)
+        return task.fit(model, batches, self.train_recipe(), loss=self.loss,
+                        desc=type(self).__name__)

@@ -1,0 +1,74 @@
+"""The step OMP and IMP share: prune by global weight magnitude, rewind, retrain with the mask.
+
+Magnitude pruning with weight rewinding follows Frankle et al. 2019/2020 ("Stabilizing the
+lottery ticket hypothesis", "Linear mode connectivity and the lottery ticket hypothesis") as
+used by Jia et al. 2023: scores are ``|w|`` over all prunable weights at once (global,
+unstructured; conv/linear weights outside the classifier head), the survivors are reset to
+their values at an early epoch of the dense run, and the sparse network is retrained with the
+mask held fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import nn
+
+from unlearnbench import ConfigError, Mask, PruningTask, prunable_weights
+
+Rewind = Literal["early", "init", "none"]
+
+
+def load_dense(task: PruningTask) -> nn.Module:
+    """A fresh model holding the trained dense original (strict: no silent key mismatch)."""
+    model = task.new_model()
+    model.load_state_dict(task.dense_state, strict=True)
+    return model
+
+
+def rewind_state(snapshots: Mapping[int, Mapping[str, torch.Tensor]],
+                 rewind: Rewind) -> Mapping[str, torch.Tensor] | None:
+    """The weights to rewind to: the early snapshot, the initialization, or None (keep).
+
+    "early" is the earliest non-zero epoch the dense run saved (the harness saves one: epoch
+    8 of the reference's 182, scaled to the recipe).
+    """
+    if rewind == "none":
+        return None
+    if rewind == "init":
+        return snapshots[0]
+    early = sorted(epoch for epoch in snapshots if epoch > 0)
+    if not early:
+        raise ConfigError(f"rewind='early' needs a snapshot after epoch 0, but the dense run saved "
+                          f"epochs {sorted(snapshots)}; use rewind=init or rewind=none")
+    return snapshots[early[0]]
+
+
+def magnitude_mask(model: nn.Module, sparsity: float, previous: Mask | None = None) -> Mask:
+    """Prune the globally smallest ``|w|`` to ``sparsity``, never reviving a pruned weight.
+
+    Entries ``previous`` already pruned score -1 (below every magnitude), so successive
+    masks are nested even when a kept weight is exactly zero.
+    """
+    scores = {}
+    for name, weight in prunable_weights(model).items():
+        score = weight.detach().abs()
+        if previous is not None:
+            score = torch.where(previous.keep[name].to(score.device), score, -1.0)
+        scores[name] = score
+    return Mask.from_scores(scores, sparsity)
+
+
+def prune_rewind_retrain(model: nn.Module, task: PruningTask, sparsity: float, *,
+                         rewind: Rewind, retrain_epochs: int | None,
+                         previous: Mask | None = None,
+                         desc: str = "retrain sparse") -> tuple[nn.Module, Mask]:
+    """One magnitude round on a trained ``model`` (modified in place): mask, rewind, retrain."""
+    mask = magnitude_mask(model, sparsity, previous)
+    state = rewind_state(task.snapshots, rewind)
+    if state is not None:
+        model.load_state_dict(state, strict=True)
+    recipe = task.recipe if retrain_epochs is None else task.recipe.replace(epochs=retrain_epochs)
+    return task.train_masked(model, mask, recipe=recipe, desc=desc), mask

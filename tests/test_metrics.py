@@ -1,0 +1,142 @@
+"""The paper's metrics on hand-built inputs with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.svm import SVC
+from torch import nn
+
+from unlearnbench.data import ImageData, Normalize
+from unlearnbench.metrics import accuracy, evaluate, mia_efficacy, predict, true_label_confidence
+from unlearnbench.runtime import Runtime
+
+CPU = Runtime.resolve("cpu", "fp32")
+IDENTITY = Normalize((0.0,), (1 / 255,))  # (x / 255 - 0) / (1 / 255) == x: pixels reach the model unchanged
+
+
+class PixelClassifier(nn.Module):
+    """Predicts the class written in pixel (0, 0), as logits ``scale * one_hot``."""
+
+    def __init__(self, num_classes: int, scale: float = 10.0):
+        super().__init__()
+        self.num_classes, self.scale = num_classes, scale
+        self.unused = nn.Linear(1, 1)  # a parameter, so the model is an ordinary module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        predicted = x[:, 0, 0, 0].round().long()
+        return self.scale * nn.functional.one_hot(predicted, self.num_classes).float()
+
+
+def images_predicting(classes: list[int], labels: list[int]) -> ImageData:
+    """Images whose pixel (0, 0) holds the class PixelClassifier will predict."""
+    images = torch.zeros(len(classes), 1, 4, 4, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.tensor(classes, dtype=torch.uint8)
+    return ImageData(images, torch.tensor(labels))
+
+
+# -- accuracy and confidence ----------------------------------------------------------------
+def test_accuracy_counts_argmax_hits_in_percent() -> None:
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.5, 0.1, 0.9], [1.0, 2.0, 0.0]])
+    labels = torch.tensor([0, 1, 1, 0])
+    assert accuracy(logits, labels) == 50.0
+    assert accuracy(logits, torch.tensor([0, 1, 2, 1])) == 100.0
+    assert math.isnan(accuracy(logits[:0], labels[:0]))
+
+
+def test_true_label_confidence_is_the_softmax_of_the_label() -> None:
+    logits = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, math.log(2.0)]], dtype=torch.float64)
+    labels = torch.tensor([2, 0])
+    by_hand = [math.exp(3) / (math.exp(1) + math.exp(2) + math.exp(3)), 1 / (1 + 1 + 2)]
+    np.testing.assert_allclose(true_label_confidence(logits, labels), by_hand, rtol=1e-12)
+
+
+def test_one_hot_logits_of_the_labels_give_full_accuracy() -> None:
+    labels = torch.tensor([3, 0, 2, 2, 1])
+    logits = nn.functional.one_hot(labels, 4).float()
+    assert accuracy(logits, labels) == 100.0
+
+
+# -- the membership-inference attack ----------------------------------------------------------------
+def _separable_features(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    members = rng.uniform(0.95, 1.0, n)  # confident on training data
+    non_members = rng.uniform(0.0, 0.6, n)
+    return members, non_members
+
+
+def test_mia_calls_test_like_forget_data_non_members() -> None:
+    members, non_members = _separable_features()
+    assert mia_efficacy(members, non_members, non_members.copy()) == pytest.approx(100.0, abs=1.0)
+    fresh = np.random.default_rng(1).uniform(0.0, 0.6, 300)  # unseen values of the same kind
+    assert mia_efficacy(members, non_members, fresh) == pytest.approx(100.0, abs=2.0)
+
+
+def test_mia_calls_member_like_forget_data_members() -> None:
+    members, non_members = _separable_features()
+    assert mia_efficacy(members, non_members, members.copy()) == pytest.approx(0.0, abs=1.0)
+
+
+def test_mia_is_the_papers_svc_exactly() -> None:
+    """Equal to a direct SVC(C=3, gamma="auto", kernel="rbf") fit and predict, on overlapping
+    random features and enough targets to run the threaded prediction path."""
+    rng = np.random.default_rng(7)
+    members = rng.beta(5, 1, 300)
+    non_members = rng.beta(2, 2, 300)
+    target = np.concatenate([rng.uniform(0, 1, 2500), members[:50], non_members[:50]])
+    direct = SVC(C=3, gamma="auto", kernel="rbf").fit(
+        np.concatenate([members, non_members]).reshape(-1, 1),
+        np.concatenate([np.ones(300), np.zeros(300)]))
+    expected = 100.0 * (1.0 - direct.predict(target.reshape(-1, 1)).mean())
+    assert 5.0 < expected < 95.0  # a case where the attack is neither trivially right nor wrong
+    assert mia_efficacy(members, non_members, target) == expected
+
+
+def test_mia_of_an_empty_forget_set_is_nan() -> None:
+    members, non_members = _separable_features(20)
+    assert math.isnan(mia_efficacy(members, non_members, np.array([])))
+
+
+# -- predict and evaluate ---------------------------------------------------------------------------
+def test_predict_returns_eval_mode_logits_and_restores_training_mode() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Dropout(0.9), nn.Linear(16, 3))
+    model.train()
+    data = ImageData(torch.randint(0, 255, (50, 1, 4, 4), dtype=torch.uint8), torch.zeros(50, dtype=torch.long))
+    logits = predict(model, data, IDENTITY, CPU, batch_size=7)
+    with torch.no_grad():
+        expected = model.eval()(data.images.float())
+    torch.testing.assert_close(logits, expected)  # no dropout: eval mode
+    model.train()
+    predict(model, data, IDENTITY, CPU)
+    assert model.training
+
+
+def test_evaluate_a_model_that_outputs_the_labels() -> None:
+    labels = [0, 1, 2, 3, 1, 2]
+    data = images_predicting(labels, labels)
+    metrics = evaluate(PixelClassifier(4), forget=data, retain=data, test=data, normalize=IDENTITY,
+                       runtime=CPU, shadow_index=torch.arange(6))
+    assert (metrics.UA, metrics.RA, metrics.TA) == (0.0, 100.0, 100.0)
+
+
+def test_evaluate_on_known_outputs() -> None:
+    """forget: 2 of 4 right; retain: all right; test: 6 of 8 right (2 wrong).
+
+    Attack: members = 8 retain examples, all at the high confidence c = e^10 / (e^10 + 3);
+    non-members = the test set, 6 at c and 2 at the low confidence 1 / (e^10 + 3). At c
+    members outnumber non-members (8 vs 6), at the low value only non-members lie, so the
+    attack calls exactly the two wrongly predicted forget examples non-members: MIA = 50.
+    """
+    forget = images_predicting([0, 1, 3, 0], [0, 1, 2, 2])
+    retain = images_predicting([0, 1, 2, 3] * 3, [0, 1, 2, 3] * 3)
+    test = images_predicting([0, 1, 2, 3, 0, 1, 1, 0], [0, 1, 2, 3, 0, 1, 2, 3])
+    shadow = torch.tensor([0, 2, 4, 5, 6, 7, 9, 11])
+    metrics = evaluate(PixelClassifier(4), forget=forget, retain=retain, test=test, normalize=IDENTITY,
+                       runtime=CPU, shadow_index=shadow)
+    assert metrics.UA == 50.0
+    assert metrics.RA == 100.0
+    assert metrics.TA == 75.0
+    assert metrics.MIA == 50.0
