@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .components import DATASETS, PRUNERS, UNLEARNERS, build_model, check_arch
+from .components import DATASETS, MODELS, PRUNERS, UNLEARNERS, build_model, check_arch
 from .data import Augment, ImageData, Normalize, tensor_hash
 from .dataset import Dataset, LoadedDataset
 from .errors import ConfigError, UnlearnbenchError
@@ -304,10 +304,15 @@ def _record(plan: Plan, seed: int, split: Split, model: nn.Module, metrics, rte:
             timings: Timings) -> RunRecord:
     cfg = plan.config
     roles = {"dataset": (DATASETS, cfg.dataset), "unlearner": (UNLEARNERS, cfg.method)}
+    if plan.arch in MODELS:
+        roles["model"] = (MODELS, plan.arch)
     if cfg.pruner:
         roles["pruner"] = (PRUNERS, cfg.pruner)
     origins = {role: reg.origin(name) for role, (reg, name) in roles.items()}
     packages = {o.package: o.version or "?" for o in origins.values()}
+    if "model" not in roles:
+        import timm
+        packages["timm"] = timm.__version__
     pruning = f"{cfg.pruner}{cfg.sparsity:g}" if cfg.pruner else "dense"
     run_id = re.sub(r"[^A-Za-z0-9_.+-]+", "_",
                     f"{cfg.dataset}-{plan.arch}-{plan.forget}-{cfg.method}-{pruning}-seed{seed}")

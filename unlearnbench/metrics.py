@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .data import DeviceLoader, ImageData, Normalize
+from .errors import ConfigError
 from .runtime import Runtime
 
 
@@ -87,7 +88,9 @@ def predict(model: nn.Module, data: ImageData, normalize: Normalize, runtime: Ru
         with runtime.autocast():
             outputs.append(model(x).float().cpu())
     model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0)
+    if not outputs:
+        raise ConfigError("cannot evaluate a model on an empty set of examples")
+    return torch.cat(outputs)
 
 
 @dataclass(frozen=True)

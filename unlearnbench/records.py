@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CorruptFileError, DataNotFoundError
+from .errors import ConfigError, CorruptFileError, DataNotFoundError
 from .storage import atomic_write_text
 
 SCHEMA_VERSION = 1
@@ -146,4 +146,13 @@ def load_records(folder: Path) -> list[RunRecord]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataNotFoundError(f"results folder {folder} does not exist")
-    return sorted((RunRecord.load(p) for p in folder.rglob("*.json")), key=lambda r: r.run_id)
+    seen: dict[str, Path] = {}
+    records = []
+    for path in sorted(folder.rglob("*.json")):
+        record = RunRecord.load(path)
+        if record.run_id in seen:  # the same trial twice would count as two seeds
+            raise ConfigError(f"run {record.run_id!r} is recorded twice, in {seen[record.run_id]} "
+                              f"and {path}; keep one of them")
+        seen[record.run_id] = path
+        records.append(record)
+    return sorted(records, key=lambda r: r.run_id)
