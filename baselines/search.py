@@ -5,12 +5,19 @@ Used to pick the defaults of FF's ``alpha``, IU's ``alpha`` and to report sparse
 harness (``unlearnbench.harness.run``), so it sees exactly the benchmark's data, splits,
 original model (cached) and mask. The criterion never touches the test set:
 
-    score = mean over seeds of ( |UA - UA_ref| + |RA - RA_ref| ) / 2
+    score = mean over seeds of max( |UA - UA_ref|, |RA - RA_ref| )
 
 where UA and RA are measured on the forget and retain sets and "ref" is Retrain (exact
 unlearning) at the same seed, run through the same harness. In class-wise forgetting this
 rewards forgetting the class (Retrain's UA is 100) while keeping the retain set (Retrain's
-RA); a candidate that destroys the model and one that does nothing both score badly. TA and
+RA). The worse of the two gaps counts, not their mean.
+
+A utility constraint comes first: only candidates whose mean RA is within ``ra_tolerance``
+(5 points) of the reference's are eligible. Without it, a candidate that destroys the model
+(UA 100, RA ~20: worst gap ~80) beats one that does nothing (UA 0: gap 100), as it does under
+the paper's own Disparity Ave. in class-wise forgetting; such a default would be useless. If
+no candidate keeps the retain set, the best score over all candidates is returned and the
+table says so. TA and
 MIA-Efficacy are excluded: both use the test set (MIA's attack is trained on it). Ties go to
 the earliest candidate, so list grids from the gentlest value to the strongest. The records
 of every candidate are kept under ``output_dir`` for inspection.
@@ -32,6 +39,7 @@ from typing import Any
 
 from unlearnbench.harness import RunConfig, run
 from unlearnbench.records import RunRecord
+from unlearnbench.splits import ForgetSpec
 
 
 @dataclass(frozen=True)
@@ -49,18 +57,29 @@ class SearchResult:
     reference_UA: float
     reference_RA: float
     candidates: list[Candidate]
+    ra_tolerance: float = 5.0
+
+    def eligible(self, candidate: Candidate) -> bool:
+        return candidate.RA >= self.reference_RA - self.ra_tolerance
 
     @property
     def best(self) -> Candidate:
-        return min(self.candidates, key=lambda c: c.score)  # min is stable: ties -> first
+        pool = [c for c in self.candidates if self.eligible(c)] or self.candidates
+        return min(pool, key=lambda c: c.score)  # min is stable: ties -> first
 
     def table(self) -> str:
         from tabulate import tabulate
         names = list(self.candidates[0].params) if self.candidates else []
-        rows = [[*c.params.values(), c.UA, c.RA, c.score, "<- best" if c is self.best else ""]
+        rows = [[*map(str, c.params.values()), f"{c.UA:.2f}", f"{c.RA:.2f}", f"{c.score:.2f}",
+                 "yes" if self.eligible(c) else "no", "<- best" if c is self.best else ""]
                 for c in self.candidates]
-        head = f"{self.reference}: UA {self.reference_UA:.2f}  RA {self.reference_RA:.2f}\n"
-        return head + tabulate(rows, headers=[*names, "UA", "RA", "score", ""], floatfmt=".2f")
+        head = (f"{self.reference}: UA {self.reference_UA:.2f}  RA {self.reference_RA:.2f}; "
+                f"eligible: RA >= {self.reference_RA - self.ra_tolerance:.2f}\n")
+        if not any(self.eligible(c) for c in self.candidates):
+            head += "no candidate keeps the retain set: best score over all candidates\n"
+        return head + tabulate(rows, headers=[*names, "UA", "RA", "score", "eligible", ""],
+                               disable_numparse=True,
+                               colalign=["right"] * (len(names) + 3) + ["left", "left"])
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -68,25 +87,37 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def gap_score(records: Sequence[RunRecord], reference: Mapping[int, RunRecord]) -> float:
-    """Mean over seeds of the average |UA| and |RA| gaps to the reference at the same seed."""
-    return _mean([(abs(r.metrics.UA - reference[r.seed].metrics.UA)
-                   + abs(r.metrics.RA - reference[r.seed].metrics.RA)) / 2 for r in records])
+    """Mean over seeds of the larger of the |UA| and |RA| gaps to the reference at that seed."""
+    return _mean([max(abs(r.metrics.UA - reference[r.seed].metrics.UA),
+                      abs(r.metrics.RA - reference[r.seed].metrics.RA)) for r in records])
 
 
 def search(method: str, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str, Any] | None = None,
            seeds: Sequence[int] = (0,), dataset: str = "digits", forget: str = "class:0",
            pruner: str | None = None, sparsity: float | None = None, reference: str = "retrain",
            cache_dir: Path, output_dir: Path, device: str = "auto",
+           reference_records: Sequence[RunRecord] | None = None, ra_tolerance: float = 5.0,
            log: Callable[[str], None] = lambda m: None) -> SearchResult:
-    """Run ``method`` for every combination in ``grid`` and score it (module docstring)."""
+    """Run ``method`` for every combination in ``grid`` and score it (module docstring).
+
+    ``reference_records`` (one per seed, from an earlier search of the same setting) spares
+    re-running the reference.
+    """
     def config(name: str, params: Mapping[str, Any], out: Path) -> RunConfig:
         return RunConfig(method=name, method_params=dict(params), dataset=dataset, forget=forget,
                          pruner=pruner, sparsity=sparsity, seeds=tuple(seeds),
                          cache_dir=Path(cache_dir), output_dir=out, device=device)
 
     output_dir = Path(output_dir)
-    log(f"reference: {reference}")
-    ref = {r.seed: r for r in run(config(reference, {}, output_dir / reference), log=log)}
+    if reference_records is None:
+        log(f"reference: {reference}")
+        reference_records = run(config(reference, {}, output_dir / reference), log=log)
+    ref = {r.seed: r for r in reference_records}
+    if sorted(ref) != sorted(seeds) or any(
+            (r.method, r.dataset, r.forget, r.pruner) != (reference, dataset, str(ForgetSpec.parse(forget)), pruner)
+            for r in ref.values()):
+        raise ValueError(f"reference records do not match {reference} on {dataset} {forget} "
+                         f"(pruner {pruner}) for seeds {list(seeds)}")
     names = list(grid)
     candidates = []
     for i, values in enumerate(itertools.product(*(grid[n] for n in names))):
@@ -97,7 +128,7 @@ def search(method: str, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str
         candidates.append(Candidate(params, _mean([r.metrics.UA for r in records]),
                                     _mean([r.metrics.RA for r in records]), gap_score(records, ref)))
     return SearchResult(method, reference, _mean([r.metrics.UA for r in ref.values()]),
-                        _mean([r.metrics.RA for r in ref.values()]), candidates)
+                        _mean([r.metrics.RA for r in ref.values()]), candidates, ra_tolerance)
 
 
 def _grid_item(text: str) -> tuple[str, list[str]]:
@@ -118,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pruner", default=None)
     parser.add_argument("--sparsity", type=float, default=None)
     parser.add_argument("--reference", default="retrain")
+    parser.add_argument("--ra-tolerance", type=float, default=5.0,
+                        help="eligible: mean RA >= reference RA minus this (default 5 points)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/unlearnbench"))
     parser.add_argument("--output", type=Path, default=Path("results/search"))
@@ -126,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = search(args.method, dict(_grid_item(g) for g in args.grid), fixed=fixed,
                     seeds=[int(s) for s in args.seeds.split(",") if s.strip()],
                     dataset=args.dataset, forget=args.forget, pruner=args.pruner,
-                    sparsity=args.sparsity, reference=args.reference, cache_dir=args.cache_dir,
+                    sparsity=args.sparsity, reference=args.reference,
+                    ra_tolerance=args.ra_tolerance, cache_dir=args.cache_dir,
                     output_dir=args.output, device=args.device,
                     log=lambda m: print(m, file=sys.stderr, flush=True))
     print(result.table())

@@ -24,10 +24,18 @@ if [[ ! -f "$baseline" ]]; then
     exit 2
 fi
 
-exec python -m pytest benchmarks -q --benchmark-only \
+status=0
+python -m pytest benchmarks -q --benchmark-only \
     --benchmark-storage="file://benchmarks/baseline" \
     --benchmark-compare="$baseline" \
     --benchmark-compare-fail="${GATE_FAIL:-median:50%}" \
     --benchmark-columns=min,median,max,rounds \
     -W "$machine_warning" \
-    "$@"
+    "$@" || status=$?
+if [[ $status -ne 0 ]]; then
+    echo "gate: FAILED (exit $status): a benchmark's check failed or its median regressed beyond" \
+         "${GATE_FAIL:-median:50%} of $baseline (see 'Performance has regressed' above)" >&2
+else
+    echo "gate: passed (no benchmark regressed beyond ${GATE_FAIL:-median:50%} of $baseline)"
+fi
+exit $status

@@ -13,13 +13,16 @@ Both Image Classification and Generation" (ICLR 2024), Eq. (3)-(5), and their pu
 
 Non-salient weights are put back to their original values after every optimizer step, so
 neither weight decay nor momentum moves them (SGD updates each coordinate on its own, so the
-salient weights follow exactly the masked-gradient trajectory). With a pruning mask, pruned
-weights are never salient (they cannot change) and ``threshold`` is a fraction of the unpruned
-entries; the task's mask keeps them at zero as in every method.
+salient weights follow exactly the masked-gradient trajectory). The reference masks the
+gradients, and its latest ``RL.py`` also restores the masked weights after each step. With a
+pruning mask, pruned weights are never salient (they cannot change) and ``threshold`` is a
+fraction of the unpruned entries; the task's mask keeps them at zero as in every method.
 
 Defaults: ``threshold`` 0.5 (the ``with_0.5.pt`` saliency map of the reference README) and the
-README's CIFAR-10 example ``--unlearn_epochs 10 --unlearn_lr 0.013``; momentum 0.9, weight
-decay 5e-4 and batch 256 are the reference's argument defaults (as for RL).
+README's CIFAR-10 ResNet-18 example (10% random forgetting) ``--unlearn_epochs 10
+--unlearn_lr 0.013``; momentum 0.9, weight decay 5e-4 and batch 256 are the reference's argument
+defaults (as for RL). The paper tunes the lr per scenario; 0.013 is the one value its code
+documents.
 
 Differences from the reference, on purpose: the saliency gradient is that of the mean loss over
 the whole forget set, without augmentation (the reference sums per-batch mean gradients of its
