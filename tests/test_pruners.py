@@ -69,13 +69,14 @@ def _distinct_snapshots(task: PruningTask) -> dict[int, dict[str, torch.Tensor]]
 
 
 @pytest.mark.parametrize("rewind, epoch", [("early", 1), ("init", 0), ("none", 3)])
-@pytest.mark.parametrize("pruner_cls", [OneShotMagnitude, IterativeMagnitude])
-def test_magnitude_pruners_rewind_the_survivors(pruner_cls, rewind: str, epoch: int,
+@pytest.mark.parametrize("pruner_cls, params", [(OneShotMagnitude, {}),
+                                                (IterativeMagnitude, {"rate": 0.3})])  # 2 rounds
+def test_magnitude_pruners_rewind_the_survivors(pruner_cls, params: dict, rewind: str, epoch: int,
                                                 task: PruningTask) -> None:
     # A vanishing learning rate makes retraining a no-op on the weights, exposing the rewind.
     snapshots = _distinct_snapshots(task)
     frozen = dataclasses.replace(task, snapshots=snapshots, recipe=task.recipe.replace(lr=1e-12))
-    model, mask = pruner_cls(rewind=rewind, retrain_epochs=1).prune(frozen)
+    model, mask = pruner_cls(rewind=rewind, retrain_epochs=1, **params).prune(frozen)
     for name, weight in prunable_weights(model).items():
         expected = snapshots[epoch][name] * mask.keep[name]
         torch.testing.assert_close(weight.detach(), expected, rtol=0, atol=1e-8)

@@ -8,6 +8,7 @@ exactly zero under momentum, weight decay and any penalty.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import torch
@@ -52,7 +53,7 @@ class Mask:
     def from_scores(cls, scores: Mapping[str, torch.Tensor], sparsity: float) -> Mask:
         """Keep the globally highest-scoring ``1 - sparsity`` fraction of the entries."""
         flat = torch.cat([s.detach().flatten().float() for s in scores.values()])
-        n_prune = int(round(sparsity * flat.numel()))
+        n_prune = math.ceil(sparsity * flat.numel() - 1e-9)  # achieved sparsity >= target
         keep_flat = torch.ones_like(flat, dtype=torch.bool)
         if n_prune:
             keep_flat[torch.topk(flat, n_prune, largest=False, sorted=False).indices] = False
