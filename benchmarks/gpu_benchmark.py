@@ -36,13 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench import Augment, DeviceLoader, ImageData, TrainRecipe, UnlearningTask, build_model, fit
+from unlearnbench import Augment, DeviceLoader, ImageData, UnlearningTask, build_model, fit
 from unlearnbench.datasets.cifar import CIFAR_NORMALIZE, Cifar10
 from unlearnbench.harness import REFERENCE_EPOCHS, warm_up
 from unlearnbench.metrics import accuracy, evaluate, mia_efficacy, predict, true_label_confidence
-from unlearnbench.runtime import Runtime
+from unlearnbench.runtime import COMPILE_MODES, Runtime
 
-PARTS = ("reference", "bf16", "fp32", "eval", "ft", "accuracy")
+PARTS = ("reference", "bf16", "fp32", "loader", "plain", "compile", "eval", "ft", "accuracy")
+OPT_IN = ("loader", "plain", "compile", "accuracy")  # diagnostics: only when --parts names them
 RECIPE = Cifar10().default_recipe()  # lr 0.1, momentum 0.9, weight decay 5e-4, batch 256
 
 
@@ -173,7 +174,8 @@ def our_loader(data: ImageData, runtime: Runtime, batch_size: int, seed: int = 0
                         channels_last=runtime.channels_last)
 
 
-def run_ours(report: Report, train: ImageData, sizes: Sizes, args, runtime: Runtime) -> tuple[nn.Module, float]:
+def run_ours(report: Report, train: ImageData, sizes: Sizes, args, runtime: Runtime,
+             label: str = "") -> tuple[nn.Module, float]:
     """Mean epoch seconds of ``fit`` after a warm-up epoch; returns the trained model too."""
     model = new_model(runtime.device, runtime.channels_last)
     loader = our_loader(train, runtime, sizes.batch_size)
@@ -183,9 +185,48 @@ def run_ours(report: Report, train: ImageData, sizes: Sizes, args, runtime: Runt
         fit(model, loader, recipe.replace(epochs=args.epochs), runtime, desc="timed")
     seconds = elapsed[0] / args.epochs
     layout = ", channels_last" if runtime.channels_last else ""
-    report.add("epoch", f"ours: fit + DeviceLoader (uint8 on device), {runtime.precision}{layout}",
+    report.add("epoch", f"ours: fit + DeviceLoader (uint8 on device), {runtime.precision}{layout}{label}",
                seconds, f"mean of {_epochs(args.epochs)} after 1 warm-up epoch", TARGETS["epoch"])
     return model, seconds
+
+
+def run_loader_only(report: Report, train: ImageData, sizes: Sizes, args, runtime: Runtime) -> None:
+    """The data path alone: gather, crop, flip and normalize every batch of an epoch."""
+    loader = our_loader(train, runtime, sizes.batch_size)
+    for _ in loader:
+        pass
+    with runtime.timer() as elapsed:
+        for _ in range(args.epochs):
+            for _ in loader:
+                pass
+    report.add("epoch", "DeviceLoader alone (no model)", elapsed[0] / args.epochs,
+               f"mean of {_epochs(args.epochs)}; the data path's share of an epoch")
+
+
+def run_plain(report: Report, train: ImageData, sizes: Sizes, args, runtime: Runtime) -> None:
+    """A bare bf16 loop over the same batches (no schedule, no mask, no loss callback): how
+    much of an epoch is the shared loop's own overhead."""
+    model = new_model(runtime.device, runtime.channels_last)
+    loader = our_loader(train, runtime, sizes.batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=RECIPE.lr, momentum=RECIPE.momentum,
+                                weight_decay=RECIPE.weight_decay, fused=runtime.device.type == "cuda" or None)
+
+    def epoch() -> None:
+        for x, y in loader:
+            optimizer.zero_grad(set_to_none=True)
+            with runtime.autocast():
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+
+    model.train()
+    epoch()
+    with runtime.timer() as elapsed:
+        for _ in range(args.epochs):
+            epoch()
+    report.add("epoch", f"plain loop over the same DeviceLoader, {runtime.precision}"
+               f"{', channels_last' if runtime.channels_last else ''}", elapsed[0] / args.epochs,
+               f"mean of {_epochs(args.epochs)} after 1 warm-up epoch", TARGETS["epoch"])
 
 
 # -- evaluation, the attack, FT -----------------------------------------------------------
@@ -291,8 +332,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="full: 50k images, the paper's split sizes; small: a few dozen images (CPU check)")
     p.add_argument("--epochs", type=int, default=None, help="timed epochs per setting (default 2, small 1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--parts", default=",".join(p for p in PARTS if p != "accuracy"),
-                   help=f"comma-separated subset of {','.join(PARTS)} (accuracy needs --accuracy-epochs)")
+    p.add_argument("--parts", default=",".join(p for p in PARTS if p not in OPT_IN),
+                   help=f"comma-separated subset of {','.join(PARTS)}; {','.join(OPT_IN)} run only "
+                        f"when named (accuracy needs --accuracy-epochs)")
+    p.add_argument("--compile-mode", default="reduce-overhead",
+                   choices=[m for m in COMPILE_MODES if m != "none"],
+                   help="torch.compile mode of the 'compile' part (compilation happens in its warm-up)")
     p.add_argument("--reference-batches", type=int, default=None,
                    help="time only this many batches of the single-process reference epoch and extrapolate")
     p.add_argument("--accuracy-epochs", type=int, default=0, help="train this long in fp32 and bf16 and "
@@ -342,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
         model, bf16_epoch = run_ours(report, train, sizes, args, bf16)
     if "fp32" in args.parts:
         run_ours(report, train, sizes, args, fp32)
+    if "loader" in args.parts:
+        run_loader_only(report, train, sizes, args, bf16)
+    if "plain" in args.parts:
+        run_plain(report, train, sizes, args, bf16)
+    if "compile" in args.parts:
+        compiled = Runtime(bf16.device, "bf16", bf16.channels_last, compile=args.compile_mode)
+        run_ours(report, train, sizes, args, compiled, label=f", torch.compile {args.compile_mode}")
     if bf16_epoch is not None and sizes.train is None:
         report.add("retrain", f"Retrain, {REFERENCE_EPOCHS} epochs on 40.5k retain images, bf16",
                    bf16_epoch * REFERENCE_EPOCHS * sizes.retain / len(train),

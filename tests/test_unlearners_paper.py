@@ -102,7 +102,8 @@ def test_woodfisher_ihvp_is_the_exact_inverse_of_the_empirical_fisher() -> None:
     grads = per_example_grads(model, x, y, names)  # (30, 36), float32
     v = torch.randn(grads.shape[1], generator=torch.Generator().manual_seed(1))
     damping = 1.0  # the reference's implicit value
-    fisher = damping * torch.eye(grads.shape[1], dtype=torch.float64) + grads.double().T @ grads.double() / len(grads)
+    g64 = grads.double()
+    fisher = damping * torch.eye(g64.shape[1], dtype=torch.float64) + g64.T @ g64 / len(g64)
     exact = torch.linalg.solve(fisher, v.double())
 
     blocks = list(grads.split(7))  # uneven blocks exercise the block assembly
@@ -224,28 +225,52 @@ def test_ga_raises_the_forget_loss_more_with_a_larger_step() -> None:
     assert before < small < large and large > before + 0.5
 
 
+# -- the hyperparameter search's choice ----------------------------------------------------
+def test_search_picks_the_smallest_worst_gap_among_candidates_that_keep_the_retain_set() -> None:
+    from baselines.search import Candidate, SearchResult
+    cands = [Candidate({"a": 1}, UA=0.0, RA=100.0, score=100.0),    # does nothing
+             Candidate({"a": 2}, UA=40.0, RA=97.0, score=60.0),     # best eligible
+             Candidate({"a": 3}, UA=60.0, RA=97.0, score=60.0),     # tie: the earlier one wins
+             Candidate({"a": 4}, UA=100.0, RA=30.0, score=35.0)]    # destroys the model
+    result = SearchResult("m", "retrain", 100.0, 100.0, cands, ra_tolerance=5.0)
+    assert result.best.params == {"a": 2}
+    assert "<- best" in result.table().splitlines()[4]
+    weak = Candidate({"a": 5}, UA=50.0, RA=80.0, score=50.0)
+    none_eligible = SearchResult("m", "retrain", 100.0, 100.0, [weak, cands[3]])
+    assert none_eligible.best.params == {"a": 4} and "no candidate keeps" in none_eligible.table()
+
+
 # -- behaviour on digits, class-wise forgetting, through the harness -------------------------
-# Digits-scale settings: GA's and sparse FT's reference values assume ~100 and ~1,760 steps
-# (CIFAR-10), digits gives 5 and 50 (see the method docstrings and baselines/search.py).
-DIGITS_PARAMS = {"ft": {}, "ga": {"lr": 1e-2}, "sparse_ft": {"gamma": 1e-2}, "ff": {}, "iu": {}}
-RA_FLOOR = 85.0
+# Digits-scale settings. The reference's batch 256 gives only 5 steps per epoch on digits'
+# ~1,160 retain images, so the SGD methods use the digits recipe's batch 64; GA's lr and
+# sparse FT's gamma are the digits searches' choices (see the method docstrings). FF and IU
+# run with their defaults. Measured (UA, RA) on seeds 0, 1, 2: ft (0, 100) on each;
+# ga (93.8, 98.6), (91.4, 95.9), (85.9, 97.2); sparse_ft (100, 99.9), (100, 97.6), (100, 99.2).
+SEEDS = (0, 1, 2)
+DIGITS_PARAMS = {"ft": {"batch_size": 64}, "ga": {"batch_size": 64, "lr": 2e-3},
+                 "sparse_ft": {"batch_size": 64, "gamma": 1e-2}, "ff": {}, "iu": {}}
+UA_MARGIN_OVER_FT = 50.0
+RA_FLOOR = 90.0
 
 
 @pytest.fixture(scope="module")
 def digits_metrics(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """method -> seed -> metrics; the original model of each seed is trained once."""
     out = tmp_path_factory.mktemp("digits-records")
-    return {method: run(RunConfig(method=method, method_params=params, dataset="digits",
-                                  forget="class:0", seeds=(0,), cache_dir=shared_cache,
-                                  output_dir=out / method, device="cpu"))[0].metrics
+    return {method: {r.seed: r.metrics for r in run(RunConfig(
+                method=method, method_params=params, dataset="digits", forget="class:0",
+                seeds=SEEDS, cache_dir=shared_cache, output_dir=out / method, device="cpu"))}
             for method, params in DIGITS_PARAMS.items()}
 
 
-def test_ga_and_sparse_ft_forget_far_more_than_ft(digits_metrics: dict) -> None:
-    ft = digits_metrics["ft"].UA
-    for method in ("ga", "sparse_ft"):
-        assert digits_metrics[method].UA > ft + 30, (method, digits_metrics[method], ft)
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("method", ["ga", "sparse_ft"])
+def test_ga_and_sparse_ft_forget_far_more_than_ft(digits_metrics: dict, method: str, seed: int) -> None:
+    ft = digits_metrics["ft"][seed].UA
+    assert digits_metrics[method][seed].UA > ft + UA_MARGIN_OVER_FT, (digits_metrics[method][seed], ft)
 
 
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("method", list(DIGITS_PARAMS))
-def test_every_method_keeps_the_retain_set(digits_metrics: dict, method: str) -> None:
-    assert digits_metrics[method].RA > RA_FLOOR, digits_metrics[method]
+def test_every_method_keeps_the_retain_set(digits_metrics: dict, method: str, seed: int) -> None:
+    assert digits_metrics[method][seed].RA > RA_FLOOR, digits_metrics[method][seed]
