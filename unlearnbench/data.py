@@ -71,11 +71,14 @@ class Augment:
             padded = torch.nn.functional.pad(images, (p, p, p, p))
             dy = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=device)
             dx = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=device)
-            rows = (dy[:, None] + torch.arange(h, device=device))[:, None, :, None]
-            cols = (dx[:, None] + torch.arange(w, device=device))[:, None, None, :]
-            batch = torch.arange(n, device=device)[:, None, None, None]
-            channel = torch.arange(images.shape[1], device=device)[None, :, None, None]
-            images = padded[batch, channel, rows, cols]
+            # One gather over the flattened padded images: window origin + fixed pixel grid.
+            width = w + 2 * p
+            grid = (torch.arange(h, device=device)[:, None] * width
+                    + torch.arange(w, device=device)).flatten()
+            index = (dy * width + dx)[:, None] + grid
+            flat = padded.flatten(2)
+            index = index[:, None, :].expand(n, flat.shape[1], h * w)
+            images = flat.gather(2, index).view(n, -1, h, w)
         if self.hflip:
             flip = torch.rand(n, generator=generator, device=device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(3), images)
