@@ -29,7 +29,7 @@ fell; a method that could overfit the retain set would need the validation split
 Command line (the docstrings of the methods quote its output)::
 
     python -m baselines.search ff alpha=1e-8,1e-7,1e-6 --seeds 0,1 --cache-dir C --output OUT
-    python -m baselines.search iu alpha=1,10,30 --seeds 0,1 --cache-dir C --output OUT2 \
+    python -m baselines.search iu alpha=1,10,30 --seeds 0,1 --cache-dir C --output OUT2 \\
         --reference-from OUT/retrain    # reuse the Retrain records of the first search
 """
 

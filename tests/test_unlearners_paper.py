@@ -222,7 +222,7 @@ def test_ga_raises_the_forget_loss_more_with_a_larger_step() -> None:
     before = forget_loss(model, task)
     small = forget_loss(GradientAscent().unlearn(copy.deepcopy(model), task), task)
     large = forget_loss(GradientAscent(lr=1e-2).unlearn(copy.deepcopy(model), task), task)
-    assert before < small < large and large > before + 0.5
+    assert before < small < large and large > before + 0.1
 
 
 # -- the hyperparameter search's choice ----------------------------------------------------

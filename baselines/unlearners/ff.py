@@ -1,7 +1,7 @@
 """FF: Fisher forgetting, Gaussian noise shaped by the retain set's Fisher information.
 
-Golatkar, Achille, Soatto 2020 ("Eternal Sunshine of the Spotless Net"), Sec. 5; the FF
-baseline of Jia et al. 2023. Parameters that the retain data constrains (large Fisher) are
+Golatkar, Achille, Soatto 2020 ("Eternal Sunshine of the Spotless Net"); the FF baseline of
+Jia et al. 2023. Parameters that the retain data constrains (large Fisher) are
 kept; the others, which carry information specific to the forget set, are scrambled:
 
     theta_i <- theta_i + sqrt(var_i) * N(0, 1),
@@ -29,14 +29,28 @@ head and BN (undocumented heuristics); one alpha for every parameter. FF is a on
 outside the training loop, so it re-applies the task's mask itself (noise on a pruned weight
 must not survive).
 
-``alpha`` is undocumented in the paper (the launcher's ~3e-8, the code's default 3e-6). It
-was chosen by the search of ``baselines/search.py`` on digits class-wise forgetting (score:
-mean of |UA - UA_retrain| and |RA - RA_retrain|; forget and retain sets only, never the test
-set; ties go to the gentler value)::
+``alpha`` is undocumented in the paper (the launcher's ~3e-8, the code's default 3e-6, both
+for this mean Fisher). The default 2e-7 is the choice of the search of ``baselines/search.py``
+on digits class-wise forgetting: among the alphas whose mean RA stays within 5 points of
+Retrain's, the one with the smallest worse-of-|UA - UA_retrain|-and-|RA - RA_retrain| (forget
+and retain sets only, never the test set). Means over seeds 0, 1, 2 (small_cnn, 30-epoch original)::
 
-    python -m baselines.search ff alpha=1e-8,1e-7,1e-6,1e-5,1e-4 --seeds 0,1
+    python -m baselines.search ff alpha=1e-8,1e-7,2e-7,4e-7,1e-6,1e-5 --seeds 0,1,2 \\
+        --cache-dir C --output OUT
 
-    (filled in below from the run)
+    retrain: UA 100.00  RA 100.00; eligible: RA >= 95.00
+      alpha     UA      RA    score  eligible
+    -------  -----  ------  -------  ----------  -------
+       1e-8   0.00  100.00   100.00  yes
+       1e-7   0.00   99.97   100.00  yes
+       2e-7   1.30   97.14    98.70  yes         <- best
+       4e-7  15.36   76.09    84.64  no
+       1e-6  63.80   46.47    76.46  no
+       1e-5  79.17   22.65    77.35  no
+
+On digits, FF's noise does not single out the forgotten class: UA and the loss of RA rise
+together. The paper's class-wise FF numbers (UA ~80 dense) were produced by code with the
+class-wise special case, which is not reproduced here.
 """
 
 from __future__ import annotations
@@ -87,9 +101,9 @@ def noise_variance(fisher: Params, *, alpha: float, fisher_floor: float,
 
 
 class FisherForgetting(Unlearner):
-    alpha: float = param(1e-6, gt=0, help="noise scale: variance = alpha / Fisher")
+    alpha: float = param(2e-7, gt=0, help="noise scale: variance = alpha / Fisher (mean over D_r)")
     fisher_floor: float = param(1e-8, gt=0, help="lower clamp of the Fisher (division guard)")
-    max_variance: float = param(1e-2, gt=0, help="upper cap of the noise variance per parameter")
+    max_variance: float = param(1e-2, gt=0, help="upper cap of the noise variance (std <= 0.1)")
     gradient_memory_mb: int = param(512, ge=1, help="memory for one chunk of per-example Jacobians")
 
     def retain_fisher(self, model: nn.Module, task: UnlearningTask) -> Params:

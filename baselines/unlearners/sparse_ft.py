@@ -1,9 +1,9 @@
 """Sparse FT ("l1-sparse"): fine-tune on the retain set with an L1 penalty on all parameters.
 
-Jia et al. 2023, Sec. 4.2, Eq. (3): minimize ``CE(D_r) + gamma_t * ||theta||_1`` starting from
-the original model. The penalty pushes the model towards sparsity during unlearning, which
-the paper shows closes most of FT's gap to Retrain; a linearly *decaying* ``gamma_t`` works
-best (their Fig. 5), so it is the default scheduler.
+Jia et al. 2023 ("l1-sparse" unlearning): minimize ``CE(D_r) + gamma_t * ||theta||_1``
+starting from the original model. The penalty pushes the model towards sparsity during
+unlearning, which the paper shows closes most of FT's gap to Retrain; a linearly *decaying*
+``gamma_t`` works best there, so it is the default scheduler.
 
 Defaults: the FT recipe (10 epochs, constant lr 0.01, SGD momentum 0.9, weight decay 5e-4,
 batch 256, see ``ft.py``) and ``gamma = 1e-4``, the reference launcher's value. The L1 norm
@@ -16,19 +16,32 @@ at the end; ``linear_increase``: gamma * progress, 0 at the start and gamma at t
 The reference updates gamma once per epoch (``gamma * (1 - epoch / epochs)``) and has an
 optional tail of epochs without L1; a per-step ramp is the same schedule without the steps.
 
-The shrinkage a weight receives is about ``lr * gamma * steps``: the reference's CIFAR-10
-retain set (45k images, batch 256) gives ~1,760 steps, the bundled ``digits`` retain set
-(~1,160 images) 50. So gamma does not transfer across dataset sizes. The search of
-``baselines/search.py`` on digits class-wise forgetting (score: mean of |UA - UA_retrain| and
-|RA - RA_retrain|, forget and retain sets only, never the test set; seeds 0, 1)::
+The shrinkage a weight receives grows with ``lr * gamma * steps``, and the retain loss needs
+steps to repair what the penalty breaks: the reference's CIFAR-10 retain set (45k images,
+batch 256) gives ~1,760 steps, the bundled ``digits`` retain set (~1,160 images) 50 at batch
+256. There, no gamma forgets selectively (seeds 0, 1 at batch 256: UA 0 up to gamma 1e-2,
+UA 23 with RA 83 at 1.5e-2, UA 100 with RA 39 at 2e-2). With digits' own recipe batch 64
+(190 steps) the penalty works as the paper describes. The search of ``baselines/search.py`` on digits class-wise
+forgetting (the smallest worse-of-|UA - UA_retrain|-and-|RA - RA_retrain| among candidates
+whose mean RA stays within 5 points of Retrain's; forget and retain sets only, never the test
+set; means over seeds 0, 1, 2)::
 
-    python -m baselines.search sparse_ft gamma=1e-4,1e-3,3e-3,1e-2,3e-2,1e-1 --seeds 0,1
+    python -m baselines.search sparse_ft gamma=1e-4,1e-3,3e-3,5e-3,1e-2,2e-2 -p batch_size=64 \\
+        --seeds 0,1,2 --cache-dir C --output OUT --reference-from FF_SEARCH_OUT/retrain
 
-    gamma     UA      RA      score
-    (filled in below from the run)
+    retrain: UA 100.00  RA 100.00; eligible: RA >= 95.00
+      gamma      UA      RA    score  eligible
+    -------  ------  ------  -------  ----------  -------
+       1e-4    0.00  100.00   100.00  yes
+       1e-3    0.00  100.00   100.00  yes
+       3e-3    0.00  100.00   100.00  yes
+       5e-3   83.07   98.54    17.73  yes
+       1e-2  100.00   98.91     1.09  yes         <- best
+       2e-2  100.00   95.46     4.54  yes
 
-The default stays at the reference's 1e-4 (meant for CIFAR-scale step counts); on digits
-pass the searched value (the tests do).
+FT with batch 64 gives UA 0.00 on each of these seeds. The default stays at the reference's
+1e-4 (documented by its launcher, meant for CIFAR-scale step counts); on digits use
+``-p batch_size=64 -p gamma=1e-2`` (the tests do).
 """
 
 from __future__ import annotations
