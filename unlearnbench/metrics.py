@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .data import DeviceLoader, ImageData, Normalize
 from .errors import ConfigError
@@ -84,7 +85,7 @@ def predict(model: nn.Module, data: ImageData, normalize: Normalize, runtime: Ru
     outputs = []
     loader = DeviceLoader(data, normalize=normalize, batch_size=batch_size,
                           channels_last=runtime.channels_last)
-    for x, _ in loader:
+    for x, _ in tqdm(loader, desc="evaluate", unit="batch", leave=False, disable=None):
         with runtime.autocast():
             outputs.append(model(x).float().cpu())
     model.train(was_training)
