@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import abc
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from .data import Augment, ImageData, Normalize
+from .data import Augment, ImageData, Normalize, tensor_hash
 from .params import Configurable
 from .training import TrainRecipe
 
@@ -19,6 +20,11 @@ class LoadedDataset:
     class_names: tuple[str, ...]
     normalize: Normalize
     augment: Augment
+
+    @functools.cached_property
+    def content_hash(self) -> str:
+        """Hash of the training images and labels, computed once per loaded dataset."""
+        return tensor_hash(self.train.images, self.train.labels)
 
     @property
     def num_classes(self) -> int:

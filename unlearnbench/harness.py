@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .components import DATASETS, MODELS, PRUNERS, UNLEARNERS, build_model, check_arch
-from .data import Augment, ImageData, Normalize, tensor_hash
+from .data import Augment, DeviceLoader, ImageData, Normalize
 from .dataset import Dataset, LoadedDataset
 from .errors import ConfigError, UnlearnbenchError
 from .masks import Mask, weight_sparsity
@@ -230,7 +230,7 @@ def _original(plan: Plan, data: LoadedDataset, train: ImageData, split: Split, s
         "format": CACHE_FORMAT, "kind": "original", "dataset": plan.config.dataset,
         "dataset_params": plan.dataset.get_params(), "arch": plan.arch,
         "recipe": plan.recipe.get_params(), "seed": seed, "train_split": split.train_hash,
-        "data": tensor_hash(data.train.images, data.train.labels),
+        "data": data.content_hash,
         "precision": plan.runtime.precision,
     }
     model = new_model(derive_seed(seed, "original/init"))
@@ -289,7 +289,6 @@ def _pruned(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
 
 
 def _train_loader(plan: Plan, data: LoadedDataset, train: ImageData, seed: int, stream: str):
-    from .data import DeviceLoader
     return DeviceLoader(train, normalize=data.normalize, batch_size=plan.recipe.batch_size,
                         shuffle=True, augment=data.augment, generator=generator(seed, stream),
                         channels_last=plan.runtime.channels_last)
