@@ -37,7 +37,7 @@ def test_integers_are_accepted_where_floats_are_expected(make_record) -> None:
     assert RunRecord.from_dict(data).metrics.UA == 100
 
 
-@pytest.mark.parametrize("version", [None, 0, 2, "1", True])
+@pytest.mark.parametrize("version", [None, 0, 3, "1", True])
 def test_wrong_schema_version_is_refused(make_record, version) -> None:
     data = make_record().to_dict()
     data["schema_version"] = version
@@ -106,3 +106,18 @@ def test_load_records_names_a_bad_file_and_a_missing_folder(make_record, tmp_pat
         load_records(tmp_path)
     with pytest.raises(DataNotFoundError, match="results folder .*nowhere does not exist"):
         load_records(tmp_path / "nowhere")
+
+
+def test_version_1_records_read_as_having_no_probes(make_record) -> None:
+    data = make_record().to_dict()
+    data["schema_version"] = 1
+    del data["probes"]
+    record = RunRecord.from_dict(data)
+    assert record.probes == {} and record.schema_version == SCHEMA_VERSION
+
+
+def test_malformed_probe_is_refused(make_record) -> None:
+    data = make_record().to_dict()
+    data["probes"] = {"ASR": {"before": "high"}}
+    with pytest.raises(CorruptFileError, match="probe 'ASR'"):
+        RunRecord.from_dict(data, "x.json")

@@ -16,7 +16,8 @@ from typing import Any
 from .errors import ConfigError, CorruptFileError, DataNotFoundError
 from .storage import atomic_write_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 records lack ``probes``; they read as having none
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class RunRecord:
     environment: Environment
     config: dict[str, Any]
     components: dict[str, str] = field(default_factory=dict)  # role -> "name (package version)"
+    # Extra measurements of the scenario (e.g. a backdoor's attack success rate) or of a
+    # downstream probe, each taken on the model before and after unlearning:
+    # {"ASR": {"before": 99.6, "after": 14.2}, ...}; values in percent.
+    probes: dict[str, dict[str, float]] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,10 +97,16 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> RunRecord:
         version = data.get("schema_version") if isinstance(data, dict) else None
-        if type(version) is not int or version != SCHEMA_VERSION:  # true == 1 in Python
+        if type(version) is not int or version not in READABLE_VERSIONS:  # true == 1 in Python
             raise CorruptFileError(f"{source}: schema_version {version!r} is not supported "
-                                   f"(this unlearnbench reads version {SCHEMA_VERSION})")
-        return _build(cls, data, source)
+                                   f"(this unlearnbench reads versions {READABLE_VERSIONS})")
+        record = _build(cls, data, source)
+        for name, values in record.probes.items():
+            if not isinstance(values, dict) or not all(
+                    isinstance(k, str) and _matches(float, v) for k, v in values.items()):
+                raise CorruptFileError(f"{source}: probe {name!r}={values!r} is not a mapping of "
+                                       f"'before'/'after' to numbers")
+        return dataclasses.replace(record, schema_version=SCHEMA_VERSION)
 
     @classmethod
     def load(cls, path: Path) -> RunRecord:
