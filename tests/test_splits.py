@@ -39,8 +39,35 @@ def test_forget_spec_parses(text: str, kind: str, value: float, shown: str) -> N
     assert spec.forget_class == (int(value) if kind == "class" else None)
 
 
+@pytest.mark.parametrize("text, value, target, shown", [
+    ("backdoor:0.1", 0.1, 0, "backdoor:0.1"),
+    ("backdoor:0.05, target=3", 0.05, 3, "backdoor:0.05,target=3"),
+    ("backdoor:40", 40.0, 0, "backdoor:40"),
+])
+def test_backdoor_spec_parses(text: str, value: float, target: int, shown: str) -> None:
+    spec = ForgetSpec.parse(text)
+    assert (spec.kind, spec.value, spec.target, str(spec)) == ("backdoor", value, target, shown)
+    assert spec.scenario == "backdoor" and spec.poisons and ForgetSpec.parse(shown) == spec
+
+
+def test_backdoor_target_must_exist() -> None:
+    with pytest.raises(ConfigError, match="target label 12 does not exist; expected 0..9"):
+        make_split(TRAIN_LABELS, TEST_LABELS, ForgetSpec.parse("backdoor:0.1,target=12"),
+                   num_classes=10, val_fraction=0.1, seed=0)
+
+
+def test_backdoor_split_keeps_the_whole_test_set() -> None:
+    split = make_split(TRAIN_LABELS, TEST_LABELS, ForgetSpec.parse("backdoor:0.1"), num_classes=10,
+                       val_fraction=0.1, seed=0)
+    assert len(split.test) == len(TEST_LABELS)
+    assert len(split.forget) == round(0.1 * len(split.train))
+    assert set(split.forget.tolist()) | set(split.retain.tolist()) == set(split.train.tolist())
+
+
 @pytest.mark.parametrize("text, message", [
-    ("class0", "expected class:K (a class index) or random:F"),
+    ("class0", "expected class:K (a class index), random:F"),
+    ("random:0.1,target=2", "target= applies to backdoor:F only"),
+    ("backdoor:0", "expected a fraction in (0, 1)"),
     ("classes:1", "expected class:K"),
     ("class:-1", "expected class:K"),
     ("random:", "expected class:K"),

@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("results", type=Path, help="folder of run records (searched recursively)")
     board.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex"])
     board.add_argument("--output", type=Path, default=None, help="write to this file instead")
+
+    plot = sub.add_parser("plot", help="draw the paper's pictures (radar, sparsity sweep, backdoor ASR)")
+    plot.add_argument("results", type=Path, help="folder of run records (searched recursively)")
+    plot.add_argument("--output", type=Path, default=Path("plots"), help="folder for the pictures")
+    plot.add_argument("--format", default="png", choices=["png", "svg"])
+    plot.add_argument("--dpi", type=int, default=150, help="resolution of PNG pictures (default 150)")
     return parser
 
 
@@ -134,9 +140,25 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .errors import DataNotFoundError
+    from .plots import plot_all
+    from .records import load_records
+
+    records = load_records(args.results)
+    if not records:
+        raise DataNotFoundError(f"no run records (*.json) under {args.results}; nothing to plot")
+    paths = plot_all(records, args.output, args.format, dpi=args.dpi, log=print)
+    print(f"wrote {len(paths)} picture{'s' if len(paths) != 1 else ''} to {args.output}/:")
+    for path in paths:
+        print(f"  {path.name}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "ls": cmd_ls, "leaderboard": cmd_leaderboard}[args.command]
+    handler = {"run": cmd_run, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
+               "plot": cmd_plot}[args.command]
     warnings.simplefilter("default")
     try:
         return handler(args)

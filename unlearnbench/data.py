@@ -4,25 +4,35 @@ Training data lives on the run device as one ``uint8`` tensor; each batch is gat
 augmented (random crop with zero padding, horizontal flip) and normalized there, for the
 whole batch at once. On a GPU this avoids the per-image Python transforms that dominate the
 cost of a classic ``DataLoader``; on a CPU it is the same code.
+
+Datasets too large for memory (ImageNet) hold a :class:`~unlearnbench.streaming.DiskImages`
+instead of the tensor: the loader then decodes each batch from disk, the next one while the
+current one trains, and augments it on the device in the same way.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from .errors import ConfigError
+from .streaming import DiskImages, prefetched
 
 
 @dataclass(frozen=True)
 class ImageData:
-    """Images ``(N, C, H, W)`` as uint8 and their int64 labels ``(N,)``."""
+    """Images ``(N, C, H, W)`` as uint8 and their int64 labels ``(N,)``.
 
-    images: torch.Tensor
+    ``images`` is a tensor, or a :class:`~unlearnbench.streaming.DiskImages` that decodes
+    rows from disk when indexed (subsets, device moves and concatenations decode nothing).
+    """
+
+    images: torch.Tensor | DiskImages
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
@@ -41,6 +51,8 @@ class ImageData:
         return self.images.device
 
     def subset(self, index: torch.Tensor) -> ImageData:
+        if isinstance(self.images, DiskImages):
+            return ImageData(self.images.select(index), self.labels[index.to(self.labels.device)])
         index = index.to(self.images.device)
         return ImageData(self.images[index], self.labels[index])
 
@@ -52,15 +64,43 @@ class ImageData:
 
     @staticmethod
     def concat(parts: Sequence[ImageData]) -> ImageData:
-        return ImageData(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]))
+        labels = torch.cat([p.labels for p in parts])
+        if not any(isinstance(p.images, DiskImages) for p in parts):
+            return ImageData(torch.cat([p.images for p in parts]), labels)
+        if not all(isinstance(p.images, DiskImages) for p in parts):
+            raise ConfigError("cannot concatenate images held in memory with images streamed from disk")
+        return ImageData(DiskImages.concat([p.images for p in parts]), labels)
 
 
 @dataclass(frozen=True)
 class Augment:
-    """Batch-wise training augmentation: random crop after zero padding, horizontal flip."""
+    """Batch-wise training augmentation, in this order: random crop after zero padding
+    (CIFAR), random resized crop (ImageNet), horizontal flip.
+
+    ``resized_crop_scale`` turns on the random resized crop of torchvision's
+    ``RandomResizedCrop`` (area fraction drawn from ``scale``, log-uniform aspect ratio from
+    ``resized_crop_ratio``, 10 attempts, then a center-crop fallback), resized back to the
+    input size with bilinear sampling. It crops the images as stored: for ImageNet that is
+    the 224 px center crop of the image resized to 256 px (:class:`~unlearnbench.streaming.CenterCrop`),
+    not the full-resolution original as in torchvision's reference recipe, so crops never
+    reach the borders the center crop removed.
+    """
 
     crop_padding: int = 0
     hflip: bool = False
+    resized_crop_scale: tuple[float, float] | None = None
+    resized_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    def __post_init__(self) -> None:
+        if self.resized_crop_scale is not None:
+            low, high = self.resized_crop_scale
+            if not 0 < low <= high <= 1:
+                raise ConfigError(f"resized_crop_scale={self.resized_crop_scale} is invalid: "
+                                  f"expected 0 < low <= high <= 1")
+        low, high = self.resized_crop_ratio
+        if not 0 < low <= high:
+            raise ConfigError(f"resized_crop_ratio={self.resized_crop_ratio} is invalid: "
+                              f"expected 0 < low <= high")
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a batch; ``generator`` lives on the images' device, so no host round trip."""
@@ -79,10 +119,66 @@ class Augment:
             flat = padded.flatten(2)
             index = index[:, None, :].expand(n, flat.shape[1], h * w)
             images = flat.gather(2, index).view(n, -1, h, w)
+        if self.resized_crop_scale is not None and n:
+            boxes = random_crop_boxes(n, h, w, self.resized_crop_scale, self.resized_crop_ratio,
+                                      generator, device)
+            images = resized_crops(images, boxes)
         if self.hflip:
             flip = torch.rand(n, generator=generator, device=device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(3), images)
         return images
+
+
+def random_crop_boxes(n: int, h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
+                      generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``(n, 4)`` float boxes ``(left, top, right, bottom)`` in pixel-edge coordinates, drawn
+    as torchvision's ``RandomResizedCrop.get_params`` draws one, for the whole batch at once:
+    10 attempts per image, the first one that fits wins; none fits -> the largest center
+    crop with the aspect ratio clamped to ``ratio``."""
+    attempts = 10
+    area = h * w
+    u = torch.rand((4, n, attempts), generator=generator, device=device, dtype=torch.float64)
+    target = area * (scale[0] + (scale[1] - scale[0]) * u[0])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[1])
+    cw, ch = torch.sqrt(target * aspect).round(), torch.sqrt(target / aspect).round()
+    fits = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
+    first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # the first fitting attempt
+    cw, ch = cw.gather(1, first)[:, 0], ch.gather(1, first)[:, 0]
+    top = torch.floor(u[2].gather(1, first)[:, 0] * (h - ch + 1))
+    left = torch.floor(u[3].gather(1, first)[:, 0] * (w - cw + 1))
+    fw, fh = _fallback_size(h, w, ratio)
+    found = fits.any(dim=1)
+    cw, ch = torch.where(found, cw, fw), torch.where(found, ch, fh)
+    top = torch.where(found, top, float((h - fh) // 2))
+    left = torch.where(found, left, float((w - fw) // 2))
+    return torch.stack([left, top, left + cw, top + ch], dim=1).float()
+
+
+def _fallback_size(h: int, w: int, ratio: tuple[float, float]) -> tuple[int, int]:
+    """torchvision's fallback: the whole image, cut to the nearest allowed aspect ratio."""
+    if w / h < ratio[0]:
+        return w, int(round(w / ratio[0]))
+    if w / h > ratio[1]:
+        return int(round(h * ratio[1])), h
+    return w, h
+
+
+def resized_crops(images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Crop each image to its box and resize it back to the input size, in one batched
+    ``roi_align`` (bilinear, one sample per output pixel, half-pixel centers); uint8 in and out.
+
+    Inside the box this equals cropping then ``interpolate(mode="bilinear",
+    align_corners=False)``; output pixels within half a source pixel of the box's edge blend
+    in the neighbouring pixel outside the box instead of repeating the edge pixel.
+    """
+    from torchvision.ops import roi_align
+
+    n, _, h, w = images.shape
+    rois = torch.cat([torch.arange(n, device=images.device, dtype=boxes.dtype)[:, None], boxes], dim=1)
+    out = roi_align(images.float(), rois, output_size=(h, w), spatial_scale=1.0, sampling_ratio=1,
+                    aligned=True)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 @dataclass(frozen=True)
@@ -131,15 +227,22 @@ class DeviceLoader:
         g = torch.Generator(device=device).manual_seed(epoch_seed)
         order = torch.randperm(n, generator=g, device=device) if self.shuffle \
             else torch.arange(n, device=device)
-        for i in range(len(self)):
-            index = order[i * self.batch_size:(i + 1) * self.batch_size]
-            images = self.data.images[index]
+        for index, images in self._gathered(order):
             if self.augment is not None:
                 images = self.augment(images, g)
             x = self.normalize(images)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.data.labels[index]
+
+    def _gathered(self, order: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(index, images)`` per batch; images on disk are decoded one batch ahead."""
+        if isinstance(self.data.images, DiskImages):
+            yield from prefetched(self.data.images, order, self.batch_size, len(self))
+            return
+        for i in range(len(self)):
+            index = order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield index, self.data.images[index]
 
 
 def tensor_hash(*tensors: torch.Tensor) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import abc
 import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from .data import Augment, ImageData, Normalize, tensor_hash
 from .params import Configurable
+from .streaming import DiskImages
 from .training import TrainRecipe
 
 
@@ -23,8 +25,15 @@ class LoadedDataset:
 
     @functools.cached_property
     def content_hash(self) -> str:
-        """Hash of the training images and labels, computed once per loaded dataset."""
-        return tensor_hash(self.train.images, self.train.labels)
+        """Hash of the training images and labels, computed once per loaded dataset.
+
+        Images streamed from disk are hashed by their files' identities, never decoded.
+        """
+        images = self.train.images
+        if isinstance(images, DiskImages):
+            joined = f"{images.content_hash()}/{tensor_hash(self.train.labels)}"
+            return hashlib.sha256(joined.encode()).hexdigest()[:16]
+        return tensor_hash(images, self.train.labels)
 
     @property
     def num_classes(self) -> int:

@@ -2,7 +2,7 @@
 
 original model (trained or loaded from the cache) -> optional pruning (cached too) ->
 forget/retain split -> timed unlearning with the mask held fixed -> UA, MIA-Efficacy, RA, TA
--> one record, written atomically. Every component comes from a registry; nothing here knows
+(and the probes of the scenario, before and after unlearning) -> one record, written atomically. Every component comes from a registry; nothing here knows
 a method, pruner, dataset or architecture by name.
 """
 
@@ -14,7 +14,7 @@ import importlib.metadata as md
 import platform
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,15 +23,17 @@ import torch
 from torch import nn
 
 from .components import DATASETS, MODELS, PRUNERS, UNLEARNERS, build_model, check_arch
-from .data import Augment, DeviceLoader, ImageData, Normalize
+from .backdoor import poison
+from .data import Augment, DeviceLoader, ImageData, Normalize, tensor_hash
 from .dataset import Dataset, LoadedDataset
 from .errors import ConfigError, UnlearnbenchError
 from .masks import Mask, weight_sparsity
 from .metrics import evaluate
+from .probes import BackdoorProbe, Probe, ProbeContext, TransferProbe
 from .pruner import Pruner, PruningTask
 from .records import Environment, MetricValues, RunRecord, SplitInfo, Timings
 from .runtime import Runtime, derive_seed, generator
-from .splits import ForgetSpec, Split, make_split
+from .splits import ForgetSpec, Split, make_split, subsample
 from .storage import CheckpointCache
 from .training import TrainRecipe, fit
 from .unlearner import Unlearner, UnlearningTask
@@ -46,6 +48,7 @@ class RunConfig:
 
     method: str
     method_params: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None  # the row's name in tables when a method runs in several variants
     dataset: str = "digits"
     dataset_params: Mapping[str, Any] = field(default_factory=dict)
     arch: str | None = None  # None: the dataset's default
@@ -56,6 +59,11 @@ class RunConfig:
     seeds: tuple[int, ...] = (0,)
     train_params: Mapping[str, Any] = field(default_factory=dict)  # overrides of the recipe
     val_fraction: float = 0.1
+    train_size: int | None = None  # a stratified subset of the training set (same for every seed)
+    test_size: int | None = None  # ... and of the test set
+    transfer: str | None = None  # a downstream dataset: linear-probe accuracy before/after
+    transfer_params: Mapping[str, Any] = field(default_factory=dict)
+    transfer_root: Path | None = None  # its local folder (default: data_root)
     data_root: Path | None = None
     download: bool = False
     cache_dir: Path = Path("~/.cache/unlearnbench")
@@ -78,6 +86,7 @@ class Plan:
     forget: ForgetSpec
     runtime: Runtime
     cache: CheckpointCache
+    transfer: Dataset | None = None
 
 
 def prepare(config: RunConfig) -> Plan:
@@ -97,35 +106,61 @@ def prepare(config: RunConfig) -> Plan:
     recipe = dataset.default_recipe().replace(**dict(config.train_params))
     if not config.seeds:
         raise ConfigError("--seeds is empty: expected at least one seed")
+    for name in ("train_size", "test_size"):
+        if (size := getattr(config, name)) is not None and size < 1:
+            raise ConfigError(f"{name}={size} is invalid: expected a positive number of images")
+    if config.label is not None and not re.fullmatch(r"[A-Za-z0-9_.+-]+", config.label):
+        raise ConfigError(f"label {config.label!r} is invalid: use letters, digits and _ . + -")
+    transfer = (DATASETS.get(config.transfer).from_params(config.transfer_params)
+                if config.transfer else None)
     return Plan(config, dataset, arch, recipe, unlearner, pruner, ForgetSpec.parse(config.forget),
-                Runtime.resolve(config.device, config.precision, config.compile), CheckpointCache(config.cache_dir))
+                Runtime.resolve(config.device, config.precision, config.compile),
+                CheckpointCache(config.cache_dir), transfer)
 
 
 def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None) -> list[RunRecord]:
     """Run every seed of ``config``; returns the records (also written to ``output_dir``)."""
     plan = prepare(config)
     data = load_data(plan)
-    return [run_trial(plan, data, seed, log=log) for seed in config.seeds]
+    probes = [_transfer_probe(plan, data)] if plan.transfer is not None else []
+    return [run_trial(plan, data, seed, log=log, probes=probes) for seed in config.seeds]
 
 
 def load_data(plan: Plan) -> LoadedDataset:
-    """The dataset's tensors; decoded once per set of files when the dataset fingerprints them."""
-    root = Path(plan.config.data_root).expanduser() if plan.config.data_root else None
-    fingerprint = plan.dataset.fingerprint(root)
+    """The dataset's tensors, cut to ``train_size``/``test_size`` when the config asks."""
+    cfg = plan.config
+    data = _load(plan.dataset, cfg.dataset, cfg.data_root, cfg.download, plan.cache)
+    return subsample(data, cfg.train_size, cfg.test_size)
+
+
+def _transfer_probe(plan: Plan, data: LoadedDataset) -> TransferProbe:
+    cfg = plan.config
+    downstream = _load(plan.transfer, cfg.transfer, cfg.transfer_root or cfg.data_root,
+                       cfg.download, plan.cache)
+    probe = TransferProbe(cfg.transfer, subsample(downstream, cfg.train_size, cfg.test_size))
+    probe.check(data.in_chans, data.image_size)
+    return probe
+
+
+def _load(dataset: Dataset, name: str, root: Path | None, download: bool,
+          cache: CheckpointCache) -> LoadedDataset:
+    """A dataset's tensors; decoded once per set of files when the dataset fingerprints them."""
+    root = Path(root).expanduser() if root else None
+    fingerprint = dataset.fingerprint(root)
     if fingerprint is None:
-        return plan.dataset.load(root, plan.config.download)
-    description = {"format": CACHE_FORMAT, "kind": "dataset", "dataset": plan.config.dataset,
-                   "params": plan.dataset.get_params(), "root": str(root.resolve()),
+        return dataset.load(root, download)
+    description = {"format": CACHE_FORMAT, "kind": "dataset", "dataset": name,
+                   "params": dataset.get_params(), "root": str(root.resolve()),
                    "files": fingerprint}
-    cached = plan.cache.load("datasets", description)
+    cached = cache.load("datasets", description)
     if cached is not None:
         return LoadedDataset(
             ImageData(cached["train_images"], cached["train_labels"]),
             ImageData(cached["test_images"], cached["test_labels"]), tuple(cached["class_names"]),
             Normalize(tuple(cached["mean"]), tuple(cached["std"])),
             Augment(cached["crop_padding"], cached["hflip"]))
-    data = plan.dataset.load(root, plan.config.download)
-    plan.cache.save("datasets", description, {
+    data = dataset.load(root, download)
+    cache.save("datasets", description, {
         "train_images": data.train.images, "train_labels": data.train.labels,
         "test_images": data.test.images, "test_labels": data.test.labels,
         "class_names": list(data.class_names), "mean": list(data.normalize.mean),
@@ -135,21 +170,29 @@ def load_data(plan: Plan) -> LoadedDataset:
 
 
 def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
-              log: Callable[[str], None] = lambda m: None) -> RunRecord:
+              log: Callable[[str], None] = lambda m: None, probes: Sequence[Probe] = ()) -> RunRecord:
     runtime = plan.runtime
     split = make_split(data.train.labels, data.test.labels, plan.forget,
                        num_classes=data.num_classes, val_fraction=plan.config.val_fraction, seed=seed)
     train_all = data.train.to(runtime.device)
+    probes = list(probes)
+    if plan.forget.poisons:  # the original model learns the backdoor from the forget set
+        train_all = poison(train_all, split.forget, plan.forget.target)
+        probes.insert(0, BackdoorProbe(plan.forget.target))
     new_model = _model_factory(plan, data)
 
     log(f"[seed {seed}] original model ({plan.arch} on {plan.config.dataset})")
-    original, original_s, original_cached, snapshots, original_key = _original(
+    original, original_s, original_cached, snapshots, model_key = _original(
         plan, data, train_all.subset(split.train), split, seed, new_model)
     model, mask, prune_s, prune_cached = original, None, 0.0, True
     if plan.pruner is not None:
         log(f"[seed {seed}] pruning with {plan.config.pruner} to sparsity {plan.config.sparsity}")
-        model, mask, prune_s, prune_cached = _pruned(
-            plan, data, train_all.subset(split.train), seed, new_model, original, snapshots, original_key)
+        model, mask, prune_s, prune_cached, model_key = _pruned(
+            plan, data, train_all.subset(split.train), seed, new_model, original, snapshots, model_key)
+    full_test = data.test.to(runtime.device)
+    context = ProbeContext(full_test, data.normalize, runtime)
+    before = {key: value for probe in probes
+              for key, value in _probe_before(plan, probe, model, context, model_key).items()}
 
     forget, retain = train_all.subset(split.forget), train_all.subset(split.retain)
     task = UnlearningTask(
@@ -175,17 +218,32 @@ def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
                                 f"the mask must stay fixed (train with task.fit, or call task.mask.apply)")
 
     log(f"[seed {seed}] evaluating")
-    test = data.test.subset(split.test).to(runtime.device)
+    test = full_test.subset(split.test)
     shadow = torch.randperm(len(retain), generator=generator(seed, "mia-shadow"))[:len(test)]
     start = time.perf_counter()
     metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
                        normalize=data.normalize, runtime=runtime, shadow_index=shadow)
+    after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
     eval_s = time.perf_counter() - start
 
     record = _record(plan, seed, split, unlearned, metrics, rte,
-                     Timings(original_s, original_cached, prune_s, prune_cached, rte, eval_s, warmup_s))
+                     Timings(original_s, original_cached, prune_s, prune_cached, rte, eval_s, warmup_s),
+                     {k: {"before": before[k], "after": after[k]} for k in after})
     record.save(Path(plan.config.output_dir) / f"{record.run_id}.json")
     return record
+
+
+def _probe_before(plan: Plan, probe: Probe, model: nn.Module, context: ProbeContext,
+                  model_key: Mapping[str, Any]) -> dict[str, float]:
+    """A probe of the model before unlearning; shared by every method run on that model."""
+    description = {"format": CACHE_FORMAT, "kind": "probe", "model": model_key,
+                   "probe": probe.identity(), "test": len(context.test)}
+    cached = plan.cache.load("probes", description)
+    if cached is not None:
+        return cached["values"]
+    values = probe.measure(model, context)
+    plan.cache.save("probes", description, {"values": values})
+    return values
 
 
 def warm_up(model: nn.Module, task: UnlearningTask) -> float:
@@ -233,6 +291,8 @@ def _original(plan: Plan, data: LoadedDataset, train: ImageData, split: Split, s
         "data": data.content_hash,
         "precision": plan.runtime.precision,
     }
+    if plan.forget.poisons:  # same indices, different images: the scenario is part of the key
+        description["poison"] = {"spec": str(plan.forget), "forget": tensor_hash(split.forget)}
     model = new_model(derive_seed(seed, "original/init"))
     cached = plan.cache.load("originals", description)
     if cached is not None:
@@ -268,7 +328,7 @@ def _pruned(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
         mask = Mask(cached["mask"])
         model.load_state_dict(cached["state"], strict=True)
         mask.check_model(model)
-        return model, mask, cached["seconds"], True
+        return model, mask, cached["seconds"], True, description
 
     task = PruningTask(
         sparsity=plan.config.sparsity, train=train, recipe=plan.recipe, normalize=data.normalize,
@@ -285,7 +345,7 @@ def _pruned(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
                                 f"weights are not zero")
     plan.cache.save("pruned", description,
                     {"state": _cpu_state(model), "mask": mask.state_dict(), "seconds": seconds})
-    return model, mask, seconds, False
+    return model, mask, seconds, False, description
 
 
 def _train_loader(plan: Plan, data: LoadedDataset, train: ImageData, seed: int, stream: str):
@@ -300,7 +360,7 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 # -- the record --------------------------------------------------------------------------
 def _record(plan: Plan, seed: int, split: Split, model: nn.Module, metrics, rte: float,
-            timings: Timings) -> RunRecord:
+            timings: Timings, probes: dict[str, dict[str, float]]) -> RunRecord:
     cfg = plan.config
     roles = {"dataset": (DATASETS, cfg.dataset), "unlearner": (UNLEARNERS, cfg.method)}
     if plan.arch in MODELS:
@@ -314,12 +374,13 @@ def _record(plan: Plan, seed: int, split: Split, model: nn.Module, metrics, rte:
         packages["timm"] = timm.__version__
     pruning = f"{cfg.pruner}{cfg.sparsity:g}" if cfg.pruner else "dense"
     run_id = re.sub(r"[^A-Za-z0-9_.+-]+", "_",
-                    f"{cfg.dataset}-{plan.arch}-{plan.forget}-{cfg.method}-{pruning}-seed{seed}")
+                    f"{cfg.dataset}-{plan.arch}-{plan.forget}-{cfg.label or cfg.method}-{pruning}"
+                    f"{_size_tag(cfg)}-seed{seed}")
     runtime = plan.runtime
     return RunRecord(
         run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         dataset=cfg.dataset, arch=plan.arch, forget=str(plan.forget), scenario=plan.forget.scenario,
-        method=cfg.method, pruner=cfg.pruner, target_sparsity=cfg.sparsity, seed=seed,
+        method=cfg.method, label=cfg.label, pruner=cfg.pruner, target_sparsity=cfg.sparsity, seed=seed,
         sparsity=weight_sparsity(model),
         metrics=MetricValues(UA=metrics.UA, MIA=metrics.MIA, RA=metrics.RA, TA=metrics.TA, RTE=rte),
         timings=timings,
@@ -334,5 +395,13 @@ def _record(plan: Plan, seed: int, split: Split, model: nn.Module, metrics, rte:
                 "dataset_params": plan.dataset.get_params(),
                 "pruner_params": plan.pruner.get_params() if plan.pruner else None,
                 "recipe": plan.recipe.get_params(), "val_fraction": cfg.val_fraction,
+                "train_size": cfg.train_size, "test_size": cfg.test_size, "transfer": cfg.transfer,
                 "forget": str(plan.forget), "arch": plan.arch},
-        components={role: f"{name} ({origins[role]})" for role, (_, name) in roles.items()})
+        components={role: f"{name} ({origins[role]})" for role, (_, name) in roles.items()},
+        probes=probes)
+
+
+def _size_tag(cfg: RunConfig) -> str:
+    """Runs on a subset of the data get their own ids (and never overwrite full-size runs)."""
+    sizes = [f"{k}{v}" for k, v in (("n", cfg.train_size), ("t", cfg.test_size)) if v is not None]
+    return "-" + "".join(sizes) if sizes else ""

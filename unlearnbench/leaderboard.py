@@ -19,6 +19,7 @@ from .records import RunRecord
 METRICS = ("UA", "MIA", "RA", "TA")
 GROUP = ["dataset", "arch", "scenario", "forget", "pruning", "method"]
 REFERENCE_METHOD = "retrain"
+PROBE = "probe:"
 
 
 def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
@@ -26,10 +27,17 @@ def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     for r in records:
         pruning = f"{r.pruner} {r.target_sparsity:g}" if r.pruner else "dense"
         rows.append({"dataset": r.dataset, "arch": r.arch, "scenario": r.scenario, "forget": r.forget,
-                     "pruning": pruning, "method": r.method, "seed": r.seed, "sparsity": r.sparsity,
-                     "device": r.environment.device_name, **{m: getattr(r.metrics, m) for m in METRICS},
-                     "RTE": r.metrics.RTE})
+                     "pruning": pruning, "method": r.label or r.method, "seed": r.seed,
+                     "sparsity": r.sparsity, "device": r.environment.device_name,
+                     **{m: getattr(r.metrics, m) for m in METRICS}, "RTE": r.metrics.RTE,
+                     **{f"{PROBE}{name}:{when}": value for name, values in r.probes.items()
+                        for when, value in values.items()}})
     return pd.DataFrame(rows)
+
+
+def probe_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``probe:NAME:before|after`` columns of a records frame, in a stable order."""
+    return sorted(c for c in frame.columns if c.startswith(PROBE))
 
 
 def summarize(records: Sequence[RunRecord]) -> pd.DataFrame:
@@ -37,7 +45,7 @@ def summarize(records: Sequence[RunRecord]) -> pd.DataFrame:
     if not records:
         raise ConfigError("no run records to tabulate")
     frame = records_frame(records)
-    values = list(METRICS) + ["RTE", "sparsity"]
+    values = list(METRICS) + ["RTE", "sparsity"] + probe_columns(frame)
     grouped = frame.groupby(GROUP, sort=False)
     table = grouped[values].mean().add_suffix("_mean")
     table = table.join(grouped[values].std(ddof=1).fillna(0.0).add_suffix("_std"))
@@ -76,6 +84,10 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
         row["Disparity Ave."] = "—" if pd.isna(s["disparity"]) else f"{s['disparity']:.2f}"
         row["RTE (s)"] = _cell(s["RTE_mean"], s["RTE_std"], s["n"])
         row["sparsity"] = f"{s['sparsity_mean']:.3f}"
+        for name in sorted({c.split(":")[1] for c in summary.columns if c.startswith(PROBE)}):
+            before, after = (s.get(f"{PROBE}{name}:{w}_mean") for w in ("before", "after"))
+            row[f"{name} (before → after)"] = ("—" if pd.isna(before) or pd.isna(after)
+                                               else f"{before:.2f} → {after:.2f}")
         rows.append(row)
     frame = pd.DataFrame(rows)
     for column in ("dataset", "arch"):  # shown once in the caption when constant
@@ -96,6 +108,11 @@ def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
     text = tabulate(frame, headers="keys", tablefmt=tablefmt, showindex=False, disable_numparse=True)
     notes = ["Cells: mean ± std over seeds; (gap) = |metric - Retrain's| at the same pruning and "
              "scenario; Disparity Ave. = mean of the four gaps."]
+    if any(r.probes for r in records):
+        notes.append("before → after: a probe measured on the model given to the unlearner and on "
+                     "the unlearned model (means over seeds); ASR = backdoor attack success rate, "
+                     "clean_acc = clean test accuracy, transfer_acc = downstream linear-probe "
+                     "accuracy.")
     devices = sorted({r.environment.device_name for r in records})  # names may contain ", "
     if len(devices) > 1:
         notes.append("RTE was measured on different devices (" + "; ".join(devices)

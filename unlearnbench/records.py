@@ -86,6 +86,7 @@ class RunRecord:
     # downstream probe, each taken on the model before and after unlearning:
     # {"ASR": {"before": 99.6, "after": 14.2}, ...}; values in percent.
     probes: dict[str, dict[str, float]] = field(default_factory=dict)
+    label: str | None = None  # the row name of a method variant (default: the method's name)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,37 +19,66 @@ from .errors import ConfigError
 from .runtime import generator
 
 
+_SPEC = re.compile(r"\s*(class|random|backdoor)\s*:\s*([0-9]*\.?[0-9]+(?:e-?\d+)?)\s*"
+                   r"(?:,\s*target\s*=\s*(\d+)\s*)?")
+
+
 @dataclass(frozen=True)
 class ForgetSpec:
-    """``class:K`` (every training example of class K) or ``random:F`` / ``random:N``."""
+    """What is forgotten, i.e. the scenario of a trial.
+
+    * ``class:K``: every training example of class K (dropped from the test set too);
+    * ``random:F`` / ``random:N``: a seeded random fraction F (or count N) of the training set;
+    * ``backdoor:F[,target=T]``: a seeded fraction F (or count) of the training images gets the
+      BadNets trigger and label T (default 0); those poisoned images are the forget set, and
+      the attack success rate is measured before and after unlearning (see ``backdoor.py``).
+    """
 
     kind: str
     value: float
+    target: int = 0  # the backdoor's target label
 
     @classmethod
     def parse(cls, text: str) -> ForgetSpec:
-        match = re.fullmatch(r"\s*(class|random)\s*:\s*([0-9]*\.?[0-9]+(?:e-?\d+)?)\s*", text)
+        match = _SPEC.fullmatch(text)
         if not match:
-            raise ConfigError(f"forget spec {text!r} is invalid: expected class:K (a class index) "
-                              f"or random:F (a fraction in (0, 1)) or random:N (a count)")
-        kind, number = match.group(1), float(match.group(2))
+            raise ConfigError(f"forget spec {text!r} is invalid: expected class:K (a class index), "
+                              f"random:F (a fraction in (0, 1)), random:N (a count) or "
+                              f"backdoor:F[,target=T] (poison a fraction F with target label T)")
+        kind, number, target = match.group(1), float(match.group(2)), match.group(3)
+        if target is not None and kind != "backdoor":
+            raise ConfigError(f"forget spec {text!r}: target= applies to backdoor:F only")
         if kind == "class" and not number.is_integer():
             raise ConfigError(f"forget spec {text!r}: class index must be an integer")
-        if kind == "random" and not (0 < number < 1 or (number >= 1 and number.is_integer())):
+        if kind != "class" and not (0 < number < 1 or (number >= 1 and number.is_integer())):
             raise ConfigError(f"forget spec {text!r}: expected a fraction in (0, 1) or a whole count >= 1")
-        return cls(kind, number)
+        return cls(kind, number, int(target or 0))
 
     @property
     def scenario(self) -> str:
-        return "class-wise" if self.kind == "class" else "random"
+        return {"class": "class-wise", "random": "random", "backdoor": "backdoor"}[self.kind]
 
     @property
     def forget_class(self) -> int | None:
         return int(self.value) if self.kind == "class" else None
 
+    @property
+    def poisons(self) -> bool:
+        """Whether the scenario changes the training data the original model sees."""
+        return self.kind == "backdoor"
+
+    def check(self, num_classes: int) -> None:
+        """Errors that need the dataset's class count, raised before any training."""
+        k = self.forget_class if self.kind == "class" else self.target
+        if not 0 <= k < num_classes:
+            what = "class" if self.kind == "class" else "target label"
+            raise ConfigError(f"forget spec {self}: {what} {k} does not exist; "
+                              f"expected 0..{num_classes - 1}")
+
     def __str__(self) -> str:
         value = int(self.value) if self.value.is_integer() else self.value
-        return f"{self.kind}:{value}"
+        target = f",target={self.target}" if self.kind == "backdoor" and self.target else ""
+        return f"{self.kind}:{value}{target}"
 
 
 @dataclass(frozen=True)
@@ -93,15 +122,14 @@ def make_split(train_labels: torch.Tensor, test_labels: torch.Tensor, spec: Forg
     train, validation = holdout(train_labels, val_fraction, seed)
     labels = train_labels[train]
     test = torch.arange(len(test_labels))
+    spec.check(num_classes)
     if spec.kind == "class":
         k = spec.forget_class
-        if not 0 <= k < num_classes:
-            raise ConfigError(f"forget spec {spec}: class {k} does not exist; expected 0..{num_classes - 1}")
         in_forget = labels == k
         if not in_forget.any():  # an empty forget set has no UA or MIA-Efficacy
             raise ConfigError(f"forget spec {spec}: class {k} has no training examples to forget")
         test = torch.nonzero(test_labels != k).flatten()
-    else:
+    else:  # random and backdoor: a seeded sample of the training split
         count = int(round(spec.value * len(train))) if spec.value < 1 else int(spec.value)
         if not 1 <= count < len(train):
             raise ConfigError(f"forget spec {spec}: {count} of {len(train)} training examples; "
@@ -112,3 +140,37 @@ def make_split(train_labels: torch.Tensor, test_labels: torch.Tensor, spec: Forg
     if in_forget.all():
         raise ConfigError(f"forget spec {spec} would forget the whole training set")
     return Split(train, validation, train[in_forget], train[~in_forget], test)
+
+
+def stratified_subset(labels: torch.Tensor, size: int, what: str) -> torch.Tensor:
+    """Sorted indices of ``size`` examples keeping each class's share (fixed seed: every trial
+    of a run sees the same subset, so trials differ only by their own seed)."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    n = len(labels)
+    if size > n:
+        raise ConfigError(f"{what}={size} is invalid: the dataset has only {n} images there")
+    if size == n:
+        return torch.arange(n)
+    classes = int(torch.unique(labels).numel())
+    if size < classes:
+        raise ConfigError(f"{what}={size} is invalid: expected at least one image per class "
+                          f"({classes} classes)")
+    chosen, _ = train_test_split(np.arange(n), train_size=size, stratify=labels.numpy(),
+                                 random_state=0)
+    return torch.from_numpy(np.sort(chosen))
+
+
+def subsample(data, train_size: int | None, test_size: int | None):
+    """``data`` (a LoadedDataset) cut to stratified subsets of the given sizes."""
+    import dataclasses
+
+    if train_size is None and test_size is None:
+        return data
+    train, test = data.train, data.test
+    if train_size is not None:
+        train = train.subset(stratified_subset(train.labels.cpu(), train_size, "train_size"))
+    if test_size is not None:
+        test = test.subset(stratified_subset(test.labels.cpu(), test_size, "test_size"))
+    return dataclasses.replace(data, train=train, test=test)
