@@ -189,7 +189,7 @@ def test_variants_get_their_own_rows_and_ids(tmp_path: Path) -> None:
     assert (a.label, b.label, a.method) == ("sparse_ft-constant", "sparse_ft-linear_decay", "sparse_ft")
     table = render(load_records(tmp_path / "o"))
     assert "sparse_ft-constant" in table and "sparse_ft-linear_decay" in table
-    assert a.split.train + a.split.validation == 128 and a.split.test == 64
+    assert a.split.train + a.split.validation == 128 and a.split.test == 48  # class 0 dropped
 
 
 def test_bad_label_is_an_error(tmp_path: Path) -> None:

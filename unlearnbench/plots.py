@@ -40,7 +40,6 @@ from .storage import atomic_write_bytes
 FORMATS = ("png", "svg")
 LABELS = {"UA": "UA", "MIA": "MIA-Efficacy", "RA": "RA", "TA": "TA"}
 SPEED_LABEL = "1/RTE: speed\n(100 = fastest here)"
-SETTING = ("dataset", "arch", "scenario", "forget")
 PROBE_PANELS = {"ASR": ("ASR", "attack success rate (%)"),
                 "clean_acc": ("clean accuracy", "clean test accuracy (%)")}
 _MARKERS = "osD^vPX<>hp*"
@@ -81,8 +80,8 @@ class Style:
         """Keyword arguments of a method's line: Retrain is the black (dashed) reference."""
         reference = method == REFERENCE_METHOD
         return {"color": self.colors[method], "marker": self.markers[method], "label": method,
-                "linestyle": "--" if reference and dashed_reference else "-", "linewidth": 2.2 if reference else 1.6,
-                "zorder": 3 if reference else 2}
+                "linestyle": "--" if reference and dashed_reference else "-",
+                "linewidth": 2.2 if reference else 1.6, "zorder": 3 if reference else 2}
 
 
 def method_order(methods: Sequence[str]) -> list[str]:
@@ -292,6 +291,8 @@ def backdoor_figure(records: Sequence[RunRecord], style: Style | None = None) ->
     setting, pruner = _one_pruner(records, "backdoor")
     frame = _frame(records)
     panels = [p for p in PROBE_PANELS if f"{p} after" in frame]
+    if "ASR" not in panels:
+        raise NotEnoughData("the ASR probes hold no 'after' value")
     values = [f"{p} {w}" for p in panels for w in ("before", "after") if f"{p} {w}" in frame]
     summary = _summarize(frame, ["method", "target"], values)
     if _levels_by_method(summary).max() < 2:

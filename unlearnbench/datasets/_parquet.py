@@ -1,0 +1,134 @@
+"""Reading Hugging Face ``datasets`` parquet files: shared by the CIFAR, SVHN and ImageNet loaders.
+
+The hub stores a split as ``<config>/<split>-00000-of-0000N.parquet`` with an image column
+(a struct ``{bytes, path}`` of encoded PNG/JPEG bytes) and integer label columns; the
+``huggingface`` entry of the schema metadata describes the features, including a
+``ClassLabel``'s class names.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import ImageData
+from ..errors import CorruptFileError
+
+IMAGE_COLUMNS = ("img", "image")
+
+
+def parquet_files(root: Path, split: str, config: str | None = None) -> list[Path]:
+    """``<split>*.parquet`` files anywhere under ``root``, sorted; when some lie under a folder
+    named ``config`` (a hub repository holding several configs), only those."""
+    files = sorted(p for p in root.rglob(f"{split}*.parquet") if p.is_file())
+    if config is not None:
+        in_config = [p for p in files if config in p.relative_to(root).parts[:-1]]
+        files = in_config or files
+    return files
+
+
+def read_schema(path: Path, dataset: str):
+    """The arrow schema of one parquet file (its footer only)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path)
+    except Exception as exc:
+        raise CorruptFileError(f"{dataset}: cannot read {path}: {exc}") from exc
+
+
+def pick_column(schema, candidates: Sequence[str], files: Sequence[Path], dataset: str,
+                what: str) -> str:
+    """The first of ``candidates`` that the files have, or an error listing their columns."""
+    found = next((c for c in candidates if c in schema.names), None)
+    if found is None:
+        raise CorruptFileError(f"{dataset}: parquet files {[str(f) for f in files[:3]]} have "
+                               f"columns {schema.names}; expected {what} "
+                               f"({' or '.join(repr(c) for c in candidates)})")
+    return found
+
+
+def class_names(schema, label_column: str) -> list[str] | None:
+    """Class names from the Hugging Face features stored in the schema metadata, if any."""
+    meta = (schema.metadata or {}).get(b"huggingface")
+    if not meta:
+        return None
+    try:
+        feature = json.loads(meta)["info"]["features"][label_column]
+        return [str(n) for n in feature["names"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def read_labels(files: Sequence[Path], label_column: str, dataset: str) -> torch.Tensor:
+    """The label column of ``files``, in file order, without reading any image."""
+    import pyarrow.parquet as pq
+
+    parts = []
+    for path in files:
+        try:
+            column = pq.read_table(path, columns=[label_column]).column(label_column)
+        except Exception as exc:
+            raise CorruptFileError(f"{dataset}: cannot read {path}: {exc}") from exc
+        parts.append(column.to_numpy().astype(np.int64))
+    labels = torch.from_numpy(np.concatenate(parts)) if parts else torch.empty(0, dtype=torch.long)
+    if len(labels) and int(labels.min()) < 0:
+        raise CorruptFileError(f"{dataset}: {files[0].parent} holds negative labels (an "
+                               f"unlabelled split?); expected class indices >= 0")
+    return labels
+
+
+def read_images(files: Sequence[Path], label_columns: Sequence[str],
+                dataset: str) -> tuple[ImageData, list[str] | None]:
+    """Decode every image of ``files`` into memory (small datasets: CIFAR, SVHN), with the
+    first of ``label_columns`` the files have, and the class names their metadata holds."""
+    from PIL import Image
+
+    schema = read_schema(files[0], dataset)
+    image_column = pick_column(schema, IMAGE_COLUMNS, files, dataset, "an image column")
+    label_column = pick_column(schema, label_columns, files, dataset, "a label column")
+    images: list[np.ndarray] = []
+    for path in files:
+        table = _read_table(path, [image_column], dataset)
+        for row, cell in enumerate(table.column(image_column).to_pylist()):
+            data = cell["bytes"] if isinstance(cell, dict) else cell
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    images.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+            except Exception as exc:
+                raise CorruptFileError(f"{dataset}: cannot decode the image of row {row} of "
+                                       f"{path}: {exc}") from exc
+    if not images:
+        raise CorruptFileError(f"{dataset}: {[str(f) for f in files[:3]]} hold no images")
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise CorruptFileError(f"{dataset}: images of different sizes {sorted(shapes)} in {files[0].parent}")
+    array = np.stack(images).transpose(0, 3, 1, 2).copy()
+    labels = read_labels(files, label_column, dataset)
+    return ImageData(torch.from_numpy(array), labels), class_names(schema, label_column)
+
+
+def read_train_test(root: Path, label_columns: Sequence[str], dataset: str,
+                    config: str | None = None) -> tuple[ImageData, ImageData, tuple[str, ...]]:
+    """The ``train*`` and ``test*`` parquet splits under ``root``, decoded into memory; class
+    names from the metadata, else ``"0"``, ``"1"``, ... up to the largest label."""
+    train, names = read_images(parquet_files(root, "train", config), label_columns, dataset)
+    test, _ = read_images(parquet_files(root, "test", config), label_columns, dataset)
+    if names:
+        return train, test, tuple(names)
+    n_classes = int(max(train.labels.max(), test.labels.max())) + 1
+    return train, test, tuple(str(k) for k in range(n_classes))
+
+
+def _read_table(path: Path, columns: list[str], dataset: str):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, columns=columns)
+    except Exception as exc:
+        raise CorruptFileError(f"{dataset}: cannot read {path}: {exc}") from exc
