@@ -23,9 +23,12 @@ IMAGE_COLUMNS = ("img", "image")
 
 
 def parquet_files(root: Path, split: str, config: str | None = None) -> list[Path]:
-    """``<split>*.parquet`` files anywhere under ``root``, sorted; when some lie under a folder
-    named ``config`` (a hub repository holding several configs), only those."""
-    files = sorted(p for p in root.rglob(f"{split}*.parquet") if p.is_file())
+    """The parquet files of ``split`` anywhere under ``root``, sorted: ``<split>*.parquet`` (the
+    hub's ``<config>/<split>-00000-of-0000N.parquet``) or ``<split>/*.parquet`` (its
+    auto-converted ``refs/convert/parquet`` branch). When some lie under a folder named
+    ``config`` (a repository holding several configs), only those."""
+    files = sorted(p for p in root.rglob("*.parquet")
+                   if p.is_file() and (p.name.startswith(split) or p.parent.name == split))
     if config is not None:
         in_config = [p for p in files if config in p.relative_to(root).parts[:-1]]
         files = in_config or files
