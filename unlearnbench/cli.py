@@ -1,4 +1,4 @@
-"""The ``unlearnbench`` command line: ``run``, ``ls``, ``leaderboard``."""
+"""The ``unlearnbench`` command line: ``run``, ``reproduce``, ``ls``, ``leaderboard``, ``plot``."""
 
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset-param", action="append", metavar="KEY=VALUE")
     run.add_argument("--arch", default=None, help="model: a registered name or any timm architecture "
                                                   "(default: the dataset's)")
-    run.add_argument("--forget", default="class:0", help="class:K, random:FRACTION or random:COUNT")
+    run.add_argument("--label", default=None,
+                     help="row name in tables, for a method run in several variants (default: --method)")
+    run.add_argument("--forget", default="class:0",
+                     help="class:K, random:FRACTION, random:COUNT or backdoor:FRACTION[,target=T]")
     run.add_argument("--seeds", default="0", type=str, help="comma-separated trial seeds (default: 0)")
     run.add_argument("--pruner", default=None, help="prune first (see `unlearnbench ls pruners`)")
     run.add_argument("--sparsity", default=None, type=float, help="target sparsity for --pruner")
@@ -53,16 +56,31 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override the original model's recipe (epochs, lr, batch_size, ...)")
     run.add_argument("--val-fraction", type=float, default=0.1,
                      help="per-class validation hold-out of the training set (default 0.1, as the paper)")
-    run.add_argument("--data-root", type=Path, default=None, help="local folder of the dataset")
-    run.add_argument("--download", action="store_true", help="allow downloading a missing dataset")
-    run.add_argument("--cache-dir", type=Path, default=Path("~/.cache/unlearnbench"))
+    run.add_argument("--train-size", type=int, default=None,
+                     help="use a stratified subset of this many training images")
+    run.add_argument("--test-size", type=int, default=None,
+                     help="use a stratified subset of this many test images")
+    run.add_argument("--transfer", default=None, metavar="DATASET",
+                     help="also report linear-probe accuracy on DATASET before/after unlearning")
+    run.add_argument("--transfer-param", action="append", metavar="KEY=VALUE")
+    run.add_argument("--transfer-root", type=Path, default=None,
+                     help="local folder of the --transfer dataset (default: --data-root)")
     run.add_argument("--output", type=Path, default=Path("results"), help="folder for run records")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                     help="auto: bf16 autocast on CUDA, fp32 on CPU")
-    run.add_argument("--compile", default="none",
-                     choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],
-                     help="torch.compile the training loop's model (warm-up excluded from RTE)")
+    _execution_flags(run)
+
+    rep = sub.add_parser("reproduce", help="run one of the paper's experiments (a recipe)")
+    rep.add_argument("recipe", nargs="?", help="a bundled recipe's name or a recipe .toml file")
+    rep.add_argument("--list", action="store_true", help="list the bundled recipes")
+    rep.add_argument("--scale", default="full", help="full, or small: a subset and a smaller model "
+                                                     "that run on a CPU")
+    rep.add_argument("--seeds", default="1", help="a count N (seeds 0..N-1) or a list 0,1,2 (default 1)")
+    rep.add_argument("--output", type=Path, default=None,
+                     help="results folder (default: leaderboard/RECIPE[-SCALE])")
+    rep.add_argument("--transfer-root", type=Path, default=None,
+                     help="local folder of a recipe's transfer dataset (default: --data-root)")
+    rep.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    rep.add_argument("--no-plots", action="store_true", help="skip drawing the pictures")
+    _execution_flags(rep)
 
     ls = sub.add_parser("ls", help="list registered components and where they come from")
     ls.add_argument("kind", nargs="?", choices=["datasets", "models", "pruners", "unlearners"])
@@ -81,20 +99,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _execution_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the data is and how to run: shared by ``run`` and ``reproduce``."""
+    parser.add_argument("--data-root", type=Path, default=None, help="local folder of the dataset")
+    parser.add_argument("--download", action="store_true", help="allow downloading a missing dataset")
+    parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/unlearnbench"))
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--compile", default="none",
+                        choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+                        help="torch.compile the training loop's model (warm-up excluded from RTE)")
+
+
+def _execution(args: argparse.Namespace) -> dict:
+    return dict(data_root=args.data_root, download=args.download, cache_dir=args.cache_dir,
+                device=args.device, precision=args.precision, compile=args.compile,
+                transfer_root=args.transfer_root)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .harness import RunConfig, run
     from .leaderboard import render
     from .records import load_records
 
     config = RunConfig(
-        method=args.method, method_params=_key_values(args.param, "--param"),
+        method=args.method, method_params=_key_values(args.param, "--param"), label=args.label,
         dataset=args.dataset, dataset_params=_key_values(args.dataset_param, "--dataset-param"),
         arch=args.arch, pruner=args.pruner, sparsity=args.sparsity,
         pruner_params=_key_values(args.pruner_param, "--pruner-param"), forget=args.forget,
         seeds=_seeds(args.seeds), train_params=_key_values(args.train, "--train"),
-        val_fraction=args.val_fraction, data_root=args.data_root, download=args.download,
-        cache_dir=args.cache_dir, output_dir=args.output, device=args.device, precision=args.precision,
-        compile=args.compile)
+        val_fraction=args.val_fraction, train_size=args.train_size, test_size=args.test_size,
+        transfer=args.transfer, transfer_params=_key_values(args.transfer_param, "--transfer-param"),
+        output_dir=args.output, **_execution(args))
     records = run(config, log=lambda m: print(m, file=sys.stderr, flush=True))
     for r in records:
         m = r.metrics
@@ -102,6 +139,35 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"RTE {m.RTE:.2f}s  sparsity {r.sparsity:.3f}")
     print(f"\nrecords in {args.output}/ (all runs there, `unlearnbench leaderboard {args.output}`):\n")
     print(render(load_records(args.output)))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import bundled_recipes, default_output, load_recipe, parse_seeds, pending, reproduce
+
+    if args.list or not args.recipe:
+        from tabulate import tabulate
+        rows = [(r.name, ", ".join(r.scale_names), r.description.split(". ")[0]) for r in bundled_recipes()]
+        print(tabulate(rows, headers=["recipe", "scales", "what"], tablefmt="simple"))
+        return 0
+    recipe = load_recipe(args.recipe)
+    output = args.output or default_output(recipe, args.scale)
+    seeds = parse_seeds(args.seeds)
+    if args.dry_run:
+        configs = recipe.configs(scale=args.scale, seeds=seeds, output_dir=output / "records",
+                                 **_execution(args))
+        todo = {(c.method, c.label, c.pruner, c.sparsity, c.forget): c.seeds
+                for c in pending(configs, output / "records")}
+        for c in configs:
+            pruning = f"{c.pruner}:{c.sparsity:g}" if c.pruner else "dense"
+            left = todo.get((c.method, c.label, c.pruner, c.sparsity, c.forget), ())
+            print(f"{c.label or c.method:28s} {pruning:12s} {c.forget:14s} {c.dataset}/{c.arch} "
+                  f"seeds to run: {','.join(map(str, left)) or '(all done)'}")
+        print(f"{len(configs)} settings x {len(seeds)} seeds -> {output}/records")
+        return 0
+    reproduce(recipe, output=output, scale=args.scale, seeds=seeds, plots=not args.no_plots,
+              log=lambda m: print(m, file=sys.stderr, flush=True), **_execution(args))
+    print((output / "table.md").read_text())
     return 0
 
 
@@ -157,7 +223,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
+    handler = {"run": cmd_run, "reproduce": cmd_reproduce, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
                "plot": cmd_plot}[args.command]
     warnings.simplefilter("default")
     try:

@@ -372,10 +372,7 @@ def _record(plan: Plan, seed: int, split: Split, model: nn.Module, metrics, rte:
     if "model" not in roles:
         import timm
         packages["timm"] = timm.__version__
-    pruning = f"{cfg.pruner}{cfg.sparsity:g}" if cfg.pruner else "dense"
-    run_id = re.sub(r"[^A-Za-z0-9_.+-]+", "_",
-                    f"{cfg.dataset}-{plan.arch}-{plan.forget}-{cfg.label or cfg.method}-{pruning}"
-                    f"{_size_tag(cfg)}-seed{seed}")
+    run_id = planned_run_id(plan, seed)
     runtime = plan.runtime
     return RunRecord(
         run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -399,6 +396,15 @@ def _record(plan: Plan, seed: int, split: Split, model: nn.Module, metrics, rte:
                 "forget": str(plan.forget), "arch": plan.arch},
         components={role: f"{name} ({origins[role]})" for role, (_, name) in roles.items()},
         probes=probes)
+
+
+def planned_run_id(plan: Plan, seed: int) -> str:
+    """The id (and file name) of a trial's record, known before it runs."""
+    cfg = plan.config
+    pruning = f"{cfg.pruner}{cfg.sparsity:g}" if cfg.pruner else "dense"
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_",
+                  f"{cfg.dataset}-{plan.arch}-{plan.forget}-{cfg.label or cfg.method}-{pruning}"
+                  f"{_size_tag(cfg)}-seed{seed}")
 
 
 def _size_tag(cfg: RunConfig) -> str:

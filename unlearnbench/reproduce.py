@@ -1,0 +1,233 @@
+"""The paper's experiments as recipes: TOML files that expand into grids of runs.
+
+A recipe (``unlearnbench/recipes/NAME.toml``, or any file with the same layout) has::
+
+    description = "what it reproduces"
+    paper = "where the published numbers are"
+
+    [run]                 # RunConfig fields shared by every run of the recipe
+    dataset = "cifar10"
+
+    [grid]                # the cartesian product of these lists, in this order
+    method = ["retrain", "ft", {method = "sparse_ft", label = "sparse_ft-constant",
+                                params = {scheduler = "constant"}}]
+    pruning = ["dense", "omp:0.95"]       # "dense" or "PRUNER:SPARSITY"
+    forget = ["class:0", "random:0.1"]
+
+    [scales.small]        # overrides of [run] for --scale small (a subset and a smaller model)
+    arch = "mini_vgg"
+    train_size = 5000
+    grid = {pruning = ["dense", "omp:0.5"]}   # and, optionally, of [grid]
+
+Every run writes its record under ``OUTPUT/records/``; a record already there is not run
+again, so an interrupted recipe resumes where it stopped. Afterwards ``OUTPUT/table.md`` and
+the pictures in ``OUTPUT/plots/`` are rendered from all records of the folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .harness import RunConfig, planned_run_id, prepare
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+GRID_KEYS = ("method", "pruning", "forget")
+# RunConfig fields a recipe may set in [run] or [scales.*]; the rest come from the command line.
+RECIPE_FIELDS = ("dataset", "dataset_params", "arch", "train_params", "val_fraction", "train_size",
+                 "test_size", "transfer", "transfer_params", "pruner_params")
+ALIASES = {"train": "train_params"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    paper: str
+    run: Mapping[str, Any]
+    grid: Mapping[str, Sequence[Any]]
+    scales: Mapping[str, Mapping[str, Any]]
+    scale_grids: Mapping[str, Mapping[str, Sequence[Any]]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def scale_names(self) -> tuple[str, ...]:
+        return ("full", *self.scales)
+
+    def configs(self, *, scale: str = "full", seeds: tuple[int, ...] = (0,),
+                **common: Any) -> list[RunConfig]:
+        """One RunConfig per grid point (all seeds in each), validated before anything runs."""
+        if scale not in self.scale_names:
+            raise ConfigError(f"--scale {scale!r} is invalid for recipe {self.name!r}: expected "
+                              f"one of {', '.join(self.scale_names)}")
+        base = {**self.run, **(self.scales.get(scale, {}))}
+        grid = {**self.grid, **self.scale_grids.get(scale, {})}
+        configs = []
+        for method, pruning, forget in itertools.product(*(grid[k] for k in GRID_KEYS)):
+            configs.append(RunConfig(**base, **_method(method, self.name), **_pruning(pruning, self.name),
+                                     forget=forget, seeds=seeds, **common))
+        for config in configs:
+            prepare(config)  # every name and parameter checked before the first run starts
+        return configs
+
+
+def _method(entry: Any, recipe: str) -> dict[str, Any]:
+    if isinstance(entry, str):
+        return {"method": entry}
+    if isinstance(entry, dict) and "method" in entry and set(entry) <= {"method", "label", "params"}:
+        return {"method": entry["method"], "label": entry.get("label"),
+                "method_params": dict(entry.get("params", {}))}
+    raise ConfigError(f"recipe {recipe!r}: grid method entry {entry!r} is invalid: expected a name "
+                      f"or {{method = NAME, label = ROW, params = {{...}}}}")
+
+
+def _pruning(entry: Any, recipe: str) -> dict[str, Any]:
+    if entry == "dense":
+        return {}
+    pruner, sep, sparsity = str(entry).partition(":")
+    try:
+        value = float(sparsity) if sep and pruner else None
+    except ValueError:
+        value = None
+    if value is None:
+        raise ConfigError(f"recipe {recipe!r}: pruning entry {entry!r} is invalid: expected "
+                          f"'dense' or 'PRUNER:SPARSITY', e.g. 'omp:0.95'")
+    return {"pruner": pruner, "sparsity": value}
+
+
+def _fields(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out = {}
+    for key, value in table.items():
+        key = ALIASES.get(key, key)
+        if key not in RECIPE_FIELDS:
+            raise ConfigError(f"{where}: unknown key {key!r}; expected one of {', '.join(RECIPE_FIELDS)}")
+        out[key] = value
+    return out
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A bundled recipe by name, or a recipe file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.is_file():
+        text, name = path.read_text(), path.stem
+    else:
+        bundled = {p.stem: p for p in _bundled()}
+        if str(name_or_path) not in bundled:
+            from .errors import unknown_name_message
+            raise ConfigError(unknown_name_message("recipe", str(name_or_path), bundled))
+        text, name = bundled[str(name_or_path)].read_text(), str(name_or_path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"recipe {name!r} is not valid TOML: {exc}") from exc
+    unknown = set(data) - {"description", "paper", "run", "grid", "scales"}
+    if unknown:
+        raise ConfigError(f"recipe {name!r}: unknown sections {sorted(unknown)}")
+    grid = _grid(data.get("grid", {}), f"recipe {name!r} [grid]", complete=True)
+    scales, scale_grids = {}, {}
+    for scale, table in data.get("scales", {}).items():
+        where = f"recipe {name!r} [scales.{scale}]"
+        table = dict(table)
+        scale_grids[scale] = _grid(table.pop("grid", {}), f"{where} grid", complete=False)
+        scales[scale] = _fields(table, where)
+    return Recipe(name, data.get("description", ""), data.get("paper", ""),
+                  _fields(data.get("run", {}), f"recipe {name!r} [run]"), grid, scales, scale_grids)
+
+
+def _grid(table: Mapping[str, Any], where: str, *, complete: bool) -> dict[str, list]:
+    if (complete and set(table) != set(GRID_KEYS)) or not set(table) <= set(GRID_KEYS) \
+            or not all(isinstance(v, list) and v for v in table.values()):
+        raise ConfigError(f"{where} needs non-empty lists "
+                          f"{'of ' if not complete else ''}{', '.join(GRID_KEYS)}")
+    return dict(table)
+
+
+def _bundled() -> list[Path]:
+    folder = resources.files("unlearnbench") / "recipes"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def bundled_recipes() -> list[Recipe]:
+    return [load_recipe(p.stem) for p in _bundled()]
+
+
+def pending(configs: Sequence[RunConfig], records: Path) -> Iterator[RunConfig]:
+    """The configs, each cut to the seeds whose record is not in ``records`` yet."""
+    for config in configs:
+        plan = prepare(config)
+        seeds = tuple(s for s in config.seeds
+                      if not (records / f"{planned_run_id(plan, s)}.json").is_file())
+        if seeds:
+            yield dataclasses.replace(config, seeds=seeds)
+
+
+def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple[int, ...] = (0,),
+              log: Callable[[str], None] = print, plots: bool = True, **common: Any) -> dict[str, Any]:
+    """Run every pending trial of ``recipe``, then render the table and the pictures."""
+    from .harness import run
+    from .leaderboard import render
+    from .records import load_records
+    from .storage import atomic_write_text
+
+    records_dir = output / "records"
+    configs = recipe.configs(scale=scale, seeds=seeds, output_dir=records_dir, **common)
+    todo = list(pending(configs, records_dir))
+    total = sum(len(c.seeds) for c in configs)
+    log(f"recipe {recipe.name} ({scale}): {total} runs, {sum(len(c.seeds) for c in todo)} to do")
+    start = time.perf_counter()
+    for i, config in enumerate(todo, 1):
+        pruning = f"{config.pruner}:{config.sparsity:g}" if config.pruner else "dense"
+        log(f"[{i}/{len(todo)}] {config.label or config.method} {pruning} {config.forget} "
+            f"seeds {','.join(map(str, config.seeds))}")
+        run(config, log=log)
+    seconds = time.perf_counter() - start
+    records = load_records(records_dir)
+    atomic_write_text(output / "table.md", f"# {recipe.name} ({scale})\n\n{recipe.description}\n\n"
+                      f"Published numbers: {recipe.paper}\n\n{render(records)}")
+    summary = {"recipe": recipe.name, "scale": scale, "seeds": list(seeds), "runs": total,
+               "ran": sum(len(c.seeds) for c in todo), "wall_clock_s": round(seconds, 1),
+               "configs": [_jsonable(dataclasses.asdict(c)) for c in configs]}
+    atomic_write_text(output / "recipe.json", json.dumps(summary, indent=2) + "\n")
+    if plots:
+        from .plots import plot_all
+        plot_all(records, output / "plots", "png", log=log)
+    log(f"{summary['ran']} runs in {seconds:.0f} s; table in {output / 'table.md'}")
+    return summary
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``N`` (a count: seeds 0..N-1) or a comma-separated list ``0,3,7``."""
+    from .cli import _seeds
+    if "," not in text:
+        try:
+            count = int(text)
+        except ValueError:
+            raise ConfigError(f"--seeds {text!r} is invalid: expected a count N or a list 0,1,2") from None
+        if count < 1:
+            raise ConfigError(f"--seeds {text!r} is invalid: expected at least one seed")
+        return tuple(range(count))
+    return _seeds(text)
+
+
+def default_output(recipe: Recipe, scale: str) -> Path:
+    return Path("leaderboard") / (recipe.name if scale == "full" else f"{recipe.name}-{scale}")
