@@ -11,7 +11,8 @@ from sklearn.svm import SVC
 from torch import nn
 
 from unlearnbench.data import ImageData, Normalize
-from unlearnbench.metrics import accuracy, evaluate, mia_efficacy, predict, true_label_confidence
+from unlearnbench.metrics import (accuracy, evaluate, fit_mia_attack, mia_efficacy, predict,
+                                  true_label_confidence)
 from unlearnbench.runtime import Runtime
 
 CPU = Runtime.resolve("cpu", "fp32")
@@ -93,6 +94,94 @@ def test_mia_is_the_papers_svc_exactly() -> None:
     expected = 100.0 * (1.0 - direct.predict(target.reshape(-1, 1)).mean())
     assert 5.0 < expected < 95.0  # a case where the attack is neither trivially right nor wrong
     assert mia_efficacy(members, non_members, target) == expected
+
+
+def _logit_confidences(rng: np.random.Generator, margins: np.ndarray, scale: float) -> np.ndarray:
+    """The attack's feature as ``evaluate`` computes it: float32 logits of 10 classes whose true
+    label is ``margin`` above the best other logit, all times ``scale``; float64 softmax.
+    From ``scale`` 3 on, many margins pass ~37, where the confidence is exactly 1.0."""
+    n = len(margins)
+    labels = rng.integers(0, 10, n)
+    logits = rng.normal(0.0, 1.0, (n, 10))
+    logits[np.arange(n), labels] = -np.inf
+    logits[np.arange(n), labels] = logits.max(axis=1) + margins
+    logits32 = torch.from_numpy((scale * logits).astype(np.float32))
+    return true_label_confidence(logits32, torch.from_numpy(labels))
+
+
+def _realistic_attack_case(seed: int, scale: float, forget: str) -> tuple[np.ndarray, ...]:
+    """2000 members, 2000 non-members, 1000 targets, shaped like a trained CIFAR model's:
+    training margins ~ N(10, 2.5); test margins mostly N(7, 3) with a misclassified tail."""
+    rng = np.random.default_rng(seed)
+
+    def test_like(n: int) -> np.ndarray:
+        return np.where(rng.random(n) < 0.93, rng.normal(7, 3, n), rng.normal(-2, 2, n))
+
+    forget_margins = {"member-like": lambda n: rng.normal(10, 2.5, n),
+                      "mixed": lambda n: np.where(rng.random(n) < 0.9, rng.normal(9, 3, n),
+                                                  rng.normal(0, 2, n)),
+                      "test-like": test_like,
+                      "forgotten-class": lambda n: rng.normal(-3, 2, n)}[forget]
+    return (_logit_confidences(rng, rng.normal(10, 2.5, 2000), scale),
+            _logit_confidences(rng, test_like(2000), scale),
+            _logit_confidences(rng, forget_margins(1000), scale))
+
+
+def _plain_attack(member: np.ndarray, non_member: np.ndarray) -> SVC:
+    """The paper's code: a default SVC on the dense feature column."""
+    return SVC(C=3, gamma="auto", kernel="rbf").fit(np.concatenate([member, non_member]).reshape(-1, 1),
+                                                    np.r_[np.ones(len(member)), np.zeros(len(non_member))])
+
+
+@pytest.mark.parametrize(("seed", "scale", "forget"), [
+    (0, 1.0, "mixed"),            # unsaturated confidences, all distinct
+    (1, 1.0, "test-like"),        # retrained model, random forgetting
+    (5, 2.0, "mixed"),            # a fit where libsvm's shrinking changes the bits
+    (2, 3.0, "mixed"),            # ~18% of member confidences exactly 1.0
+    (3, 4.5, "member-like"),      # most confidences exactly 1.0
+    (4, 4.5, "forgotten-class"),  # retrained model, class-wise forgetting
+])
+def test_mia_fit_is_bit_identical_to_the_plain_svc(seed: int, scale: float, forget: str) -> None:
+    """The fast fit (CSR input, small kernel cache) must be the plain SVC bit for bit: any change
+    of libsvm's path, e.g. merging duplicate confidences, shows in these values."""
+    member, non_member, target = _realistic_attack_case(seed, scale, forget)
+    plain, ours = _plain_attack(member, non_member), fit_mia_attack(member, non_member)
+
+    assert np.array_equal(ours.support_, plain.support_)
+    assert np.array_equal(ours.support_vectors_.toarray(), plain.support_vectors_)
+    assert np.array_equal(ours.dual_coef_.toarray(), plain.dual_coef_)
+    assert np.array_equal(ours.intercept_, plain.intercept_)
+    probe = np.concatenate([target, np.linspace(0.0, 1.0, 501)]).reshape(-1, 1)
+    assert np.array_equal(ours.decision_function(probe), plain.decision_function(probe))
+    labels = plain.predict(target.reshape(-1, 1))
+    assert np.array_equal(ours.predict(target.reshape(-1, 1)), labels)
+    assert mia_efficacy(member, non_member, target) == 100.0 * (1.0 - labels.mean())
+
+
+def test_realistic_attack_cases_cover_saturation_and_the_boundary() -> None:
+    """The cases above exercise what they claim: exact 1.0 duplicates, and targets close to
+    the decision boundary where a slightly different fit would change labels."""
+    member, non_member, target = _realistic_attack_case(3, 4.5, "member-like")
+    assert (member == 1.0).mean() > 0.5 and (target == 1.0).mean() > 0.5
+    member, non_member, target = _realistic_attack_case(0, 1.0, "mixed")
+    assert len(np.unique(np.r_[member, non_member])) == 4000
+    margin = np.abs(_plain_attack(member, non_member).decision_function(target.reshape(-1, 1)))
+    assert margin.min() < 0.02
+    assert 5.0 < mia_efficacy(member, non_member, target) < 95.0
+
+
+def test_mia_fit_is_bit_identical_with_exact_zero_confidences() -> None:
+    """CSR leaves a 0.0 feature out; the kernel and decision values must not change."""
+    rng = np.random.default_rng(5)
+    member = np.r_[rng.beta(5, 1, 200), np.zeros(5), np.ones(20)]
+    non_member = np.r_[rng.beta(2, 2, 200), np.zeros(30), np.ones(5)]
+    target = np.r_[0.0, 1.0, rng.uniform(0, 1, 300)]
+    plain, ours = _plain_attack(member, non_member), fit_mia_attack(member, non_member)
+    assert np.array_equal(ours.dual_coef_.toarray(), plain.dual_coef_)
+    assert np.array_equal(ours.intercept_, plain.intercept_)
+    column = target.reshape(-1, 1)
+    assert np.array_equal(ours.decision_function(column), plain.decision_function(column))
+    assert mia_efficacy(member, non_member, target) == 100.0 * (1.0 - plain.predict(column).mean())
 
 
 def test_mia_of_an_empty_forget_set_is_nan() -> None:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from tqdm.auto import tqdm
 from .data import DeviceLoader, ImageData, Normalize
 from .errors import ConfigError
 from .runtime import Runtime
+
+if TYPE_CHECKING:
+    from sklearn.svm import SVC
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -36,22 +40,53 @@ def true_label_confidence(logits: torch.Tensor, labels: torch.Tensor) -> np.ndar
     return probs.gather(1, labels.view(-1, 1)).flatten().cpu().numpy()
 
 
+# libsvm's kernel cache in MB. It only stores kernel rows, recomputed bit-identically when
+# evicted; libsvm's shrinking step walks every cached row, so a small cache is the faster one
+# (1 to 20 MB measured equal; 200 MB, sklearn's default, 10-20% slower).
+MIA_CACHE_MB = 10
+
+
+def fit_mia_attack(member: np.ndarray, non_member: np.ndarray) -> SVC:
+    """The paper's attack, ``SVC(C=3, gamma="auto", kernel="rbf")``, fitted on member (label 1)
+    vs non-member (label 0) confidences, in this order (libsvm's result depends on the order).
+
+    Its dual coefficients, intercept, support vectors and decision values are bit-identical to
+    those of a plain fit on the dense column; two settings change how libsvm computes, not what:
+
+    * The single feature goes in as a CSR matrix, so sklearn runs libsvm's sparse build: the
+      same solver source compiled without ``_DENSE_REP``. The solver sees the data only through
+      the kernel ``exp(-gamma * (x_i**2 + x_j**2 - 2 * x_i * x_j))`` (and ``exp(-gamma * d**2)``
+      with ``d = x - s`` at prediction). With one feature each product is one IEEE
+      multiplication in both builds; the dense build makes it through a length-1 BLAS ``ddot``
+      call per kernel entry, the sparse build inline. A zero feature, which CSR leaves out,
+      adds nothing to the sparse dot product and ``s * s`` to the squared distance, exactly
+      the dense build's ``0 * x`` and ``(0 - s)**2``.
+    * The kernel cache is ``MIA_CACHE_MB`` instead of 200 MB (see its comment).
+
+    On one core this fit is 1.2x-1.4x faster than the plain one (10k + 10k realistic
+    confidences: 4.3 s -> 3.4 s; 2k + 2k: 0.19 s -> 0.13 s), with bit-identical results on 48
+    cases (confidences of trained digits models, and of float32 logits simulated at 2k + 2k
+    and 10k + 10k, from unsaturated to mostly exactly 1.0).
+    """
+    from scipy import sparse
+    from sklearn.svm import SVC
+
+    features = sparse.csr_matrix(np.concatenate([member, non_member]).astype(np.float64).reshape(-1, 1))
+    is_member = np.concatenate([np.ones(len(member)), np.zeros(len(non_member))])
+    return SVC(C=3, gamma="auto", kernel="rbf", cache_size=MIA_CACHE_MB).fit(features, is_member)
+
+
 def mia_efficacy(member: np.ndarray, non_member: np.ndarray, target: np.ndarray) -> float:
     """Percent of ``target`` that an SVC trained on member-vs-non-member features calls non-member.
 
-    The fit is exactly the paper's ``SVC(C=3, gamma="auto", kernel="rbf")`` on the same samples
-    in the same order (libsvm's result depends on both). Only the prediction is organized for
-    speed, in ways that cannot change a single label: libsvm decides each row on its own, so
-    each distinct target value is classified once, and chunks of them run on parallel threads
-    (libsvm releases the GIL). libsvm's kernel cache is left at its default on purpose: a
-    larger one does not speed this fit up, because libsvm's shrinking steps walk every cached
-    row (measured in benchmarks/README.md).
+    The classifier is ``fit_mia_attack``'s, bit-identical to the paper's plain SVC. The
+    prediction is organized for speed in ways that cannot change a single label: libsvm decides
+    each row on its own, so each distinct target value is classified once, and chunks of them
+    run on parallel threads (libsvm releases the GIL). Prediction runs in the sparse build too,
+    2.7x faster than the dense one, whose kernel allocates a buffer for every kernel value.
+    On one core, 10k + 10k confidences and 5k targets: 4.0 s, against 5.5 s with the dense fit.
     """
-    from sklearn.svm import SVC
-
-    features = np.concatenate([member, non_member]).reshape(-1, 1)
-    is_member = np.concatenate([np.ones(len(member)), np.zeros(len(non_member))])
-    attack = SVC(C=3, gamma="auto", kernel="rbf").fit(features, is_member)
+    attack = fit_mia_attack(member, non_member)
     target = np.asarray(target, dtype=np.float64).ravel()
     if len(target) == 0:
         return float("nan")
