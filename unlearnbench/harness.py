@@ -9,6 +9,7 @@ a method, pruner, dataset or architecture by name.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import importlib.metadata as md
 import platform
@@ -149,7 +150,7 @@ def _load(dataset: Dataset, name: str, root: Path | None, download: bool,
     fingerprint = dataset.fingerprint(root)
     if fingerprint is None:
         return dataset.load(root, download)
-    description = {"format": CACHE_FORMAT, "kind": "dataset", "dataset": name,
+    description = {"format": CACHE_FORMAT, "kind": "dataset", "layout": 2, "dataset": name,
                    "params": dataset.get_params(), "root": str(root.resolve()),
                    "files": fingerprint}
     cached = cache.load("datasets", description)
@@ -158,14 +159,13 @@ def _load(dataset: Dataset, name: str, root: Path | None, download: bool,
             ImageData(cached["train_images"], cached["train_labels"]),
             ImageData(cached["test_images"], cached["test_labels"]), tuple(cached["class_names"]),
             Normalize(tuple(cached["mean"]), tuple(cached["std"])),
-            Augment(cached["crop_padding"], cached["hflip"]))
+            Augment(**cached["augment"]))
     data = dataset.load(root, download)
     cache.save("datasets", description, {
         "train_images": data.train.images, "train_labels": data.train.labels,
         "test_images": data.test.images, "test_labels": data.test.labels,
         "class_names": list(data.class_names), "mean": list(data.normalize.mean),
-        "std": list(data.normalize.std), "crop_padding": data.augment.crop_padding,
-        "hflip": data.augment.hflip})
+        "std": list(data.normalize.std), "augment": dataclasses.asdict(data.augment)})
     return data
 
 

@@ -353,7 +353,7 @@ Picture = tuple[str, Figure]
 
 def pictures(records: Sequence[RunRecord]) -> Iterator[Picture | Skipped]:
     """Every picture the records support, by stable name, and a :class:`Skipped` for the rest."""
-    style = Style.for_methods([r.method for r in records])
+    style = Style.for_methods([r.label or r.method for r in records])
     for key, group in _groups(records, lambda r: (*_setting(r), _pruning(r))):
         yield _attempt(f"radar-{_slug(*key)}", radar_figure, group, style)
     for setting, group in _groups(records, _setting):
