@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import math
 
 import pandas as pd
@@ -134,3 +135,19 @@ def test_one_device_whose_name_has_a_comma_is_one_device(make_record) -> None:
     name = "Intel64 Family 6 Model 85 Stepping 7, GenuineIntel"  # platform.processor() on Windows
     text = render([make_record(method="retrain", device_name=name), make_record(device_name=name)])
     assert f"RTE measured on {name}." in text and "different devices" not in text
+
+
+def test_forgotten_class_is_named_when_any_record_knows_it(make_record) -> None:
+    named = {"method_params": {}, "forget_class_name": "airplane"}
+    records = [make_record(method="retrain", config=named), make_record(method="ft", seed=0),
+               make_record(method="ft", seed=1, config=named)]
+    table = render(records)
+    assert table.count("class:0 (airplane)") == 2 and not re.search(r"\| class:0 +\|", table)
+    assert summarize(records)["n"].tolist() == [1, 2]  # old records without the name share the row
+
+
+def test_probes_show_before_and_after_means(make_record) -> None:
+    records = [make_record(method="ft", seed=s, forget="backdoor:0.1", scenario="backdoor",
+                           probes={"ASR": {"before": 100.0, "after": a}}) for s, a in ((0, 40.0), (1, 60.0))]
+    table = render(records)
+    assert "ASR (before → after)" in table and "100.00 → 50.00" in table

@@ -72,3 +72,9 @@ class Dataset(Configurable, abc.ABC):
         happens once per set of files, not once per run.
         """
         return None
+
+
+def file_fingerprint(root: Path, files: list[Path]) -> list | None:
+    """Names (relative to ``root``), sizes and mtimes of ``files``: a dataset's identity for the
+    decoded-data cache; None when there are no files."""
+    return [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns] for f in files] or None

@@ -226,7 +226,7 @@ def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
     after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
     eval_s = time.perf_counter() - start
 
-    record = _record(plan, seed, split, unlearned, metrics, rte,
+    record = _record(plan, data, seed, split, unlearned, metrics, rte,
                      Timings(original_s, original_cached, prune_s, prune_cached, rte, eval_s, warmup_s),
                      {k: {"before": before[k], "after": after[k]} for k in after})
     record.save(Path(plan.config.output_dir) / f"{record.run_id}.json")
@@ -359,7 +359,8 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 # -- the record --------------------------------------------------------------------------
-def _record(plan: Plan, seed: int, split: Split, model: nn.Module, metrics, rte: float,
+def _record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model: nn.Module, metrics,
+            rte: float,
             timings: Timings, probes: dict[str, dict[str, float]]) -> RunRecord:
     cfg = plan.config
     roles = {"dataset": (DATASETS, cfg.dataset), "unlearner": (UNLEARNERS, cfg.method)}
@@ -393,7 +394,9 @@ def _record(plan: Plan, seed: int, split: Split, model: nn.Module, metrics, rte:
                 "pruner_params": plan.pruner.get_params() if plan.pruner else None,
                 "recipe": plan.recipe.get_params(), "val_fraction": cfg.val_fraction,
                 "train_size": cfg.train_size, "test_size": cfg.test_size, "transfer": cfg.transfer,
-                "forget": str(plan.forget), "arch": plan.arch},
+                "forget": str(plan.forget), "arch": plan.arch,
+                "forget_class_name": (data.class_names[plan.forget.forget_class]
+                                      if plan.forget.forget_class is not None else None)},
         components={role: f"{name} ({origins[role]})" for role, (_, name) in roles.items()},
         probes=probes)
 

@@ -27,6 +27,7 @@ def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
     for r in records:
         pruning = f"{r.pruner} {r.target_sparsity:g}" if r.pruner else "dense"
         rows.append({"dataset": r.dataset, "arch": r.arch, "scenario": r.scenario, "forget": r.forget,
+                     "forget_name": r.config.get("forget_class_name"),
                      "pruning": pruning, "method": r.label or r.method, "seed": r.seed,
                      "sparsity": r.sparsity, "device": r.environment.device_name,
                      **{m: getattr(r.metrics, m) for m in METRICS}, "RTE": r.metrics.RTE,
@@ -51,6 +52,7 @@ def summarize(records: Sequence[RunRecord]) -> pd.DataFrame:
     table = table.join(grouped[values].std(ddof=1).fillna(0.0).add_suffix("_std"))
     table["n"] = grouped.size()
     table["devices"] = grouped["device"].agg(lambda d: ", ".join(sorted(set(d))))
+    table["forget_name"] = grouped["forget_name"].agg(lambda n: next(iter(n.dropna()), None))
     table = table.reset_index()
     keys = ["dataset", "arch", "scenario", "forget", "pruning"]
     reference = table[table["method"] == REFERENCE_METHOD].set_index(keys)
@@ -75,7 +77,9 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """The human-readable table: formatted cells, gaps in parentheses."""
     rows = []
     for _, s in summary.iterrows():
-        row = {"dataset": s["dataset"], "arch": s["arch"], "forget": s["forget"],
+        name = s["forget_name"]
+        forget = f"{s['forget']} ({name})" if isinstance(name, str) else s["forget"]
+        row = {"dataset": s["dataset"], "arch": s["arch"], "forget": forget,
                "pruning": s["pruning"], "method": s["method"], "seeds": int(s["n"])}
         for m in METRICS:
             cell = _cell(s[f"{m}_mean"], s[f"{m}_std"], s["n"])

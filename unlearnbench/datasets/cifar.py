@@ -24,11 +24,14 @@ import numpy as np
 import torch
 
 from ..data import Augment, ImageData, Normalize
-from ..dataset import Dataset, LoadedDataset
+from ..dataset import Dataset, LoadedDataset, file_fingerprint
 from ..errors import CorruptFileError, DataNotFoundError
 from ..training import TrainRecipe
 from ._parquet import parquet_files, read_train_test
 
+# The paper's original-model recipe (paper.md), also used for SVHN.
+PAPER_RECIPE = TrainRecipe(epochs=182, lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=256,
+                           schedule="step", milestones=(0.5, 0.75), lr_decay=0.1)
 CIFAR_NORMALIZE = Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR100_NORMALIZE = Normalize((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 
@@ -66,8 +69,7 @@ class _Cifar(Dataset):
         return LoadedDataset(train, test, names, self.normalize, Augment(crop_padding=4, hflip=True))
 
     def default_recipe(self) -> TrainRecipe:
-        return TrainRecipe(epochs=182, lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=256,
-                           schedule="step", milestones=(0.5, 0.75), lr_decay=0.1)
+        return PAPER_RECIPE
 
     def fingerprint(self, root: Path | None) -> list | None:
         if root is None:
@@ -75,7 +77,7 @@ class _Cifar(Dataset):
         root = Path(root).expanduser()
         files = sorted((root / self.folder).glob("*")) if (root / self.folder).is_dir() \
             else parquet_files(root, "train") + parquet_files(root, "test")
-        return [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns] for f in files] or None
+        return file_fingerprint(root, files)
 
     @property
     def dataset_name(self) -> str:

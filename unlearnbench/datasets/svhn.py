@@ -34,10 +34,11 @@ import numpy as np
 import torch
 
 from ..data import Augment, ImageData, Normalize
-from ..dataset import Dataset, LoadedDataset
+from ..dataset import Dataset, LoadedDataset, file_fingerprint
 from ..errors import CorruptFileError, DataNotFoundError
 from ..training import TrainRecipe
 from ._parquet import parquet_files, read_train_test
+from .cifar import PAPER_RECIPE
 
 SVHN_NORMALIZE = Normalize((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970))
 MAT_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
@@ -74,8 +75,7 @@ class SVHN(Dataset):
         return LoadedDataset(train, test, names, SVHN_NORMALIZE, Augment(crop_padding=4, hflip=False))
 
     def default_recipe(self) -> TrainRecipe:
-        return TrainRecipe(epochs=182, lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=256,
-                           schedule="step", milestones=(0.5, 0.75), lr_decay=0.1)
+        return PAPER_RECIPE
 
     def fingerprint(self, root: Path | None) -> list | None:
         if root is None:
@@ -83,7 +83,7 @@ class SVHN(Dataset):
         root = Path(root).expanduser()
         mats = [root / f for f in MAT_FILES.values() if (root / f).is_file()]
         files = mats or parquet_files(root, "train", HUB_CONFIG) + parquet_files(root, "test", HUB_CONFIG)
-        return [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns] for f in files] or None
+        return file_fingerprint(root, files)
 
 
 def _read_mat(path: Path) -> ImageData:
