@@ -1,0 +1,32 @@
+"""Every registered model builds for the datasets' shapes and exposes its classifier head."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unlearnbench import MODELS, build_model
+from unlearnbench.masks import classifier, prunable_weights
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("num_classes, in_chans, size", [(10, 3, 32), (4, 1, 8)])
+def test_registered_models_build_and_predict(name: str, num_classes: int, in_chans: int, size: int) -> None:
+    model = build_model(name, num_classes=num_classes, in_chans=in_chans, image_size=size).eval()
+    assert model(torch.zeros(2, in_chans, size, size)).shape == (2, num_classes)
+    head = classifier(model)
+    assert head is not None and head.out_features == num_classes
+    assert not {id(p) for p in head.parameters()} & {id(w) for w in prunable_weights(model).values()}
+
+
+def test_mini_vgg_is_the_documented_size() -> None:
+    model = build_model("mini_vgg", num_classes=10, in_chans=3, image_size=32)
+    assert sum(p.numel() for p in model.parameters()) == 98_970  # "about 0.1 M parameters"
+    macs = 0
+    x = torch.zeros(1, 3, 32, 32)
+    for layer in model.features:
+        y = layer(x)
+        if isinstance(layer, torch.nn.Conv2d):
+            macs += y.numel() * layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
+        x = y
+    assert round(macs / 1e6, 1) == 4.0  # "4.0 M multiply-adds per 32x32 image"
