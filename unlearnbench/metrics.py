@@ -122,11 +122,11 @@ def predict(model: nn.Module, data: ImageData, normalize: Normalize, runtime: Ru
                           channels_last=runtime.channels_last)
     for x, _ in tqdm(loader, desc="evaluate", unit="batch", leave=False, disable=None):
         with runtime.autocast():
-            outputs.append(model(x).float().cpu())
+            outputs.append(model(x).float())  # kept on the device: one copy, not one sync per batch
     model.train(was_training)
     if not outputs:
         raise ConfigError("cannot evaluate a model on an empty set of examples")
-    return torch.cat(outputs)
+    return torch.cat(outputs).cpu()
 
 
 @dataclass(frozen=True)
