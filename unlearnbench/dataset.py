@@ -69,12 +69,16 @@ class Dataset(Configurable, abc.ABC):
         """A JSON-able identity of the files ``load`` reads (names, sizes, mtimes), or None.
 
         When given, the decoded tensors are cached, so slow decoding (e.g. 60,000 JPEGs)
-        happens once per set of files, not once per run.
+        happens once per set of files, not once per run. Datasets that decode from files
+        list them in :meth:`data_files`.
         """
-        return None
+        if root is None:
+            return None
+        root = Path(root).expanduser()
+        files = self.data_files(root)
+        return [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns]
+                for f in files] or None
 
-
-def file_fingerprint(root: Path, files: list[Path]) -> list | None:
-    """Names (relative to ``root``), sizes and mtimes of ``files``: a dataset's identity for the
-    decoded-data cache; None when there are no files."""
-    return [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns] for f in files] or None
+    def data_files(self, root: Path) -> list[Path]:
+        """The files under ``root`` that ``load`` would read; none: nothing is cached."""
+        return []

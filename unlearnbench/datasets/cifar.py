@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..data import Augment, ImageData, Normalize
-from ..dataset import Dataset, LoadedDataset, file_fingerprint
+from ..dataset import Dataset, LoadedDataset
 from ..errors import CorruptFileError, DataNotFoundError
 from ..training import TrainRecipe
 from ._parquet import parquet_files, read_train_test
@@ -71,13 +71,10 @@ class _Cifar(Dataset):
     def default_recipe(self) -> TrainRecipe:
         return PAPER_RECIPE
 
-    def fingerprint(self, root: Path | None) -> list | None:
-        if root is None:
-            return None
-        root = Path(root).expanduser()
-        files = sorted((root / self.folder).glob("*")) if (root / self.folder).is_dir() \
-            else parquet_files(root, "train") + parquet_files(root, "test")
-        return file_fingerprint(root, files)
+    def data_files(self, root: Path) -> list[Path]:
+        if (root / self.folder).is_dir():
+            return sorted((root / self.folder).glob("*"))
+        return parquet_files(root, "train") + parquet_files(root, "test")
 
     @property
     def dataset_name(self) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..data import Augment, ImageData, Normalize
-from ..dataset import Dataset, LoadedDataset, file_fingerprint
+from ..dataset import Dataset, LoadedDataset
 from ..errors import CorruptFileError, DataNotFoundError
 from ..training import TrainRecipe
 from ._parquet import parquet_files, read_train_test
@@ -77,13 +77,9 @@ class SVHN(Dataset):
     def default_recipe(self) -> TrainRecipe:
         return PAPER_RECIPE
 
-    def fingerprint(self, root: Path | None) -> list | None:
-        if root is None:
-            return None
-        root = Path(root).expanduser()
+    def data_files(self, root: Path) -> list[Path]:
         mats = [root / f for f in MAT_FILES.values() if (root / f).is_file()]
-        files = mats or parquet_files(root, "train", HUB_CONFIG) + parquet_files(root, "test", HUB_CONFIG)
-        return file_fingerprint(root, files)
+        return mats or parquet_files(root, "train", HUB_CONFIG) + parquet_files(root, "test", HUB_CONFIG)
 
 
 def _read_mat(path: Path) -> ImageData:
