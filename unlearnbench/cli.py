@@ -143,7 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import bundled_recipes, default_output, load_recipe, parse_seeds, pending, reproduce
+    from .reproduce import (bundled_recipes, default_output, load_recipe, parse_seeds, pending,
+                            pruning_label, reproduce)
 
     if args.list or not args.recipe:
         from tabulate import tabulate
@@ -156,13 +157,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.dry_run:
         configs = recipe.configs(scale=args.scale, seeds=seeds, output_dir=output / "records",
                                  **_execution(args))
-        todo = {(c.method, c.label, c.pruner, c.sparsity, c.forget): c.seeds
-                for c in pending(configs, output / "records")}
-        for c in configs:
-            pruning = f"{c.pruner}:{c.sparsity:g}" if c.pruner else "dense"
-            left = todo.get((c.method, c.label, c.pruner, c.sparsity, c.forget), ())
-            print(f"{c.label or c.method:28s} {pruning:12s} {c.forget:14s} {c.dataset}/{c.arch} "
-                  f"seeds to run: {','.join(map(str, left)) or '(all done)'}")
+        for c in pending(configs, output / "records"):
+            print(f"{c.label or c.method:28s} {pruning_label(c):12s} {c.forget:14s} {c.dataset}/{c.arch} "
+                  f"seeds to run: {','.join(map(str, c.seeds)) or '(all done)'}")
         print(f"{len(configs)} settings x {len(seeds)} seeds -> {output}/records")
         return 0
     reproduce(recipe, output=output, scale=args.scale, seeds=seeds, plots=not args.no_plots,

@@ -2,8 +2,9 @@
 
 original model (trained or loaded from the cache) -> optional pruning (cached too) ->
 forget/retain split -> timed unlearning with the mask held fixed -> UA, MIA-Efficacy, RA, TA
-(and the probes of the scenario, before and after unlearning) -> one record, written atomically. Every component comes from a registry; nothing here knows
-a method, pruner, dataset or architecture by name.
+(and the probes of the scenario, before and after unlearning) -> one record, written
+atomically. Every component comes from a registry; nothing here knows a method, pruner,
+dataset or architecture by name.
 """
 
 from __future__ import annotations
@@ -360,8 +361,7 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 # -- the record --------------------------------------------------------------------------
 def _record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model: nn.Module, metrics,
-            rte: float,
-            timings: Timings, probes: dict[str, dict[str, float]]) -> RunRecord:
+            rte: float, timings: Timings, probes: dict[str, dict[str, float]]) -> RunRecord:
     cfg = plan.config
     roles = {"dataset": (DATASETS, cfg.dataset), "unlearner": (UNLEARNERS, cfg.method)}
     if plan.arch in MODELS:

@@ -64,9 +64,9 @@ def fit_mia_attack(member: np.ndarray, non_member: np.ndarray) -> SVC:
     * The kernel cache is ``MIA_CACHE_MB`` instead of 200 MB (see its comment).
 
     On one core this fit is 1.2x-1.4x faster than the plain one (10k + 10k realistic
-    confidences: 4.3 s -> 3.4 s; 2k + 2k: 0.19 s -> 0.13 s), with bit-identical results on 48
-    cases (confidences of trained digits models, and of float32 logits simulated at 2k + 2k
-    and 10k + 10k, from unsaturated to mostly exactly 1.0).
+    confidences: 4.3 s -> 3.4 s; 2k + 2k: 0.19 s -> 0.13 s), with bit-identical results on 49
+    cases (confidences of trained digits models; of float32 logits simulated at 2k + 2k and
+    10k + 10k, from unsaturated to mostly exactly 1.0; and the benchmark's own case).
     """
     from scipy import sparse
     from sklearn.svm import SVC

@@ -31,7 +31,7 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -163,14 +163,18 @@ def bundled_recipes() -> list[Recipe]:
     return [load_recipe(p.stem) for p in _bundled()]
 
 
-def pending(configs: Sequence[RunConfig], records: Path) -> Iterator[RunConfig]:
-    """The configs, each cut to the seeds whose record is not in ``records`` yet."""
-    for config in configs:
+def pending(configs: Sequence[RunConfig], records: Path) -> list[RunConfig]:
+    """The configs in order, each cut to the seeds whose record is not in ``records`` yet
+    (possibly none)."""
+    def left(config: RunConfig) -> tuple[int, ...]:
         plan = prepare(config)
-        seeds = tuple(s for s in config.seeds
-                      if not (records / f"{planned_run_id(plan, s)}.json").is_file())
-        if seeds:
-            yield dataclasses.replace(config, seeds=seeds)
+        return tuple(s for s in config.seeds
+                     if not (records / f"{planned_run_id(plan, s)}.json").is_file())
+    return [dataclasses.replace(c, seeds=left(c)) for c in configs]
+
+
+def pruning_label(config: RunConfig) -> str:
+    return f"{config.pruner}:{config.sparsity:g}" if config.pruner else "dense"
 
 
 def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple[int, ...] = (0,),
@@ -183,13 +187,12 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
 
     records_dir = output / "records"
     configs = recipe.configs(scale=scale, seeds=seeds, output_dir=records_dir, **common)
-    todo = list(pending(configs, records_dir))
+    todo = [c for c in pending(configs, records_dir) if c.seeds]
     total = sum(len(c.seeds) for c in configs)
     log(f"recipe {recipe.name} ({scale}): {total} runs, {sum(len(c.seeds) for c in todo)} to do")
     start = time.perf_counter()
     for i, config in enumerate(todo, 1):
-        pruning = f"{config.pruner}:{config.sparsity:g}" if config.pruner else "dense"
-        log(f"[{i}/{len(todo)}] {config.label or config.method} {pruning} {config.forget} "
+        log(f"[{i}/{len(todo)}] {config.label or config.method} {pruning_label(config)} {config.forget} "
             f"seeds {','.join(map(str, config.seeds))}")
         run(config, log=log)
     seconds = time.perf_counter() - start

@@ -9,12 +9,15 @@ receive the same object, and the original's cache key contains the hash of ``tra
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .data import tensor_hash
+from .dataset import LoadedDataset
 from .errors import ConfigError
 from .runtime import generator
 
@@ -145,7 +148,6 @@ def make_split(train_labels: torch.Tensor, test_labels: torch.Tensor, spec: Forg
 def stratified_subset(labels: torch.Tensor, size: int, what: str) -> torch.Tensor:
     """Sorted indices of ``size`` examples keeping each class's share (fixed seed: every trial
     of a run sees the same subset, so trials differ only by their own seed)."""
-    import numpy as np
     from sklearn.model_selection import train_test_split
 
     n = len(labels)
@@ -162,10 +164,8 @@ def stratified_subset(labels: torch.Tensor, size: int, what: str) -> torch.Tenso
     return torch.from_numpy(np.sort(chosen))
 
 
-def subsample(data, train_size: int | None, test_size: int | None):
-    """``data`` (a LoadedDataset) cut to stratified subsets of the given sizes."""
-    import dataclasses
-
+def subsample(data: LoadedDataset, train_size: int | None, test_size: int | None) -> LoadedDataset:
+    """``data`` cut to stratified subsets of the given sizes."""
     if train_size is None and test_size is None:
         return data
     train, test = data.train, data.test
