@@ -130,9 +130,16 @@ def test_distill_kl_is_the_temperature_scaled_kl_of_teacher_to_student() -> None
 def test_scrub_alternates_max_and_min_steps_with_the_reference_schedule(trained, monkeypatch) -> None:
     model, task = trained[0]
     phases: list[tuple[str, float]] = []
-    monkeypatch.setattr(UnlearningTask, "fit",
-                        lambda self, m, batches, recipe, *, loss, desc: phases.append((desc, recipe.lr)) or m)
+    optimizers: set[int] = set()
+
+    def record(self, m, batches, recipe, *, loss, desc, optimizer=None):
+        phases.append((desc, recipe.lr))
+        optimizers.add(id(optimizer))
+        return m
+
+    monkeypatch.setattr(UnlearningTask, "fit", record)
     Scrub(epochs=6, msteps=2).unlearn(copy.deepcopy(model), task)
+    assert len(optimizers) == 1 and None not in optimizers  # one SGD (and momentum) for all phases
     names = [d.split()[-1] for d, _ in phases]
     assert names == ["max-step", "min-step", "max-step", "min-step"] + ["min-step"] * 4
     # lr 5e-4, x0.1 after epochs 3 and 5 (of 3, 5, 9)
@@ -253,7 +260,7 @@ BEHAVIOUR = {
     "rl": {"batch_size": 16},
     "salun": {"batch_size": 16},
     "neggrad_plus": {"alpha": 0.8, "momentum": 0.9, "batch_size": 16},
-    "scrub": {"lr": 0.05, "batch_size": 16, "forget_batch_size": 16},
+    "scrub": {"lr": 0.01, "batch_size": 16, "forget_batch_size": 8},
     "boundary_shrink": {"lr": 0.003, "batch_size": 16},
 }
 FT = {"batch_size": 16}  # 10 epochs, lr 0.01: the same step budget as RL

@@ -86,12 +86,13 @@ class Mask:
 
     def bind(self, model: nn.Module) -> Callable[[], None]:
         """A function that zeroes the pruned weights of ``model`` (checked once, cheap per call)."""
-        pairs = [(w, self.keep[n].to(w.device)) for n, w in self.check_model(model).items()]
+        named = self.check_model(model)
+        weights = list(named.values())
+        keeps = [self.keep[n].to(w.device, w.dtype) for n, w in named.items()]
 
         @torch.no_grad()
         def apply() -> None:
-            for w, keep in pairs:
-                w.mul_(keep)
+            torch._foreach_mul_(weights, keeps)  # one fused launch per device/dtype on a GPU
         return apply
 
     def apply(self, model: nn.Module) -> None:

@@ -62,9 +62,16 @@ def make_sgd(model: nn.Module, recipe: TrainRecipe, runtime: Runtime) -> torch.o
 
 def fit(model: nn.Module, batches: Iterable[Any], recipe: TrainRecipe, runtime: Runtime, *,
         loss: LossFn = cross_entropy, mask: Mask | None = None, desc: str = "train",
-        on_epoch_end: Callable[[int, nn.Module], None] | None = None) -> nn.Module:
-    """Train ``model`` in place for ``recipe.epochs`` passes over ``batches``; returns it."""
-    optimizer = make_sgd(model, recipe, runtime)
+        on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+        optimizer: torch.optim.Optimizer | None = None) -> nn.Module:
+    """Train ``model`` in place for ``recipe.epochs`` passes over ``batches``; returns it.
+
+    A fresh SGD optimizer (:func:`make_sgd`) is made per call unless ``optimizer`` is given:
+    passing the same one to consecutive calls keeps its momentum across them, as a method that
+    alternates phases with one optimizer does. The learning rate always follows ``recipe``.
+    """
+    if optimizer is None:
+        optimizer = make_sgd(model, recipe, runtime)
     steps = len(batches) if isinstance(batches, Sized) else None
     apply_mask = mask.bind(model) if mask is not None else (lambda: None)
     apply_mask()

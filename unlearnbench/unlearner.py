@@ -22,13 +22,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from .data import Augment, DeviceLoader, ImageData, Normalize
 from .masks import Mask
 from .params import Configurable
 from .runtime import Runtime, generator
-from .training import LossFn, TrainRecipe, cross_entropy, fit
+from .training import LossFn, TrainRecipe, cross_entropy, fit, make_sgd
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,16 @@ class UnlearningTask:
                             channels_last=self.runtime.channels_last)
 
     def fit(self, model: nn.Module, batches: Iterable[Any], recipe: TrainRecipe, *,
-            loss: LossFn = cross_entropy, desc: str = "unlearn") -> nn.Module:
-        """The shared training loop, with this task's mask and runtime."""
-        return fit(model, batches, recipe, self.runtime, loss=loss, mask=self.mask, desc=desc)
+            loss: LossFn = cross_entropy, desc: str = "unlearn",
+            optimizer: torch.optim.Optimizer | None = None) -> nn.Module:
+        """The shared training loop, with this task's mask and runtime (a fresh optimizer per
+        call unless ``optimizer``, from :meth:`optimizer`, carries one over from an earlier call)."""
+        return fit(model, batches, recipe, self.runtime, loss=loss, mask=self.mask, desc=desc,
+                   optimizer=optimizer)
+
+    def optimizer(self, model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
+        """The SGD optimizer :meth:`fit` would make, to share across several calls."""
+        return make_sgd(model, recipe, self.runtime)
 
 
 class Unlearner(Configurable, abc.ABC):
