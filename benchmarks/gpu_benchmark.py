@@ -24,7 +24,6 @@ code on a few dozen images (CPU, about a minute) to show that the script works::
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from collections.abc import Callable
@@ -38,9 +37,10 @@ from torch import nn
 
 from unlearnbench import Augment, DeviceLoader, ImageData, UnlearningTask, build_model, fit
 from unlearnbench.datasets.cifar import CIFAR_NORMALIZE, Cifar10
-from unlearnbench.harness import REFERENCE_EPOCHS, warm_up
+from unlearnbench.harness import REFERENCE_EPOCHS
 from unlearnbench.metrics import accuracy, evaluate, mia_efficacy, predict, true_label_confidence
 from unlearnbench.runtime import COMPILE_MODES, Runtime
+from unlearnbench.timing import timed_unlearn
 
 PARTS = ("reference", "bf16", "fp32", "loader", "plain", "compile", "eval", "ft", "accuracy")
 OPT_IN = ("loader", "plain", "compile", "accuracy")  # diagnostics: only when --parts names them
@@ -183,7 +183,7 @@ def run_ours(report: Report, train: ImageData, sizes: Sizes, args, runtime: Runt
     fit(model, loader, recipe, runtime, desc="warm-up")
     with runtime.timer() as elapsed:
         fit(model, loader, recipe.replace(epochs=args.epochs), runtime, desc="timed")
-    seconds = elapsed[0] / args.epochs
+    seconds = elapsed.seconds / args.epochs
     layout = ", channels_last" if runtime.channels_last else ""
     report.add("epoch", f"ours: fit + DeviceLoader (uint8 on device), {runtime.precision}{layout}{label}",
                seconds, f"mean of {_epochs(args.epochs)} after 1 warm-up epoch", TARGETS["epoch"])
@@ -199,7 +199,7 @@ def run_loader_only(report: Report, train: ImageData, sizes: Sizes, args, runtim
         for _ in range(args.epochs):
             for _ in loader:
                 pass
-    report.add("epoch", "DeviceLoader alone (no model)", elapsed[0] / args.epochs,
+    report.add("epoch", "DeviceLoader alone (no model)", elapsed.seconds / args.epochs,
                f"mean of {_epochs(args.epochs)}; the data path's share of an epoch")
 
 
@@ -225,7 +225,7 @@ def run_plain(report: Report, train: ImageData, sizes: Sizes, args, runtime: Run
         for _ in range(args.epochs):
             epoch()
     report.add("epoch", f"plain loop over the same DeviceLoader, {runtime.precision}"
-               f"{', channels_last' if runtime.channels_last else ''}", elapsed[0] / args.epochs,
+               f"{', channels_last' if runtime.channels_last else ''}", elapsed.seconds / args.epochs,
                f"mean of {_epochs(args.epochs)} after 1 warm-up epoch", TARGETS["epoch"])
 
 
@@ -269,7 +269,7 @@ def run_eval(report: Report, model: nn.Module, split: Split, runtime: Runtime) -
     with runtime.timer() as elapsed:
         metrics = evaluate(model, forget=split.forget, retain=split.retain, test=split.test,
                            normalize=CIFAR_NORMALIZE, runtime=runtime, shadow_index=split.shadow)
-    report.add("eval", f"evaluate (UA, RA, TA, MIA), {runtime.precision}", elapsed[0],
+    report.add("eval", f"evaluate (UA, RA, TA, MIA), {runtime.precision}", elapsed.seconds,
                f"{sizes}; UA {metrics.UA:.1f} RA {metrics.RA:.1f} TA {metrics.TA:.1f} "
                f"MIA {metrics.MIA:.1f}", TARGETS["eval"])
 
@@ -298,12 +298,10 @@ def run_ft(report: Report, model: nn.Module, split: Split, sizes: Sizes, runtime
                           recipe=RECIPE, normalize=CIFAR_NORMALIZE, augment=Augment(crop_padding=4, hflip=True),
                           runtime=runtime, seed=0, mask=None,
                           new_model=lambda: new_model(runtime.device, runtime.channels_last, seed=1))
-    warm_up(model, task)  # as the harness does before the timed call
-    ft = FineTune(epochs=sizes.ft_epochs)
-    with runtime.timer() as elapsed:
-        ft.unlearn(copy.deepcopy(model), task)
+    timed = timed_unlearn(FineTune(epochs=sizes.ft_epochs), model, task)  # as the harness times it
     report.add("ft", f"FT RTE ({_epochs(sizes.ft_epochs)} on {len(split.retain)} retain images), "
-               f"{runtime.precision}", elapsed[0], "warm-up excluded, as in the harness", TARGETS["ft"])
+               f"{runtime.precision}", timed.rte, f"warm-up ({timed.warmup_s:.1f} s) excluded, as in "
+               f"the harness", TARGETS["ft"])
 
 
 def run_accuracy(report: Report, train: ImageData, test: ImageData, sizes: Sizes, epochs: int,
@@ -318,8 +316,8 @@ def run_accuracy(report: Report, train: ImageData, test: ImageData, sizes: Sizes
             fit(model, our_loader(train, runtime, sizes.batch_size, seed=1), recipe, runtime)
         top1 = accuracy(predict(model, test, CIFAR_NORMALIZE, runtime), test.labels.cpu())
         report.add("accuracy", f"test accuracy after {_epochs(epochs)} (step schedule), {runtime.precision}",
-                   elapsed[0], f"training seconds in 'seconds'; test accuracy {top1:.2f}%",
-                   value=f"{elapsed[0]:.1f}")
+                   elapsed.seconds, f"training seconds in 'seconds'; test accuracy {top1:.2f}%",
+                   value=f"{elapsed.seconds:.1f}")
 
 
 # -- main ---------------------------------------------------------------------------------

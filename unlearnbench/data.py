@@ -220,6 +220,14 @@ class DeviceLoader:
         n = len(self.data)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    def batch_sizes(self) -> set[int]:
+        """The sizes of the batches one pass yields: the full one and a smaller last one."""
+        n, b = len(self.data), self.batch_size
+        sizes = {b} if n >= b else set()
+        if n % b and not self.drop_last:
+            sizes.add(n % b)
+        return sizes
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, device = len(self.data), self.data.device
         # One draw from the (CPU) stream seeds this epoch's generator on the data's device.

@@ -9,7 +9,6 @@ dataset or architecture by name.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
 import importlib.metadata as md
@@ -37,6 +36,7 @@ from .records import Environment, MetricValues, RunRecord, SplitInfo, Timings
 from .runtime import Runtime, derive_seed, generator
 from .splits import ForgetSpec, Split, make_split, subsample
 from .storage import CheckpointCache
+from .timing import timed_unlearn
 from .training import TrainRecipe, fit
 from .unlearner import Unlearner, UnlearningTask
 
@@ -204,13 +204,10 @@ def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
         mask=mask.to(runtime.device) if mask is not None else None,
         new_model=lambda: new_model(derive_seed(seed, "unlearn/new-model")))
 
-    warmup_s = warm_up(model, task)
     log(f"[seed {seed}] unlearning with {plan.config.method}")
-    model = copy.deepcopy(model)
     torch.manual_seed(derive_seed(seed, "unlearn"))
-    with runtime.timer() as elapsed:
-        unlearned = plan.unlearner.unlearn(model, task)
-    rte = elapsed[0]
+    timed = timed_unlearn(plan.unlearner, model, task)
+    unlearned, rte, warmup_s = timed.model, timed.rte, timed.warmup_s
     if not isinstance(unlearned, nn.Module):
         raise UnlearnbenchError(f"unlearner {plan.config.method!r} returned {type(unlearned).__name__}, "
                                 f"expected the unlearned torch.nn.Module")
@@ -245,25 +242,6 @@ def _probe_before(plan: Plan, probe: Probe, model: nn.Module, context: ProbeCont
     values = probe.measure(model, context)
     plan.cache.save("probes", description, {"values": values})
     return values
-
-
-def warm_up(model: nn.Module, task: UnlearningTask) -> float:
-    """Seconds of one-time costs paid before the timed call: a training step and an
-    evaluation pass on a throwaway copy trigger cuDNN autotuning and compilation for the
-    shapes the unlearner will use, so that RTE measures the method, not the warm-up."""
-    runtime = task.runtime
-    probe = copy.deepcopy(model)
-    net = runtime.compiled(probe)
-    x, y = next(iter(task.loader(task.retain, stream="warm-up")))
-    with runtime.timer() as elapsed:
-        probe.train()
-        with runtime.autocast():
-            loss = torch.nn.functional.cross_entropy(net(x), y)
-        loss.backward()
-        probe.eval()
-        with torch.no_grad(), runtime.autocast():
-            net(x)
-    return elapsed[0]
 
 
 # -- the original model ------------------------------------------------------------------

@@ -67,14 +67,53 @@ class Runtime:
             torch.cuda.synchronize(self.device)
 
     @contextlib.contextmanager
-    def timer(self) -> Iterator[list[float]]:
-        """Wall-clock seconds of the block, with the device synchronized at both ends."""
-        result: list[float] = []
-        self.synchronize()
+    def timer(self) -> Iterator[Stopwatch]:
+        """Times the block: its ``seconds`` (set on exit) are wall-clock, with the device
+        synchronized at both ends, minus the parts run under ``paused()``."""
+        with Stopwatch(self) as watch:
+            yield watch
+
+
+class Stopwatch:
+    """Wall-clock seconds of a ``with`` block, the device synchronized at every boundary.
+
+    Parts of the block run under :meth:`paused` are left out of :attr:`seconds` (and added
+    to :attr:`paused_seconds`): the one-time costs met in the middle of a timed call.
+    """
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.seconds: float | None = None
+        self.paused_seconds = 0.0
+        self._start: float | None = None
+
+    def __enter__(self) -> Stopwatch:
+        self.runtime.synchronize()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.runtime.synchronize()
+        self.seconds = time.perf_counter() - self._start - self.paused_seconds
+        self._start = None
+
+    @property
+    def running(self) -> bool:
+        return self._start is not None
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Leave the block out of the measurement (a no-op pause when the watch is not running)."""
+        if not self.running:
+            yield
+            return
+        self.runtime.synchronize()
         start = time.perf_counter()
-        yield result
-        self.synchronize()
-        result.append(time.perf_counter() - start)
+        try:
+            yield
+        finally:
+            self.runtime.synchronize()
+            self.paused_seconds += time.perf_counter() - start
 
 
 def derive_seed(seed: int, stream: str) -> int:

@@ -12,7 +12,8 @@ A plugin implements one class::
             return task.fit(model, task.loader(task.retain), recipe)
 
 Hyperparameters are typed, keyword-only and validated before any training starts. The
-harness times exactly the ``unlearn`` call (RTE).
+harness times exactly the ``unlearn`` call (RTE), leaving out the one-time costs of batch
+shapes met for the first time in loaders made by ``task.loader`` (see ``unlearnbench.timing``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class UnlearningTask:
     seed: int
     mask: Mask | None
     new_model: Callable[[], nn.Module]
+    # Called by loader() with the data and the batch sizes the new loader yields, so that the
+    # harness can pay one-time costs of new shapes outside RTE (unlearnbench.timing.WarmUp).
+    warm_up: Callable[[ImageData, Iterable[int]], None] = lambda data, batch_sizes: None
 
     def generator(self, stream: str):
         """A CPU ``torch.Generator`` for a named random stream of this trial."""
@@ -59,11 +63,13 @@ class UnlearningTask:
 
     def loader(self, data: ImageData, *, batch_size: int | None = None, shuffle: bool = True,
                augment: bool = True, stream: str = "loader") -> DeviceLoader:
-        return DeviceLoader(data, normalize=self.normalize,
-                            batch_size=batch_size or self.recipe.batch_size, shuffle=shuffle,
-                            augment=self.augment if augment else None,
-                            generator=self.generator(stream),
-                            channels_last=self.runtime.channels_last)
+        loader = DeviceLoader(data, normalize=self.normalize,
+                              batch_size=batch_size or self.recipe.batch_size, shuffle=shuffle,
+                              augment=self.augment if augment else None,
+                              generator=self.generator(stream),
+                              channels_last=self.runtime.channels_last)
+        self.warm_up(data, loader.batch_sizes())
+        return loader
 
     def fit(self, model: nn.Module, batches: Iterable[Any], recipe: TrainRecipe, *,
             loss: LossFn = cross_entropy, desc: str = "unlearn",

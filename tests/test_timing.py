@@ -1,0 +1,117 @@
+"""RTE: the stopwatch, and the warm-up of new batch shapes kept out of it."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from baselines.unlearners.ft import FineTune
+from unlearnbench import TrainRecipe
+from unlearnbench.data import DeviceLoader, ImageData, Normalize
+from unlearnbench.runtime import Runtime, Stopwatch
+from unlearnbench.testing import tiny_task
+from unlearnbench.timing import WarmUp, timed_unlearn
+
+CPU = Runtime.resolve("cpu", "fp32")
+
+
+def test_the_stopwatch_leaves_out_what_runs_paused() -> None:
+    with Stopwatch(CPU) as watch:
+        time.sleep(0.05)
+        with watch.paused():
+            time.sleep(0.3)
+    assert 0.05 <= watch.seconds < 0.3
+    assert watch.paused_seconds >= 0.3
+    with watch.paused():  # not running: a plain block
+        pass
+    assert watch.paused_seconds < 0.6
+
+
+def _data(n: int) -> ImageData:
+    return ImageData(torch.zeros(n, 1, 4, 4, dtype=torch.uint8), torch.zeros(n, dtype=torch.int64))
+
+
+@pytest.mark.parametrize(("n", "batch", "drop_last", "sizes"), [
+    (66, 16, False, {16, 2}), (64, 16, False, {16}), (10, 16, False, {10}), (66, 16, True, {16}),
+    (10, 16, True, set()), (0, 16, False, set())])
+def test_a_loader_knows_the_batch_sizes_it_yields(n, batch, drop_last, sizes) -> None:
+    loader = DeviceLoader(_data(n), normalize=Normalize((0.5,), (0.5,)), batch_size=batch,
+                          drop_last=drop_last)
+    assert loader.batch_sizes() == sizes
+    assert {len(y) for _, y in loader} == sizes
+
+
+def test_task_loaders_announce_their_batch_sizes_to_the_warm_up() -> None:
+    _, task = tiny_task()
+    seen = []
+    task = dataclasses.replace(task, warm_up=lambda data, sizes: seen.append((len(data), set(sizes))))
+    task.loader(task.retain, batch_size=16)
+    assert seen == [(len(task.retain), {16, len(task.retain) % 16})]
+
+
+def test_each_shape_is_warmed_once_and_single_examples_never(monkeypatch) -> None:
+    model, task = tiny_task()
+    steps = []
+    monkeypatch.setattr(WarmUp, "_step", lambda self, batch: steps.append(len(batch)))
+    warm = WarmUp(model, CPU, task.normalize)
+    warm(task.retain, [16, 2, 1])
+    warm(task.forget, [16, 3])
+    assert steps == [2, 16, 3]
+
+
+def test_rte_leaves_out_the_warm_up_and_results_do_not_depend_on_it(monkeypatch) -> None:
+    """A slow warm-up of every new shape is not in RTE; the unlearned model is the one
+    an untimed, unwarmed run makes from the same random state."""
+    model, task = tiny_task()
+    original = copy.deepcopy(model.state_dict())
+    ft = FineTune(epochs=1, batch_size=16)
+    torch.manual_seed(0)
+    plain = ft.unlearn(copy.deepcopy(model), task)
+
+    real_step = WarmUp._step
+
+    def slow_step(self, batch):
+        time.sleep(0.2)
+        real_step(self, batch)
+    monkeypatch.setattr(WarmUp, "_step", slow_step)
+    torch.manual_seed(0)
+    timed = timed_unlearn(ft, model, task)
+    assert timed.warmup_s >= 0.4  # the full batch of 16 and the last, smaller one
+    assert timed.rte < 0.2
+    for a, b in zip(plain.state_dict().values(), timed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert all(torch.equal(original[k], v) for k, v in model.state_dict().items())  # a copy was unlearned
+
+
+def _count_compiled_graphs(monkeypatch) -> None:
+    """torch.compile with the aot_eager backend: dynamo and autograd capture as with
+    inductor, without generating code (seconds instead of minutes on a CPU)."""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None, **kw: real(model, backend="aot_eager", **kw))
+    torch._dynamo.reset()
+    counters.clear()
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_with_compile_nothing_is_compiled_inside_the_timed_call(monkeypatch, warm: bool) -> None:
+    """After the loaders' warm-up, new batch sizes (16, the last batch of 2) reuse the graph
+    built for the dynamic batch dimension: dynamo captures no graph during training. Without
+    the warm-up it does, which is what RTE must not contain."""
+    _count_compiled_graphs(monkeypatch)
+    model, task = tiny_task()
+    runtime = dataclasses.replace(task.runtime, compile="default")
+    task = dataclasses.replace(task, runtime=runtime)
+    if warm:
+        task = dataclasses.replace(task, warm_up=WarmUp(model, runtime, task.normalize))
+    batches = task.loader(task.retain, batch_size=16)
+    assert batches.batch_sizes() == {16, 2}
+    before = counters["stats"]["unique_graphs"]
+    task.fit(copy.deepcopy(model), batches, TrainRecipe(epochs=1, lr=0.01, batch_size=16, schedule="constant"))
+    compiled = counters["stats"]["unique_graphs"] - before
+    assert (compiled == 0) if warm else (compiled > 0)
+    torch._dynamo.reset()

@@ -1,0 +1,93 @@
+"""RTE, the run-time efficiency of an unlearning method, measured without one-time costs.
+
+cuDNN (with ``benchmark=True``) chooses its convolution algorithms, and ``torch.compile``
+builds its graphs, the first time a layer meets an input shape. Those costs belong to the
+machine and the process, not to the method, and a method meets new shapes in the middle of
+its work: its own batch size, the smaller last batch of each loader. So the RTE stopwatch is
+paused whenever a loader of the task is created, and :class:`WarmUp` runs one training step
+(forward and backward) and one evaluation forward on a throwaway copy of the model for every
+batch size that loader will yield and that has not been met yet. The random state of the
+process is left as it was, so a run's results do not depend on what was warm. The seconds
+spent there are the record's ``warmup_s``.
+
+For the compiler the batch dimension is marked dynamic, so one graph serves every batch size
+of 2 or more. Not warmed: a batch of a single example (compiled and tuned at its first use;
+a training step on it would fail BatchNorm layers of 1x1 maps) and work that does not go
+through the task's loaders (the per-example gradients of FF and IU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import time
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import DeviceLoader, ImageData, Normalize
+from .runtime import Runtime, Stopwatch
+from .unlearner import Unlearner, UnlearningTask
+
+
+class WarmUp:
+    """Pays the one-time costs of batch shapes on a throwaway copy of the model, with
+    ``stopwatch`` paused (when given); callable as :attr:`UnlearningTask.warm_up`."""
+
+    def __init__(self, model: nn.Module, runtime: Runtime, normalize: Normalize,
+                 stopwatch: Stopwatch | None = None):
+        self.probe = copy.deepcopy(model)
+        self.net = runtime.compiled(self.probe)
+        self.runtime, self.normalize, self.stopwatch = runtime, normalize, stopwatch
+        self.seconds = 0.0
+        self.warm: set[tuple[int, ...]] = set()  # input shapes met so far
+
+    def __call__(self, data: ImageData, batch_sizes: Iterable[int]) -> None:
+        image_shape = tuple(data.images.shape[1:])
+        todo = sorted(n for n in set(batch_sizes) if n >= 2 and (n, *image_shape) not in self.warm)
+        if not todo:
+            return
+        pause = self.stopwatch.paused() if self.stopwatch is not None else contextlib.nullcontext()
+        devices = [self.runtime.device] if self.runtime.device.type == "cuda" else []
+        with pause, torch.random.fork_rng(devices=devices):
+            start = time.perf_counter()
+            for n in todo:
+                self._step(data.subset(torch.arange(n, device=data.device)))
+                self.warm.add((n, *image_shape))
+            self.runtime.synchronize()
+            self.seconds += time.perf_counter() - start
+
+    def _step(self, batch: ImageData) -> None:
+        x, y = next(iter(DeviceLoader(batch, normalize=self.normalize, batch_size=len(batch),
+                                      channels_last=self.runtime.channels_last)))
+        if self.runtime.compile != "none":
+            torch._dynamo.maybe_mark_dynamic(x, 0)
+        self.probe.train()
+        with self.runtime.autocast():
+            loss = F.cross_entropy(self.net(x), y)
+        loss.backward()
+        self.probe.zero_grad(set_to_none=True)
+        self.probe.eval()
+        with torch.no_grad(), self.runtime.autocast():
+            self.net(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Timed:
+    model: nn.Module
+    rte: float  # seconds of the unlearning call, one-time costs left out
+    warmup_s: float  # the one-time costs met during the call (and before it)
+
+
+def timed_unlearn(unlearner: Unlearner, model: nn.Module, task: UnlearningTask) -> Timed:
+    """Run ``unlearner`` on a copy of ``model`` and time it as RTE (see the module docstring)."""
+    stopwatch = Stopwatch(task.runtime)
+    warm_up = WarmUp(model, task.runtime, task.normalize, stopwatch)
+    task = dataclasses.replace(task, warm_up=warm_up)
+    model = copy.deepcopy(model)
+    with stopwatch:
+        unlearned = unlearner.unlearn(model, task)
+    return Timed(unlearned, stopwatch.seconds, warm_up.seconds)
