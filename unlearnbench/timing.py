@@ -79,7 +79,7 @@ class WarmUp:
 class Timed:
     model: nn.Module
     rte: float  # seconds of the unlearning call, one-time costs left out
-    warmup_s: float  # the one-time costs met during the call (and before it)
+    warmup_s: float  # seconds of the one-time costs met during the call, paid with the clock paused
 
 
 def timed_unlearn(unlearner: Unlearner, model: nn.Module, task: UnlearningTask) -> Timed:
