@@ -1,5 +1,6 @@
 """The shared training loop: schedules, the SGD update, the mask, and an optimizer that is
-carried over between calls; each checked against a hand-computed answer."""
+carried over between calls, each checked against a hand-computed answer; and the operators a
+step costs beyond the model's own, which bound its speed on a GPU."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from unlearnbench import Mask, TrainRecipe, fit
+from unlearnbench import Augment, DeviceLoader, ImageData, Mask, Normalize, TrainRecipe, build_model, fit
 from unlearnbench.masks import prunable_weights
 from unlearnbench.runtime import Runtime
 from unlearnbench.training import make_sgd
@@ -110,3 +112,42 @@ def test_mask_apply_zeroes_exactly_the_pruned_entries() -> None:
     before = model[0].weight.detach().clone()
     Mask({"0.weight": keep}).apply(model)
     torch.testing.assert_close(model[0].weight.detach(), before * keep)
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts the aten operators dispatched inside the block (on a GPU, each is a kernel launch
+    or less; the training loop of a small model is bound by these launches)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_masking_after_a_step_is_one_operator_whatever_the_number_of_layers() -> None:
+    model = build_model("resnet18", num_classes=10, in_chans=3, image_size=32)
+    mask = Mask.dense(model)
+    assert len(mask.keep) == 20
+    apply = mask.bind(model)
+    with _CountOps() as counted:
+        apply()
+    assert counted.ops == ["_foreach_mul_"]
+
+
+def test_a_training_batch_costs_a_bounded_number_of_operators() -> None:
+    """Gather, crop, flip and normalize a batch in a fixed number of operators, independent of
+    the batch size (a per-image loop would grow with it)."""
+    images = ImageData(torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8), torch.zeros(512, dtype=torch.int64))
+    counts = []
+    for batch_size in (16, 256):
+        loader = DeviceLoader(images, normalize=Normalize((0.5,) * 3, (0.3,) * 3), batch_size=batch_size,
+                              shuffle=True, augment=Augment(crop_padding=4, hflip=True))
+        batches = iter(loader)
+        next(batches)  # the epoch's permutation is drawn before the first batch
+        with _CountOps() as counted:
+            next(batches)
+        counts.append(len(counted.ops))
+    assert counts[0] == counts[1] <= 50
