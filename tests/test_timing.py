@@ -58,7 +58,7 @@ def test_each_shape_is_warmed_once_and_single_examples_never(monkeypatch) -> Non
     model, task = tiny_task()
     steps = []
     monkeypatch.setattr(WarmUp, "_step", lambda self, batch: steps.append(len(batch)))
-    warm = WarmUp(model, CPU, task.normalize)
+    warm = WarmUp(model, CPU, task.normalize, Stopwatch(CPU))
     warm(task.retain, [16, 2, 1])
     warm(task.forget, [16, 3])
     assert steps == [2, 16, 3]
@@ -107,7 +107,7 @@ def test_with_compile_nothing_is_compiled_inside_the_timed_call(monkeypatch, war
     runtime = dataclasses.replace(task.runtime, compile="default")
     task = dataclasses.replace(task, runtime=runtime)
     if warm:
-        task = dataclasses.replace(task, warm_up=WarmUp(model, runtime, task.normalize))
+        task = dataclasses.replace(task, warm_up=WarmUp(model, runtime, task.normalize, Stopwatch(runtime)))
     batches = task.loader(task.retain, batch_size=16)
     assert batches.batch_sizes() == {16, 2}
     before = counters["stats"]["unique_graphs"]

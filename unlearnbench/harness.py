@@ -14,7 +14,6 @@ import datetime as dt
 import importlib.metadata as md
 import platform
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,14 +217,13 @@ def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
     log(f"[seed {seed}] evaluating")
     test = full_test.subset(split.test)
     shadow = torch.randperm(len(retain), generator=generator(seed, "mia-shadow"))[:len(test)]
-    start = time.perf_counter()
-    metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
-                       normalize=data.normalize, runtime=runtime, shadow_index=shadow)
-    after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
-    eval_s = time.perf_counter() - start
+    with runtime.timer() as evaluation:
+        metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
+                           normalize=data.normalize, runtime=runtime, shadow_index=shadow)
+        after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
 
     record = _record(plan, data, seed, split, unlearned, metrics, rte,
-                     Timings(original_s, original_cached, prune_s, prune_cached, rte, eval_s, warmup_s),
+                     Timings(original_s, original_cached, prune_s, prune_cached, rte, evaluation.seconds, warmup_s),
                      {k: {"before": before[k], "after": after[k]} for k in after})
     record.save(Path(plan.config.output_dir) / f"{record.run_id}.json")
     return record
@@ -286,13 +284,11 @@ def _original(plan: Plan, data: LoadedDataset, train: ImageData, split: Split, s
             snapshots[epoch] = _cpu_state(m)
 
     loader = _train_loader(plan, data, train, seed, "original/batches")
-    start = time.perf_counter()
-    fit(model, loader, plan.recipe, plan.runtime, desc="train original", on_epoch_end=snapshot)
-    plan.runtime.synchronize()
-    seconds = time.perf_counter() - start
+    with plan.runtime.timer() as watch:
+        fit(model, loader, plan.recipe, plan.runtime, desc="train original", on_epoch_end=snapshot)
     plan.cache.save("originals", description,
-                    {"state": _cpu_state(model), "snapshots": snapshots, "seconds": seconds})
-    return model, seconds, False, snapshots, description
+                    {"state": _cpu_state(model), "snapshots": snapshots, "seconds": watch.seconds})
+    return model, watch.seconds, False, snapshots, description
 
 
 def _pruned(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
@@ -314,17 +310,15 @@ def _pruned(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
         augment=data.augment, runtime=plan.runtime, seed=seed,
         new_model=lambda: new_model(derive_seed(seed, "pruned/new-model")),
         dense_state=_cpu_state(original), snapshots=snapshots)
-    start = time.perf_counter()
     torch.manual_seed(derive_seed(seed, "prune"))
-    model, mask = plan.pruner.prune(task)
-    plan.runtime.synchronize()
-    seconds = time.perf_counter() - start
+    with plan.runtime.timer() as watch:
+        model, mask = plan.pruner.prune(task)
     if mask.violations(model):
         raise UnlearnbenchError(f"pruner {plan.config.pruner!r} returned a model whose pruned "
                                 f"weights are not zero")
     plan.cache.save("pruned", description,
-                    {"state": _cpu_state(model), "mask": mask.state_dict(), "seconds": seconds})
-    return model, mask, seconds, False, description
+                    {"state": _cpu_state(model), "mask": mask.state_dict(), "seconds": watch.seconds})
+    return model, mask, watch.seconds, False, description
 
 
 def _train_loader(plan: Plan, data: LoadedDataset, train: ImageData, seed: int, stream: str):

@@ -66,12 +66,9 @@ class Runtime:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    @contextlib.contextmanager
-    def timer(self) -> Iterator[Stopwatch]:
-        """Times the block: its ``seconds`` (set on exit) are wall-clock, with the device
-        synchronized at both ends, minus the parts run under ``paused()``."""
-        with Stopwatch(self) as watch:
-            yield watch
+    def timer(self) -> Stopwatch:
+        """``with runtime.timer() as watch:`` times the block on this runtime's device."""
+        return Stopwatch(self)
 
 
 class Stopwatch:

@@ -18,10 +18,8 @@ through the task's loaders (the per-example gradients of FF and IU).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import time
 from collections.abc import Iterable
 
 import torch
@@ -35,14 +33,13 @@ from .unlearner import Unlearner, UnlearningTask
 
 class WarmUp:
     """Pays the one-time costs of batch shapes on a throwaway copy of the model, with
-    ``stopwatch`` paused (when given); callable as :attr:`UnlearningTask.warm_up`."""
+    ``stopwatch`` paused (its ``paused_seconds`` are the warm-up's); callable as
+    :attr:`UnlearningTask.warm_up`."""
 
-    def __init__(self, model: nn.Module, runtime: Runtime, normalize: Normalize,
-                 stopwatch: Stopwatch | None = None):
+    def __init__(self, model: nn.Module, runtime: Runtime, normalize: Normalize, stopwatch: Stopwatch):
         self.probe = copy.deepcopy(model)
         self.net = runtime.compiled(self.probe)
         self.runtime, self.normalize, self.stopwatch = runtime, normalize, stopwatch
-        self.seconds = 0.0
         self.warm: set[tuple[int, ...]] = set()  # input shapes met so far
 
     def __call__(self, data: ImageData, batch_sizes: Iterable[int]) -> None:
@@ -50,15 +47,11 @@ class WarmUp:
         todo = sorted(n for n in set(batch_sizes) if n >= 2 and (n, *image_shape) not in self.warm)
         if not todo:
             return
-        pause = self.stopwatch.paused() if self.stopwatch is not None else contextlib.nullcontext()
         devices = [self.runtime.device] if self.runtime.device.type == "cuda" else []
-        with pause, torch.random.fork_rng(devices=devices):
-            start = time.perf_counter()
+        with self.stopwatch.paused(), torch.random.fork_rng(devices=devices):
             for n in todo:
                 self._step(data.subset(torch.arange(n, device=data.device)))
                 self.warm.add((n, *image_shape))
-            self.runtime.synchronize()
-            self.seconds += time.perf_counter() - start
 
     def _step(self, batch: ImageData) -> None:
         x, y = next(iter(DeviceLoader(batch, normalize=self.normalize, batch_size=len(batch),
@@ -90,4 +83,4 @@ def timed_unlearn(unlearner: Unlearner, model: nn.Module, task: UnlearningTask) 
     model = copy.deepcopy(model)
     with stopwatch:
         unlearned = unlearner.unlearn(model, task)
-    return Timed(unlearned, stopwatch.seconds, warm_up.seconds)
+    return Timed(unlearned, stopwatch.seconds, stopwatch.paused_seconds)
