@@ -2,7 +2,7 @@
 
 Used to pick the defaults of FF's ``alpha``, IU's ``alpha`` and to report sparse FT's
 ``gamma`` on the bundled ``digits`` dataset. Every candidate runs through the standard
-harness (``unlearnbench.harness.run``), so it sees exactly the benchmark's data, splits,
+harness (``unlearnbench.run.trial.run``), so it sees exactly the benchmark's data, splits,
 original model (cached) and mask. The criterion never touches the test set:
 
     score = mean over seeds of max( |UA - UA_ref|, |RA - RA_ref| )
@@ -44,9 +44,10 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.errors import ConfigError
-from unlearnbench.harness import RunConfig, run
-from unlearnbench.records import RunRecord, load_records
-from unlearnbench.splits import ForgetSpec
+from unlearnbench.run.config import RunConfig
+from unlearnbench.run.trial import run
+from unlearnbench.report.records import RunRecord, load_records
+from unlearnbench.data.splits import ForgetSpec
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Measures the numbers of the performance targets for ResNet-18 (CIFAR stem) on CI
 
 * seconds per training epoch of the reference-style pipeline (uint8 array -> PIL image ->
   torchvision transforms per image, ``DataLoader`` with 0 and 8 worker processes, fp32, a
-  host-to-device copy per batch) and of ours (``unlearnbench.training.fit`` over a
+  host-to-device copy per batch) and of ours (``unlearnbench.train.loop.fit`` over a
   ``DeviceLoader`` whose uint8 data already lives on the device; bf16 + channels_last, and fp32),
   side by side on the same card in one run, each after a warm-up;
 * the evaluation of one run (UA, RA, TA, MIA-Efficacy on forget/retain/test = 5k/40.5k/9k),
@@ -37,10 +37,10 @@ from torch import nn
 
 from unlearnbench import Augment, DeviceLoader, ImageData, UnlearningTask, build_model, fit
 from unlearnbench.datasets.cifar import CIFAR_NORMALIZE, Cifar10
-from unlearnbench.harness import REFERENCE_EPOCHS
-from unlearnbench.metrics import accuracy, evaluate, mia_efficacy, predict, true_label_confidence
-from unlearnbench.runtime import COMPILE_MODES, Runtime
-from unlearnbench.timing import timed_unlearn
+from unlearnbench.run.artifacts import REFERENCE_EPOCHS
+from unlearnbench.evaluate.metrics import accuracy, evaluate, mia_efficacy, predict, true_label_confidence
+from unlearnbench.train.runtime import COMPILE_MODES, Runtime
+from unlearnbench.run.timing import timed_unlearn
 
 PARTS = ("reference", "bf16", "fp32", "loader", "plain", "compile", "eval", "ft", "accuracy")
 OPT_IN = ("loader", "plain", "compile", "accuracy")  # diagnostics: only when --parts names them

@@ -23,10 +23,11 @@ from torch import nn
 from unlearnbench import (Augment, DeviceLoader, ImageData, Mask, Normalize, TrainRecipe, build_model,
                           fit)
 from unlearnbench.datasets.cifar import CIFAR_NORMALIZE
-from unlearnbench.harness import RunConfig, run
-from unlearnbench.masks import prunable_weights
-from unlearnbench.metrics import mia_efficacy, predict
-from unlearnbench.runtime import Runtime
+from unlearnbench.run.config import RunConfig
+from unlearnbench.run.trial import run
+from unlearnbench.train.masks import prunable_weights
+from unlearnbench.evaluate.metrics import mia_efficacy, predict
+from unlearnbench.train.runtime import Runtime
 
 CPU = Runtime.resolve("cpu", "fp32")
 # On one CPU thread our batch pipeline was about 6x faster than per-image PIL transforms when

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench.records import Environment, MetricValues, RunRecord, SplitInfo, Timings
+from unlearnbench.report.records import Environment, MetricValues, RunRecord, SplitInfo, Timings
 
 
 @pytest.fixture(scope="session")

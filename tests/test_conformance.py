@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from unlearnbench import PRUNERS, UNLEARNERS
-from unlearnbench.harness import RunConfig, run
+from unlearnbench.run.config import RunConfig
+from unlearnbench.run.trial import run
 from unlearnbench.testing import check_pruner, check_unlearner
 
 # Parameters that keep a method short on the tiny tasks; methods without an entry run as declared.

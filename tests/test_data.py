@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unlearnbench import CorruptFileError, DataNotFoundError
-from unlearnbench.data import Augment, DeviceLoader, ImageData, Normalize
+from unlearnbench.data.tensors import Augment, DeviceLoader, ImageData, Normalize
 from unlearnbench.datasets.cifar import CIFAR_NORMALIZE, Cifar10
 from unlearnbench.datasets.digits import Digits
 

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from unlearnbench import ConfigError, CorruptFileError, DataNotFoundError
-from unlearnbench import streaming
-from unlearnbench.data import Augment, DeviceLoader, ImageData, random_crop_boxes, resized_crops
+from unlearnbench.data import streaming
+from unlearnbench.data.tensors import Augment, DeviceLoader, ImageData, random_crop_boxes, resized_crops
 from unlearnbench.datasets.cifar import CIFAR100_NORMALIZE, CIFAR_NORMALIZE, Cifar100
 from unlearnbench.datasets.imagenet import IMAGENET_NORMALIZE, ImageNet
 from unlearnbench.datasets.svhn import SVHN, SVHN_NORMALIZE
-from unlearnbench.streaming import DiskImages
+from unlearnbench.data.streaming import DiskImages
 
 CPU = torch.device("cpu")
 
@@ -506,7 +506,8 @@ def test_imagenet_recipe_and_default_model() -> None:
 
 
 def test_a_whole_run_on_a_streamed_imagenet_tree(tmp_path: Path) -> None:
-    from unlearnbench.harness import RunConfig, run
+    from unlearnbench.run.config import RunConfig
+    from unlearnbench.run.trial import run
 
     classes = {f"n0{k}": 6 for k in range(4)}
     _write_tree(tmp_path / "data", classes, "train")

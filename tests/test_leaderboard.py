@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from unlearnbench import ConfigError
-from unlearnbench.leaderboard import render, summarize
+from unlearnbench.report.leaderboard import render, summarize
 
 # (method, pruning, seed) -> UA, MIA, RA, TA, RTE
 RUNS = {

@@ -10,10 +10,10 @@ import torch
 from sklearn.svm import SVC
 from torch import nn
 
-from unlearnbench.data import ImageData, Normalize
-from unlearnbench.metrics import (accuracy, evaluate, fit_mia_attack, mia_efficacy, predict,
+from unlearnbench.data.tensors import ImageData, Normalize
+from unlearnbench.evaluate.metrics import (accuracy, evaluate, fit_mia_attack, mia_efficacy, predict,
                                   true_label_confidence)
-from unlearnbench.runtime import Runtime
+from unlearnbench.train.runtime import Runtime
 
 CPU = Runtime.resolve("cpu", "fp32")
 IDENTITY = Normalize((0.0,), (1 / 255,))  # (x / 255 - 0) / (1 / 255) == x: pixels reach the model unchanged

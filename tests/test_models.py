@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from unlearnbench import MODELS, build_model
-from unlearnbench.masks import classifier, prunable_weights
+from unlearnbench.train.masks import classifier, prunable_weights
 
 
 @pytest.mark.parametrize("name", MODELS.names())

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 
 from unlearnbench import ConfigError
 from unlearnbench.cli import main
-from unlearnbench.plots import (SPEED_LABEL, NotEnoughData, backdoor_figure, plot_all, radar_figure,
+from unlearnbench.report.plots import (SPEED_LABEL, NotEnoughData, backdoor_figure, plot_all, radar_figure,
                                 sweep_figure, use_density_axis)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

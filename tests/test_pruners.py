@@ -16,8 +16,9 @@ from baselines.pruners.omp import OneShotMagnitude
 from baselines.pruners.random import RandomPruner
 from baselines.pruners.synflow import SynFlow, compounding_schedule, linearized, synflow_mask, synflow_scores
 from unlearnbench import PRUNERS, ConfigError, ImageData, Mask, PruningTask, prunable_weights
-from unlearnbench.harness import RunConfig, run
-from unlearnbench.masks import weight_sparsity
+from unlearnbench.run.config import RunConfig
+from unlearnbench.run.trial import run
+from unlearnbench.train.masks import weight_sparsity
 from unlearnbench.testing import tiny_pruning_task
 
 # Keep every pruner to a few seconds on the tiny task (IMP at rate 0.5: 3 rounds to 0.875, not 10);

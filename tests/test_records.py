@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from unlearnbench import CorruptFileError, DataNotFoundError
-from unlearnbench.records import SCHEMA_VERSION, RunRecord, load_records
+from unlearnbench.report.records import SCHEMA_VERSION, RunRecord, load_records
 
 
 def test_round_trip_through_json(make_record, tmp_path: Path) -> None:

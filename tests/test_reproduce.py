@@ -9,8 +9,8 @@ import pytest
 
 from unlearnbench import ConfigError, UnlearnbenchError
 from unlearnbench.cli import main
-from unlearnbench.records import load_records
-from unlearnbench.reproduce import bundled_recipes, load_recipe, parse_seeds, reproduce
+from unlearnbench.report.records import load_records
+from unlearnbench.run.recipes import bundled_recipes, load_recipe, parse_seeds, reproduce
 
 TINY = """
 description = "a tiny grid on synthetic data"

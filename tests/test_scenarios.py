@@ -10,14 +10,15 @@ import torch
 from torch import nn
 
 from unlearnbench import ConfigError, ImageData, Normalize
-from unlearnbench.backdoor import Trigger, poison, triggered_non_target
+from unlearnbench.scenarios.backdoor import Trigger, poison, triggered_non_target
 from unlearnbench.datasets.synthetic import Synthetic
-from unlearnbench.harness import RunConfig, run
-from unlearnbench.leaderboard import render
-from unlearnbench.probes import BackdoorProbe, ProbeContext, TransferProbe, features
-from unlearnbench.records import load_records
-from unlearnbench.runtime import Runtime
-from unlearnbench.splits import stratified_subset, subsample
+from unlearnbench.run.config import RunConfig
+from unlearnbench.run.trial import run
+from unlearnbench.report.leaderboard import render
+from unlearnbench.evaluate.probes import BackdoorProbe, ProbeContext, TransferProbe, features
+from unlearnbench.report.records import load_records
+from unlearnbench.train.runtime import Runtime
+from unlearnbench.data.splits import stratified_subset, subsample
 
 CPU = Runtime.resolve("cpu", "fp32")
 IDENTITY = Normalize((0.0,), (1 / 255,))  # x -> x: pixel values reach the model unchanged
@@ -125,8 +126,8 @@ def test_features_are_the_heads_input() -> None:
 
 
 def test_transfer_probe_separates_informative_from_constant_features() -> None:
-    from unlearnbench.dataset import LoadedDataset
-    from unlearnbench.data import Augment
+    from unlearnbench.data.dataset import LoadedDataset
+    from unlearnbench.data.tensors import Augment
     downstream = LoadedDataset(_class_by_brightness(10, 0), _class_by_brightness(5, 1), ("a", "b", "c"),
                                IDENTITY, Augment())
     probe = TransferProbe("bright", downstream)

@@ -9,8 +9,9 @@ import torch
 
 from unlearnbench import ConfigError
 from unlearnbench.datasets.synthetic import Synthetic
-from unlearnbench.harness import RunConfig, run
-from unlearnbench.splits import ForgetSpec, Split, holdout, make_split
+from unlearnbench.run.config import RunConfig
+from unlearnbench.run.trial import run
+from unlearnbench.data.splits import ForgetSpec, Split, holdout, make_split
 
 # 10 classes of unequal size (20, 21, ..., 29 examples), shuffled
 TRAIN_LABELS = torch.cat([torch.full((20 + k,), k) for k in range(10)])[

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearnbench.harness import RunConfig, run
+from unlearnbench.run.config import RunConfig
+from unlearnbench.run.trial import run
 from unlearnbench.storage import CheckpointCache, atomic_write_bytes, atomic_write_text, stable_hash
 
 DESCRIPTION = {"kind": "original", "seed": 0, "recipe": {"epochs": 2, "milestones": [0.5, 0.75]}}

@@ -12,10 +12,10 @@ from torch._dynamo.utils import counters
 
 from baselines.unlearners.ft import FineTune
 from unlearnbench import TrainRecipe
-from unlearnbench.data import DeviceLoader, ImageData, Normalize
-from unlearnbench.runtime import Runtime, Stopwatch
+from unlearnbench.data.tensors import DeviceLoader, ImageData, Normalize
+from unlearnbench.train.runtime import Runtime, Stopwatch
 from unlearnbench.testing import tiny_task
-from unlearnbench.timing import WarmUp, timed_unlearn
+from unlearnbench.run.timing import WarmUp, timed_unlearn
 
 CPU = Runtime.resolve("cpu", "fp32")
 

@@ -13,9 +13,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from unlearnbench import Augment, DeviceLoader, ImageData, Mask, Normalize, TrainRecipe, build_model, fit
-from unlearnbench.masks import prunable_weights
-from unlearnbench.runtime import Runtime
-from unlearnbench.training import make_sgd
+from unlearnbench.train.masks import prunable_weights
+from unlearnbench.train.runtime import Runtime
+from unlearnbench.train.loop import make_sgd
 
 CPU = Runtime.resolve("cpu", "fp32")
 

@@ -18,8 +18,8 @@ from baselines.unlearners.rl import RandomLabel, relabelled_forget
 from baselines.unlearners.salun import SalUn, forget_gradient, saliency_mask
 from baselines.unlearners.scrub import Scrub
 from unlearnbench import UNLEARNERS, ImageData, TrainRecipe, UnlearningTask
-from unlearnbench.metrics import accuracy, predict
-from unlearnbench.runtime import derive_seed
+from unlearnbench.evaluate.metrics import accuracy, predict
+from unlearnbench.train.runtime import derive_seed
 from unlearnbench.testing import check_unlearner, tiny_task
 
 NEW = {"rl": RandomLabel, "neggrad_plus": NegGradPlus, "scrub": Scrub, "salun": SalUn,

@@ -27,7 +27,8 @@ from baselines.unlearners.ft import FineTune
 from baselines.unlearners.ga import GradientAscent
 from baselines.unlearners.iu import GradientBlocks, InfluenceUnlearning, woodfisher_ihvp
 from baselines.unlearners.sparse_ft import SparseFineTune, l1_norm
-from unlearnbench.harness import RunConfig, run
+from unlearnbench.run.config import RunConfig
+from unlearnbench.run.trial import run
 from unlearnbench.testing import check_unlearner, tiny_task
 
 PAPER_UNLEARNERS = [GradientAscent, FisherForgetting, InfluenceUnlearning, SparseFineTune]

@@ -2,14 +2,14 @@
 Simplify Machine Unlearning" (Jia, Liu et al., NeurIPS 2023)."""
 
 from .components import DATASETS, MODELS, PRUNERS, UNLEARNERS, build_model
-from .data import Augment, DeviceLoader, ImageData, Normalize
-from .dataset import Dataset, LoadedDataset
+from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
+from .data.dataset import Dataset, LoadedDataset
 from .errors import (ConfigError, CorruptFileError, DataNotFoundError, DuplicateNameError,
                      PluginLoadError, UnknownNameError, UnlearnbenchError)
-from .masks import Mask, prunable_weights
+from .train.masks import Mask, prunable_weights
 from .params import Configurable, param
 from .pruner import Pruner, PruningTask
-from .training import TrainRecipe, cross_entropy, fit
+from .train.loop import TrainRecipe, cross_entropy, fit
 from .unlearner import Unlearner, UnlearningTask
 
 __all__ = [

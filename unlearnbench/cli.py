@@ -119,9 +119,10 @@ def _execution(args: argparse.Namespace) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .harness import RunConfig, run
-    from .leaderboard import render
-    from .records import load_records
+    from .run.config import RunConfig
+    from .run.trial import run
+    from .report.leaderboard import render
+    from .report.records import load_records
 
     config = RunConfig(
         method=args.method, method_params=_key_values(args.param, "--param"), label=args.label,
@@ -143,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import (bundled_recipes, default_output, load_recipe, parse_seeds, pending,
+    from .run.recipes import (bundled_recipes, default_output, load_recipe, parse_seeds, pending,
                             pruning_label, reproduce)
 
     if args.list or not args.recipe:
@@ -190,8 +191,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import render
-    from .records import load_records
+    from .report.leaderboard import render
+    from .report.records import load_records
     from .storage import atomic_write_text
 
     text = render(load_records(args.results), args.format)
@@ -205,8 +206,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .errors import DataNotFoundError
-    from .plots import plot_all
-    from .records import load_records
+    from .report.plots import plot_all
+    from .report.records import load_records
 
     records = load_records(args.results)
     if not records:

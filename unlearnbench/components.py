@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from .dataset import Dataset
+from .data.dataset import Dataset
 from .errors import ConfigError, UnknownNameError
 from .pruner import Pruner
 from .registry import Registry, subclass_of

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .data import Augment, DeviceLoader, ImageData, Normalize
-from .masks import Mask
+from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
+from .train.masks import Mask
 from .params import Configurable
-from .runtime import Runtime, generator
-from .training import TrainRecipe, fit
+from .train.runtime import Runtime, generator
+from .train.loop import TrainRecipe, fit
 
 
 @dataclass(frozen=True)

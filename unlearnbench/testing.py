@@ -13,14 +13,14 @@ import torch
 from torch import nn
 
 from .components import build_model
-from .dataset import LoadedDataset
+from .data.dataset import LoadedDataset
 from .datasets.synthetic import Synthetic
 from .errors import ConfigError
-from .masks import Mask, prunable_weights
+from .train.masks import Mask, prunable_weights
 from .pruner import Pruner, PruningTask
-from .runtime import Runtime, derive_seed
-from .splits import ForgetSpec, make_split
-from .training import TrainRecipe, fit
+from .train.runtime import Runtime, derive_seed
+from .data.splits import ForgetSpec, make_split
+from .train.loop import TrainRecipe, fit
 from .unlearner import Unlearner, UnlearningTask
 
 TINY_RECIPE = TrainRecipe(epochs=4, lr=0.05, batch_size=32)

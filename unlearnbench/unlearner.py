@@ -13,7 +13,7 @@ A plugin implements one class::
 
 Hyperparameters are typed, keyword-only and validated before any training starts. The
 harness times exactly the ``unlearn`` call (RTE), leaving out the one-time costs of batch
-shapes met for the first time in loaders made by ``task.loader`` (see ``unlearnbench.timing``).
+shapes met for the first time in loaders made by ``task.loader`` (see ``unlearnbench.run.timing``).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import Augment, DeviceLoader, ImageData, Normalize
-from .masks import Mask
+from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
+from .train.masks import Mask
 from .params import Configurable
-from .runtime import Runtime, generator
-from .training import LossFn, TrainRecipe, cross_entropy, fit, make_sgd
+from .train.runtime import Runtime, generator
+from .train.loop import LossFn, TrainRecipe, cross_entropy, fit, make_sgd
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class UnlearningTask:
     mask: Mask | None
     new_model: Callable[[], nn.Module]
     # Called by loader() with the data and the batch sizes the new loader yields, so that the
-    # harness can pay one-time costs of new shapes outside RTE (unlearnbench.timing.WarmUp).
+    # harness can pay one-time costs of new shapes outside RTE (unlearnbench.run.timing.WarmUp).
     warm_up: Callable[[ImageData, Iterable[int]], None] = lambda data, batch_sizes: None
 
     def generator(self, stream: str):

@@ -16,7 +16,7 @@ Defaults and their sources:
 
 - ``rate=0.2``: the reference's per-round pruning rate (sparsity 1 - 0.8^k after k rounds).
 - ``rewind="early"``: the reference rewinds to epoch 8 of its 182-epoch recipe, scaled here
-  to the recipe's length (``harness.rewind_epoch``).
+  to the recipe's length (``unlearnbench.run.artifacts.rewind_epoch``).
 - ``retrain_epochs=None``: each round retrains with the original model's recipe, as the
   reference does; set it to shorten every round.
 """

@@ -10,7 +10,7 @@ Frankle et al. 2020 ("Linear mode connectivity and the lottery ticket hypothesis
 Defaults and their sources:
 
 - ``rewind="early"``: the reference rewinds to epoch 8 of its 182-epoch recipe; the harness
-  saves that epoch scaled to the recipe's length (``harness.rewind_epoch``).
+  saves that epoch scaled to the recipe's length (``unlearnbench.run.artifacts.rewind_epoch``).
 - ``retrain_epochs=None``: retrain with the original model's recipe, as the reference does
   (182 epochs on CIFAR-10); set it to shorten only the length.
 """

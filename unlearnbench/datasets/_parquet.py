@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import ImageData
+from ..data.tensors import ImageData
 from ..errors import CorruptFileError
 
 IMAGE_COLUMNS = ("img", "image")

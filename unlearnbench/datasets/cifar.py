@@ -23,10 +23,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..data import Augment, ImageData, Normalize
-from ..dataset import Dataset, LoadedDataset
+from ..data.tensors import Augment, ImageData, Normalize
+from ..data.dataset import Dataset, LoadedDataset
 from ..errors import CorruptFileError, DataNotFoundError
-from ..training import TrainRecipe
+from ..train.loop import TrainRecipe
 from ._parquet import parquet_files, read_train_test
 
 # The paper's original-model recipe (paper.md), also used for SVHN.

@@ -13,10 +13,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..data import Augment, ImageData, Normalize
-from ..dataset import Dataset, LoadedDataset
+from ..data.tensors import Augment, ImageData, Normalize
+from ..data.dataset import Dataset, LoadedDataset
 from ..params import param
-from ..training import TrainRecipe
+from ..train.loop import TrainRecipe
 
 
 class Digits(Dataset):

@@ -11,18 +11,18 @@ Layouts under the root, in this order of preference:
   ``val*.parquet``), or ``train/*.parquet`` and ``validation/*.parquet``, anywhere under the
   root; columns ``image`` (a ``{bytes, path}`` struct) and ``label``; class names from the
   parquet metadata. Shuffled access reads whole row groups, so it is slow at full
-  scale (see :mod:`unlearnbench.streaming`); fine for evaluation and small subsets.
+  scale (see :mod:`unlearnbench.data.streaming`); fine for evaluation and small subsets.
 
 ImageNet cannot be downloaded automatically (its license requires registering at
 image-net.org), so ``download`` is not supported. The validation set serves as the test set.
 
 Images are never decoded into memory as a whole: the dataset's images are
-:class:`~unlearnbench.streaming.DiskImages`, decoded per batch with the usual evaluation
+:class:`~unlearnbench.data.streaming.DiskImages`, decoded per batch with the usual evaluation
 transform (RGB, shorter side to ``resize`` = 256 with antialiased bilinear filtering, center
 crop ``crop`` = 224). So there is no decoded-tensor cache either (:meth:`ImageNet.fingerprint`
 returns None). Training augments on the device: torchvision's RandomResizedCrop (scale
 (0.08, 1), ratio (3/4, 4/3)) and a horizontal flip, applied to the stored 224 px center crop
-rather than to the full image (:class:`~unlearnbench.data.Augment`).
+rather than to the full image (:class:`~unlearnbench.data.tensors.Augment`).
 
 Recipe: the standard ResNet ImageNet recipe (He et al. 2016; torchvision's reference
 ``train.py`` defaults): 90 epochs, SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch 256,
@@ -40,12 +40,12 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..data import Augment, ImageData, Normalize
-from ..dataset import Dataset, LoadedDataset
+from ..data.tensors import Augment, ImageData, Normalize
+from ..data.dataset import Dataset, LoadedDataset
 from ..errors import ConfigError, DataNotFoundError
 from ..params import param
-from ..streaming import IMAGE_EXTENSIONS, CenterCrop, DiskImages, FolderStore, ParquetStore
-from ..training import TrainRecipe
+from ..data.streaming import IMAGE_EXTENSIONS, CenterCrop, DiskImages, FolderStore, ParquetStore
+from ..train.loop import TrainRecipe
 from ._parquet import IMAGE_COLUMNS, class_names, parquet_files, pick_column, read_labels, read_schema
 
 IMAGENET_NORMALIZE = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))

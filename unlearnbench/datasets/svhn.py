@@ -33,10 +33,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..data import Augment, ImageData, Normalize
-from ..dataset import Dataset, LoadedDataset
+from ..data.tensors import Augment, ImageData, Normalize
+from ..data.dataset import Dataset, LoadedDataset
 from ..errors import CorruptFileError, DataNotFoundError
-from ..training import TrainRecipe
+from ..train.loop import TrainRecipe
 from ._parquet import parquet_files, read_train_test
 from .cifar import PAPER_RECIPE
 

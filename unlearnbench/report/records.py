@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, CorruptFileError, DataNotFoundError
-from .storage import atomic_write_text
+from ..errors import ConfigError, CorruptFileError, DataNotFoundError
+from ..storage import atomic_write_text
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1 records lack ``probes``; they read as having none

@@ -5,7 +5,7 @@ augmented (random crop with zero padding, horizontal flip) and normalized there,
 whole batch at once. On a GPU this avoids the per-image Python transforms that dominate the
 cost of a classic ``DataLoader``; on a CPU it is the same code.
 
-Datasets too large for memory (ImageNet) hold a :class:`~unlearnbench.streaming.DiskImages`
+Datasets too large for memory (ImageNet) hold a :class:`~unlearnbench.data.streaming.DiskImages`
 instead of the tensor: the loader then decodes each batch from disk, the next one while the
 current one trains, and augments it on the device in the same way.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .streaming import DiskImages, prefetched
 
 
@@ -28,7 +28,7 @@ from .streaming import DiskImages, prefetched
 class ImageData:
     """Images ``(N, C, H, W)`` as uint8 and their int64 labels ``(N,)``.
 
-    ``images`` is a tensor, or a :class:`~unlearnbench.streaming.DiskImages` that decodes
+    ``images`` is a tensor, or a :class:`~unlearnbench.data.streaming.DiskImages` that decodes
     rows from disk when indexed (subsets, device moves and concatenations decode nothing).
     """
 
@@ -81,7 +81,7 @@ class Augment:
     ``RandomResizedCrop`` (area fraction drawn from ``scale``, log-uniform aspect ratio from
     ``resized_crop_ratio``, 10 attempts, then a center-crop fallback), resized back to the
     input size with bilinear sampling. It crops the images as stored: for ImageNet that is
-    the 224 px center crop of the image resized to 256 px (:class:`~unlearnbench.streaming.CenterCrop`),
+    the 224 px center crop of the image resized to 256 px (:class:`~unlearnbench.data.streaming.CenterCrop`),
     not the full-resolution original as in torchvision's reference recipe, so crops never
     reach the borders the center crop removed.
     """

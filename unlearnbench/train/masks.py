@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from .errors import CorruptFileError
+from ..errors import CorruptFileError
 
 
 def classifier(model: nn.Module) -> nn.Module | None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import ImageData
-from .errors import ConfigError
+from ..data.tensors import ImageData
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

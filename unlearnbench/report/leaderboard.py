@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 from tabulate import tabulate
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .records import RunRecord
 
 METRICS = ("UA", "MIA", "RA", "TA")

@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .masks import Mask
-from .params import Configurable, param
+from ..params import Configurable, param
 from .runtime import Runtime
 
 LossFn = Callable[[nn.Module, Any, float], torch.Tensor]

@@ -1,6 +1,6 @@
 """The paper's experiments as recipes: TOML files that expand into grids of runs.
 
-A recipe (``unlearnbench/recipes/NAME.toml``, or any file with the same layout) has::
+A recipe (``unlearnbench/run/recipes/NAME.toml``, or any file with the same layout) has::
 
     description = "what it reproduces"
     paper = "where the published numbers are"
@@ -37,8 +37,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .harness import RunConfig, planned_run_id, prepare
+from ...errors import ConfigError
+from ...report.provenance import planned_run_id
+from ..config import RunConfig, prepare
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -125,7 +126,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     else:
         bundled = {p.stem: p for p in _bundled()}
         if str(name_or_path) not in bundled:
-            from .errors import unknown_name_message
+            from ...errors import unknown_name_message
             raise ConfigError(unknown_name_message("recipe", str(name_or_path), bundled))
         text, name = bundled[str(name_or_path)].read_text(), str(name_or_path)
     try:
@@ -155,7 +156,7 @@ def _grid(table: Mapping[str, Any], where: str, *, complete: bool) -> dict[str, 
 
 
 def _bundled() -> list[Path]:
-    folder = resources.files("unlearnbench") / "recipes"
+    folder = resources.files(__name__)
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -180,10 +181,10 @@ def pruning_label(config: RunConfig) -> str:
 def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple[int, ...] = (0,),
               log: Callable[[str], None] = print, plots: bool = True, **common: Any) -> dict[str, Any]:
     """Run every pending trial of ``recipe``, then render the table and the pictures."""
-    from .harness import run
-    from .leaderboard import render
-    from .records import load_records
-    from .storage import atomic_write_text
+    from ..trial import run
+    from ...report.leaderboard import render
+    from ...report.records import load_records
+    from ...storage import atomic_write_text
 
     records_dir = output / "records"
     configs = recipe.configs(scale=scale, seeds=seeds, output_dir=records_dir, **common)
@@ -204,7 +205,7 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
                "configs": [_jsonable(dataclasses.asdict(c)) for c in configs]}
     atomic_write_text(output / "recipe.json", json.dumps(summary, indent=2) + "\n")
     if plots:
-        from .plots import plot_all
+        from ...report.plots import plot_all
         plot_all(records, output / "plots", "png", log=log)
     log(f"{summary['ran']} runs in {seconds:.0f} s; table in {output / 'table.md'}")
     return summary
@@ -220,7 +221,7 @@ def _jsonable(value: Any) -> Any:
 
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``N`` (a count: seeds 0..N-1) or a comma-separated list ``0,3,7``."""
-    from .cli import _seeds
+    from ...cli import _seeds
     if "," not in text:
         try:
             count = int(text)

@@ -32,10 +32,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .errors import ConfigError, UnlearnbenchError
+from ..errors import ConfigError, UnlearnbenchError
 from .leaderboard import METRICS, REFERENCE_METHOD, records_frame
 from .records import RunRecord
-from .storage import atomic_write_bytes
+from ..storage import atomic_write_bytes
 
 FORMATS = ("png", "svg")
 LABELS = {"UA": "UA", "MIA": "MIA-Efficacy", "RA": "RA", "TA": "TA"}

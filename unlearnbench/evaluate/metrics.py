@@ -19,9 +19,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import DeviceLoader, ImageData, Normalize
-from .errors import ConfigError
-from .runtime import Runtime
+from ..data.tensors import DeviceLoader, ImageData, Normalize
+from ..errors import ConfigError
+from ..train.runtime import Runtime
 
 if TYPE_CHECKING:
     from sklearn.svm import SVC

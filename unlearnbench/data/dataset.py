@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from .data import Augment, ImageData, Normalize, tensor_hash
-from .params import Configurable
+from .tensors import Augment, ImageData, Normalize, tensor_hash
+from ..params import Configurable
 from .streaming import DiskImages
-from .training import TrainRecipe
+from ..train.loop import TrainRecipe
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data import tensor_hash
+from .tensors import tensor_hash
 from .dataset import LoadedDataset
-from .errors import ConfigError
-from .runtime import generator
+from ..errors import ConfigError
+from ..train.runtime import generator
 
 
 _SPEC = re.compile(r"\s*(class|random|backdoor)\s*:\s*([0-9]*\.?[0-9]+(?:e-?\d+)?)\s*"

@@ -2,17 +2,17 @@
 
 ImageNet's 1.28 million training images take about 190 GB as uint8 224x224 crops, so they
 stay encoded on disk. :class:`DiskImages` stands in for the uint8 ``(N, 3, S, S)`` images
-tensor of an :class:`~unlearnbench.data.ImageData`: indexing it with a batch of row indices
+tensor of an :class:`~unlearnbench.data.tensors.ImageData`: indexing it with a batch of row indices
 decodes exactly those images, in parallel threads (PIL releases the GIL while it decodes and
 resizes), and returns a uint8 tensor on its device. Subsets, device moves and
 concatenations are views that decode nothing, so the harness, the splits and the
-:class:`~unlearnbench.data.DeviceLoader` work on it unchanged; the loader also decodes the
+:class:`~unlearnbench.data.tensors.DeviceLoader` work on it unchanged; the loader also decodes the
 next batch while the current one trains (:func:`prefetched`).
 
 Each image is decoded with the usual ImageNet evaluation transform (:class:`CenterCrop`):
 RGB, shorter side resized to 256 with antialiased bilinear filtering, center crop 224. The
 training augmentation (random resized crop and flip) then runs batch-wise on the device, on
-that stored center crop (:class:`~unlearnbench.data.Augment`).
+that stored center crop (:class:`~unlearnbench.data.tensors.Augment`).
 
 Two stores hold the encoded images:
 
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ConfigError, CorruptFileError, DataNotFoundError, UnlearnbenchError
+from ..errors import ConfigError, CorruptFileError, DataNotFoundError, UnlearnbenchError
 
 # torchvision's IMG_EXTENSIONS, so an ImageFolder tree lists the same files as torchvision.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")

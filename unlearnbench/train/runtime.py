@@ -11,7 +11,7 @@ from typing import Literal
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 Precision = Literal["auto", "fp32", "bf16"]
 CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"]

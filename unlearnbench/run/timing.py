@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import DeviceLoader, ImageData, Normalize
-from .runtime import Runtime, Stopwatch
-from .unlearner import Unlearner, UnlearningTask
+from ..data.tensors import DeviceLoader, ImageData, Normalize
+from ..train.runtime import Runtime, Stopwatch
+from ..unlearner import Unlearner, UnlearningTask
 
 
 class WarmUp:

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .backdoor import TRIGGER, Trigger, triggered_non_target
-from .data import DeviceLoader, ImageData, Normalize
-from .dataset import LoadedDataset
-from .errors import ConfigError
-from .masks import classifier
+from ..scenarios.backdoor import TRIGGER, Trigger, triggered_non_target
+from ..data.tensors import DeviceLoader, ImageData, Normalize
+from ..data.dataset import LoadedDataset
+from ..errors import ConfigError
+from ..train.masks import classifier
 from .metrics import accuracy, predict
-from .runtime import Runtime
+from ..train.runtime import Runtime
 
 
 @dataclass(frozen=True)

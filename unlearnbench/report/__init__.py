@@ -1,0 +1,1 @@
+"""Reporting: typed records, provenance, leaderboards and plots."""

@@ -1,0 +1,76 @@
+"""Provenance: the record of one trial, with the versions and origins of everything it used."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata as md
+import platform
+import re
+
+import torch
+from torch import nn
+
+from ..components import DATASETS, MODELS, PRUNERS, UNLEARNERS
+from ..data.dataset import LoadedDataset
+from ..data.splits import Split
+from ..train.masks import weight_sparsity
+from .records import Environment, MetricValues, RunRecord, SplitInfo, Timings
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    from ..run.config import Plan, RunConfig
+
+
+def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model: nn.Module, metrics,
+            rte: float, timings: Timings, probes: dict[str, dict[str, float]]) -> RunRecord:
+    cfg = plan.config
+    roles = {"dataset": (DATASETS, cfg.dataset), "unlearner": (UNLEARNERS, cfg.method)}
+    if plan.arch in MODELS:
+        roles["model"] = (MODELS, plan.arch)
+    if cfg.pruner:
+        roles["pruner"] = (PRUNERS, cfg.pruner)
+    origins = {role: reg.origin(name) for role, (reg, name) in roles.items()}
+    packages = {o.package: o.version or "?" for o in origins.values()}
+    if "model" not in roles:
+        import timm
+        packages["timm"] = timm.__version__
+    run_id = planned_run_id(plan, seed)
+    runtime = plan.runtime
+    return RunRecord(
+        run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        dataset=cfg.dataset, arch=plan.arch, forget=str(plan.forget), scenario=plan.forget.scenario,
+        method=cfg.method, label=cfg.label, pruner=cfg.pruner, target_sparsity=cfg.sparsity, seed=seed,
+        sparsity=weight_sparsity(model),
+        metrics=MetricValues(UA=metrics.UA, MIA=metrics.MIA, RA=metrics.RA, TA=metrics.TA, RTE=rte),
+        timings=timings,
+        split=SplitInfo(split.hash, len(split.train), len(split.validation), len(split.forget),
+                        len(split.retain), len(split.test)),
+        environment=Environment(
+            python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
+            unlearnbench=md.version("unlearnbench"), device=str(runtime.device),
+            device_name=runtime.device_name, precision=runtime.precision, packages=packages,
+            compile=runtime.compile),
+        config={"method_params": plan.unlearner.get_params(),
+                "dataset_params": plan.dataset.get_params(),
+                "pruner_params": plan.pruner.get_params() if plan.pruner else None,
+                "recipe": plan.recipe.get_params(), "val_fraction": cfg.val_fraction,
+                "train_size": cfg.train_size, "test_size": cfg.test_size, "transfer": cfg.transfer,
+                "forget": str(plan.forget), "arch": plan.arch,
+                "forget_class_name": (data.class_names[plan.forget.forget_class]
+                                      if plan.forget.forget_class is not None else None)},
+        components={role: f"{name} ({origins[role]})" for role, (_, name) in roles.items()},
+        probes=probes)
+
+
+def planned_run_id(plan: Plan, seed: int) -> str:
+    """The id (and file name) of a trial's record, known before it runs."""
+    cfg = plan.config
+    pruning = f"{cfg.pruner}{cfg.sparsity:g}" if cfg.pruner else "dense"
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_",
+                  f"{cfg.dataset}-{plan.arch}-{plan.forget}-{cfg.label or cfg.method}-{pruning}"
+                  f"{_size_tag(cfg)}-seed{seed}")
+
+
+def _size_tag(cfg: RunConfig) -> str:
+    """Runs on a subset of the data get their own ids (and never overwrite full-size runs)."""
+    sizes = [f"{k}{v}" for k, v in (("n", cfg.train_size), ("t", cfg.test_size)) if v is not None]
+    return "-" + "".join(sizes) if sizes else ""

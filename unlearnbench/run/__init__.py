@@ -1,0 +1,1 @@
+"""Running trials: configuration, cached artifacts, one trial, RTE timing and recipes."""

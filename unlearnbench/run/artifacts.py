@@ -1,0 +1,158 @@
+"""Cached artifacts shared by trials: decoded datasets, original and pruned models, and
+the probes of a model before unlearning. Each is keyed by a description of everything that
+determines it (``CACHE_FORMAT`` included) and stored in the :class:`CheckpointCache`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..components import build_model
+from ..data.dataset import Dataset, LoadedDataset
+from ..data.splits import Split
+from ..data.tensors import Augment, DeviceLoader, ImageData, Normalize, tensor_hash
+from ..errors import UnlearnbenchError
+from ..evaluate.probes import Probe, ProbeContext
+from ..pruner import PruningTask
+from ..storage import CheckpointCache
+from ..train.loop import TrainRecipe, fit
+from ..train.masks import Mask
+from ..train.runtime import derive_seed, generator
+from .config import CACHE_FORMAT, Plan
+
+REWIND_EPOCH, REFERENCE_EPOCHS = 8, 182  # OMP/IMP rewind point of the reference recipe
+
+
+def load_dataset(dataset: Dataset, name: str, root: Path | None, download: bool,
+          cache: CheckpointCache) -> LoadedDataset:
+    """A dataset's tensors; decoded once per set of files when the dataset fingerprints them."""
+    root = Path(root).expanduser() if root else None
+    fingerprint = dataset.fingerprint(root)
+    if fingerprint is None:
+        return dataset.load(root, download)
+    description = {"format": CACHE_FORMAT, "kind": "dataset", "layout": 2, "dataset": name,
+                   "params": dataset.get_params(), "root": str(root.resolve()),
+                   "files": fingerprint}
+    cached = cache.load("datasets", description)
+    if cached is not None:
+        return LoadedDataset(
+            ImageData(cached["train_images"], cached["train_labels"]),
+            ImageData(cached["test_images"], cached["test_labels"]), tuple(cached["class_names"]),
+            Normalize(tuple(cached["mean"]), tuple(cached["std"])),
+            Augment(**cached["augment"]))
+    data = dataset.load(root, download)
+    cache.save("datasets", description, {
+        "train_images": data.train.images, "train_labels": data.train.labels,
+        "test_images": data.test.images, "test_labels": data.test.labels,
+        "class_names": list(data.class_names), "mean": list(data.normalize.mean),
+        "std": list(data.normalize.std), "augment": dataclasses.asdict(data.augment)})
+    return data
+
+
+
+def probe_before(plan: Plan, probe: Probe, model: nn.Module, context: ProbeContext,
+                  model_key: Mapping[str, Any]) -> dict[str, float]:
+    """A probe of the model before unlearning; shared by every method run on that model."""
+    description = {"format": CACHE_FORMAT, "kind": "probe", "model": model_key,
+                   "probe": probe.identity(), "test": len(context.test)}
+    cached = plan.cache.load("probes", description)
+    if cached is not None:
+        return cached["values"]
+    values = probe.measure(model, context)
+    plan.cache.save("probes", description, {"values": values})
+    return values
+
+
+# -- the original model ------------------------------------------------------------------
+def model_factory(plan: Plan, data: LoadedDataset) -> Callable[[int], nn.Module]:
+    def new_model(init_seed: int) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            model = build_model(plan.arch, num_classes=data.num_classes, in_chans=data.in_chans,
+                                image_size=data.image_size)
+        model = model.to(plan.runtime.device)
+        return model.to(memory_format=torch.channels_last) if plan.runtime.channels_last else model
+    return new_model
+
+
+def rewind_epoch(recipe: TrainRecipe) -> int:
+    """Epoch 8 of the reference's 182, scaled to the recipe's length (at least 1)."""
+    return max(1, round(REWIND_EPOCH * recipe.epochs / REFERENCE_EPOCHS)) if recipe.epochs else 0
+
+
+def original_model(plan: Plan, data: LoadedDataset, train: ImageData, split: Split, seed: int,
+              new_model: Callable[[int], nn.Module]):
+    description = {
+        "format": CACHE_FORMAT, "kind": "original", "dataset": plan.config.dataset,
+        "dataset_params": plan.dataset.get_params(), "arch": plan.arch,
+        "recipe": plan.recipe.get_params(), "seed": seed, "train_split": split.train_hash,
+        "data": data.content_hash,
+        "precision": plan.runtime.precision,
+    }
+    if plan.forget.poisons:  # same indices, different images: the scenario is part of the key
+        description["poison"] = {"spec": str(plan.forget), "forget": tensor_hash(split.forget)}
+    model = new_model(derive_seed(seed, "original/init"))
+    cached = plan.cache.load("originals", description)
+    if cached is not None:
+        model.load_state_dict(cached["state"], strict=True)
+        return model, cached["seconds"], True, cached["snapshots"], description
+
+    snapshots = {0: cpu_state(model)}
+    keep_at = rewind_epoch(plan.recipe)
+
+    def snapshot(epoch: int, m: nn.Module) -> None:
+        if epoch == keep_at:
+            snapshots[epoch] = cpu_state(m)
+
+    loader = train_loader(plan, data, train, seed, "original/batches")
+    with plan.runtime.timer() as watch:
+        fit(model, loader, plan.recipe, plan.runtime, desc="train original", on_epoch_end=snapshot)
+    plan.cache.save("originals", description,
+                    {"state": cpu_state(model), "snapshots": snapshots, "seconds": watch.seconds})
+    return model, watch.seconds, False, snapshots, description
+
+
+def pruned_model(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
+            new_model: Callable[[int], nn.Module], original: nn.Module,
+            snapshots: Mapping[int, Any], original_key: Mapping[str, Any]):
+    description = {"format": CACHE_FORMAT, "kind": "pruned", "original": original_key,
+                   "pruner": plan.config.pruner, "pruner_params": plan.pruner.get_params(),
+                   "sparsity": plan.config.sparsity}
+    model = new_model(derive_seed(seed, "pruned/init"))
+    cached = plan.cache.load("pruned", description)
+    if cached is not None:
+        mask = Mask(cached["mask"])
+        model.load_state_dict(cached["state"], strict=True)
+        mask.check_model(model)
+        return model, mask, cached["seconds"], True, description
+
+    task = PruningTask(
+        sparsity=plan.config.sparsity, train=train, recipe=plan.recipe, normalize=data.normalize,
+        augment=data.augment, runtime=plan.runtime, seed=seed,
+        new_model=lambda: new_model(derive_seed(seed, "pruned/new-model")),
+        dense_state=cpu_state(original), snapshots=snapshots)
+    torch.manual_seed(derive_seed(seed, "prune"))
+    with plan.runtime.timer() as watch:
+        model, mask = plan.pruner.prune(task)
+    if mask.violations(model):
+        raise UnlearnbenchError(f"pruner {plan.config.pruner!r} returned a model whose pruned "
+                                f"weights are not zero")
+    plan.cache.save("pruned", description,
+                    {"state": cpu_state(model), "mask": mask.state_dict(), "seconds": watch.seconds})
+    return model, mask, watch.seconds, False, description
+
+
+def train_loader(plan: Plan, data: LoadedDataset, train: ImageData, seed: int, stream: str):
+    return DeviceLoader(train, normalize=data.normalize, batch_size=plan.recipe.batch_size,
+                        shuffle=True, augment=data.augment, generator=generator(seed, stream),
+                        channels_last=plan.runtime.channels_last)
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

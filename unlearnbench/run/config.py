@@ -1,0 +1,101 @@
+"""What to run: a trial's configuration, and its validation into a :class:`Plan`.
+
+Every name and parameter is resolved here, before any data is read or any model trained.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..components import DATASETS, PRUNERS, UNLEARNERS, check_arch
+from ..data.dataset import Dataset
+from ..data.splits import ForgetSpec
+from ..errors import ConfigError
+from ..pruner import Pruner
+from ..storage import CheckpointCache
+from ..train.loop import TrainRecipe
+from ..train.runtime import Runtime
+from ..unlearner import Unlearner
+
+CACHE_FORMAT = 2  # bump when a change to training code makes old cached models stale
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to run; names and parameters are validated by :func:`prepare`."""
+
+    method: str
+    method_params: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None  # the row's name in tables when a method runs in several variants
+    dataset: str = "digits"
+    dataset_params: Mapping[str, Any] = field(default_factory=dict)
+    arch: str | None = None  # None: the dataset's default
+    pruner: str | None = None
+    sparsity: float | None = None
+    pruner_params: Mapping[str, Any] = field(default_factory=dict)
+    forget: str = "class:0"
+    seeds: tuple[int, ...] = (0,)
+    train_params: Mapping[str, Any] = field(default_factory=dict)  # overrides of the recipe
+    val_fraction: float = 0.1
+    train_size: int | None = None  # a stratified subset of the training set (same for every seed)
+    test_size: int | None = None  # ... and of the test set
+    transfer: str | None = None  # a downstream dataset: linear-probe accuracy before/after
+    transfer_params: Mapping[str, Any] = field(default_factory=dict)
+    transfer_root: Path | None = None  # its local folder (default: data_root)
+    data_root: Path | None = None
+    download: bool = False
+    cache_dir: Path = Path("~/.cache/unlearnbench")
+    output_dir: Path = Path("results")
+    device: str = "auto"
+    precision: str = "auto"
+    compile: str = "none"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated :class:`RunConfig`: every component resolved and instantiated."""
+
+    config: RunConfig
+    dataset: Dataset
+    arch: str
+    recipe: TrainRecipe
+    unlearner: Unlearner
+    pruner: Pruner | None
+    forget: ForgetSpec
+    runtime: Runtime
+    cache: CheckpointCache
+    transfer: Dataset | None = None
+
+
+def prepare(config: RunConfig) -> Plan:
+    """Resolve and validate everything before any data is read or any model trained."""
+    unlearner = UNLEARNERS.get(config.method).from_params(config.method_params)
+    dataset = DATASETS.get(config.dataset).from_params(config.dataset_params)
+    pruner = None
+    if config.pruner is not None:
+        pruner = PRUNERS.get(config.pruner).from_params(config.pruner_params)
+        if config.sparsity is None or not 0 < config.sparsity < 1:
+            raise ConfigError(f"--sparsity {config.sparsity} is invalid: a pruner needs a "
+                              f"target sparsity in (0, 1)")
+    elif config.sparsity is not None or config.pruner_params:
+        raise ConfigError("--sparsity and pruner parameters need --pruner NAME")
+    arch = config.arch or dataset.default_arch
+    check_arch(arch)
+    recipe = dataset.default_recipe().replace(**dict(config.train_params))
+    if not config.seeds:
+        raise ConfigError("--seeds is empty: expected at least one seed")
+    for name in ("train_size", "test_size"):
+        if (size := getattr(config, name)) is not None and size < 1:
+            raise ConfigError(f"{name}={size} is invalid: expected a positive number of images")
+    if config.label is not None and not re.fullmatch(r"[A-Za-z0-9_.+-]+", config.label):
+        raise ConfigError(f"label {config.label!r} is invalid: use letters, digits and _ . + -")
+    transfer = (DATASETS.get(config.transfer).from_params(config.transfer_params)
+                if config.transfer else None)
+    return Plan(config, dataset, arch, recipe, unlearner, pruner, ForgetSpec.parse(config.forget),
+                Runtime.resolve(config.device, config.precision, config.compile),
+                CheckpointCache(config.cache_dir), transfer)
+

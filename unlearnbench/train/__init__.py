@@ -1,0 +1,1 @@
+"""Training: the SGD loop and recipes (``loop``), pruning masks, and the runtime (device, precision, compile)."""
