@@ -28,8 +28,8 @@ fell; a method that could overfit the retain set would need the validation split
 
 Command line (the docstrings of the methods quote its output)::
 
-    python -m baselines.search ff alpha=1e-8,1e-7,1e-6 --seeds 0,1 --cache-dir C --output OUT
-    python -m baselines.search iu alpha=1,10,30 --seeds 0,1 --cache-dir C --output OUT2 \\
+    python -m unlearnbench_baselines.search ff alpha=1e-8,1e-7,1e-6 --seeds 0,1 --cache-dir C --output OUT
+    python -m unlearnbench_baselines.search iu alpha=1,10,30 --seeds 0,1 --cache-dir C --output OUT2 \\
         --reference-from OUT/retrain    # reuse the Retrain records of the first search
 """
 
@@ -147,7 +147,7 @@ def _grid_item(text: str) -> tuple[str, list[str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m baselines.search", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m unlearnbench_baselines.search", description=__doc__.split("\n")[0])
     parser.add_argument("method")
     parser.add_argument("grid", nargs="+", metavar="KEY=V1,V2,...", help="values to try")
     parser.add_argument("-p", "--fixed", action="append", default=[], metavar="KEY=VALUE")

@@ -293,7 +293,7 @@ def run_eval(report: Report, model: nn.Module, split: Split, runtime: Runtime) -
 
 
 def run_ft(report: Report, model: nn.Module, split: Split, sizes: Sizes, runtime: Runtime) -> None:
-    from baselines.unlearners.ft import FineTune
+    from unlearnbench_baselines.unlearners.ft import FineTune
     task = UnlearningTask(forget=split.forget, retain=split.retain, validation=None, num_classes=10,
                           recipe=RECIPE, normalize=CIFAR_NORMALIZE, augment=Augment(crop_padding=4, hflip=True),
                           runtime=runtime, seed=0, mask=None,

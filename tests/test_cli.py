@@ -145,4 +145,4 @@ def test_ls_lists_components_with_their_origin(capsys) -> None:
     out = capsys.readouterr().out
     rows = {line.split()[0]: line for line in out.splitlines()[3:] if line.strip()}
     assert {"ft", "sparse_ft"} <= rows.keys() and "retrain" not in rows
-    assert "unlearnbench" in rows["ft"] and "baselines.unlearners.ft:FineTune" in rows["ft"]
+    assert "unlearnbench" in rows["ft"] and "unlearnbench_baselines.unlearners.ft:FineTune" in rows["ft"]

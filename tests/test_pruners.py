@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.pruners.imp import IterativeMagnitude, round_schedule
-from baselines.pruners.omp import OneShotMagnitude
-from baselines.pruners.random import RandomPruner
-from baselines.pruners.synflow import SynFlow, compounding_schedule, linearized, synflow_mask, synflow_scores
+from unlearnbench_baselines.pruners.imp import IterativeMagnitude, round_schedule
+from unlearnbench_baselines.pruners.omp import OneShotMagnitude
+from unlearnbench_baselines.pruners.random import RandomPruner
+from unlearnbench_baselines.pruners.synflow import SynFlow, compounding_schedule, linearized, synflow_mask, synflow_scores
 from unlearnbench import PRUNERS, ConfigError, ImageData, Mask, PruningTask, prunable_weights
 from unlearnbench.run.config import RunConfig
 from unlearnbench.run.trial import run

@@ -104,7 +104,7 @@ def test_importing_unlearnbench_imports_no_component_module() -> None:
     (plus whatever it imports itself), never its neighbours."""
     script = (
         "import json, sys, unlearnbench\n"
-        "def loaded(): return sorted(m for m in sys.modules if m.startswith('baselines'))\n"
+        "def loaded(): return sorted(m for m in sys.modules if m.startswith('unlearnbench_baselines'))\n"
         "at_import = loaded()\n"
         "names = unlearnbench.UNLEARNERS.names() + unlearnbench.PRUNERS.names()\n"
         "after_listing = loaded()\n"
@@ -118,8 +118,8 @@ def test_importing_unlearnbench_imports_no_component_module() -> None:
     at_import, after_listing, names, after_get, targets = json.loads(result.stdout)
     assert at_import == [] and after_listing == []
     assert {"ft", "retrain", "omp"} <= set(names)
-    assert "baselines.unlearners.ft" in after_get
-    assert [m for m in after_get if m in targets] == ["baselines.unlearners.ft"]
+    assert "unlearnbench_baselines.unlearners.ft" in after_get
+    assert [m for m in after_get if m in targets] == ["unlearnbench_baselines.unlearners.ft"]
 
 
 def _env_without_disable() -> dict[str, str]:
@@ -217,7 +217,7 @@ def test_builtins_are_entry_points_of_unlearnbench() -> None:
     from unlearnbench import UNLEARNERS
     entry = UNLEARNERS.entry("ft")
     assert entry.origin.package == "unlearnbench"
-    assert entry.target == "baselines.unlearners.ft:FineTune"
+    assert entry.target == "unlearnbench_baselines.unlearners.ft:FineTune"
 
 
 # -- disabling third-party plugins ----------------------------------------------------------------

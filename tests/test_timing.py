@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from baselines.unlearners.ft import FineTune
+from unlearnbench_baselines.unlearners.ft import FineTune
 from unlearnbench import TrainRecipe
 from unlearnbench.data.tensors import DeviceLoader, ImageData, Normalize
 from unlearnbench.train.runtime import Runtime, Stopwatch

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.unlearners._common import Paired, distill_kl, frozen_copy, random_wrong_labels
-from baselines.unlearners.boundary_shrink import BoundaryShrink, fgsm, neighbour_labels
-from baselines.unlearners.neggrad_plus import NegGradPlus
-from baselines.unlearners.rl import RandomLabel, relabelled_forget
-from baselines.unlearners.salun import SalUn, forget_gradient, saliency_mask
-from baselines.unlearners.scrub import Scrub
+from unlearnbench_baselines.unlearners._common import Paired, distill_kl, frozen_copy, random_wrong_labels
+from unlearnbench_baselines.unlearners.boundary_shrink import BoundaryShrink, fgsm, neighbour_labels
+from unlearnbench_baselines.unlearners.neggrad_plus import NegGradPlus
+from unlearnbench_baselines.unlearners.rl import RandomLabel, relabelled_forget
+from unlearnbench_baselines.unlearners.salun import SalUn, forget_gradient, saliency_mask
+from unlearnbench_baselines.unlearners.scrub import Scrub
 from unlearnbench import UNLEARNERS, ImageData, TrainRecipe, UnlearningTask
 from unlearnbench.evaluate.metrics import accuracy, predict
 from unlearnbench.train.runtime import derive_seed

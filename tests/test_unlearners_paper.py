@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.unlearners._functional import per_example_grads, trainable
-from baselines.unlearners.ff import FisherForgetting, fisher_diagonal, noise_variance
-from baselines.unlearners.ft import FineTune
-from baselines.unlearners.ga import GradientAscent
-from baselines.unlearners.iu import GradientBlocks, InfluenceUnlearning, woodfisher_ihvp
-from baselines.unlearners.sparse_ft import SparseFineTune, l1_norm
+from unlearnbench_baselines.unlearners._functional import per_example_grads, trainable
+from unlearnbench_baselines.unlearners.ff import FisherForgetting, fisher_diagonal, noise_variance
+from unlearnbench_baselines.unlearners.ft import FineTune
+from unlearnbench_baselines.unlearners.ga import GradientAscent
+from unlearnbench_baselines.unlearners.iu import GradientBlocks, InfluenceUnlearning, woodfisher_ihvp
+from unlearnbench_baselines.unlearners.sparse_ft import SparseFineTune, l1_norm
 from unlearnbench.run.config import RunConfig
 from unlearnbench.run.trial import run
 from unlearnbench.testing import check_unlearner, tiny_task
@@ -228,7 +228,7 @@ def test_ga_raises_the_forget_loss_more_with_a_larger_step() -> None:
 
 # -- the hyperparameter search's choice ----------------------------------------------------
 def test_search_picks_the_smallest_worst_gap_among_candidates_that_keep_the_retain_set() -> None:
-    from baselines.search import Candidate, SearchResult
+    from unlearnbench_baselines.search import Candidate, SearchResult
     cands = [Candidate({"a": 1}, UA=0.0, RA=100.0, score=100.0),    # does nothing
              Candidate({"a": 2}, UA=40.0, RA=97.0, score=60.0),     # best eligible
              Candidate({"a": 3}, UA=60.0, RA=97.0, score=60.0),     # tie: the earlier one wins

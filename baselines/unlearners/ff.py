@@ -35,7 +35,7 @@ on digits class-wise forgetting: among the alphas whose mean RA stays within 5 p
 Retrain's, the one with the smallest worse-of-|UA - UA_retrain|-and-|RA - RA_retrain| (forget
 and retain sets only, never the test set). Means over seeds 0, 1, 2 (small_cnn, 30-epoch original)::
 
-    python -m baselines.search ff alpha=1e-8,1e-7,2e-7,4e-7,1e-6,1e-5 --seeds 0,1,2 \\
+    python -m unlearnbench_baselines.search ff alpha=1e-8,1e-7,2e-7,4e-7,1e-6,1e-5 --seeds 0,1,2 \\
         --cache-dir C --output OUT
 
     retrain: UA 100.00  RA 100.00; eligible: RA >= 95.00

@@ -11,7 +11,7 @@ gives 5 (15 at digits' recipe batch 64), so on ``digits`` the default barely mov
 (UA 0 at batch 256). The search of ``baselines/search.py`` (see there; means over seeds 0, 1,
 2, RA within 5 points of Retrain's required) gives, at batch 64::
 
-    python -m baselines.search ga lr=1e-4,1e-3,2e-3,3e-3,5e-3 -p batch_size=64 --seeds 0,1,2 \\
+    python -m unlearnbench_baselines.search ga lr=1e-4,1e-3,2e-3,3e-3,5e-3 -p batch_size=64 --seeds 0,1,2 \\
         --cache-dir C --output OUT --reference-from FF_SEARCH_OUT/retrain
 
       lr      UA      RA    score  eligible

@@ -42,7 +42,7 @@ with the smallest worse-of-|UA - UA_retrain|-and-|RA - RA_retrain| among those w
 stays within 5 points of Retrain's (forget and retain sets only, never the test set). Means
 over seeds 0, 1, 2 (small_cnn, 30-epoch original)::
 
-    python -m baselines.search iu alpha=1,3,5,10,15,20,30 --seeds 0,1,2 \\
+    python -m unlearnbench_baselines.search iu alpha=1,3,5,10,15,20,30 --seeds 0,1,2 \\
         --cache-dir C --output OUT --reference-from FF_SEARCH_OUT/retrain
 
     retrain: UA 100.00  RA 100.00; eligible: RA >= 95.00

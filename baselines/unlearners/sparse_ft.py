@@ -26,7 +26,7 @@ forgetting (the smallest worse-of-|UA - UA_retrain|-and-|RA - RA_retrain| among 
 whose mean RA stays within 5 points of Retrain's; forget and retain sets only, never the test
 set; means over seeds 0, 1, 2)::
 
-    python -m baselines.search sparse_ft gamma=1e-4,1e-3,3e-3,5e-3,1e-2,2e-2 -p batch_size=64 \\
+    python -m unlearnbench_baselines.search sparse_ft gamma=1e-4,1e-3,3e-3,5e-3,1e-2,2e-2 -p batch_size=64 \\
         --seeds 0,1,2 --cache-dir C --output OUT --reference-from FF_SEARCH_OUT/retrain
 
     retrain: UA 100.00  RA 100.00; eligible: RA >= 95.00
