@@ -40,3 +40,51 @@ def test_the_reference_methods_install_under_a_distinct_name() -> None:
 def test_the_reference_methods_import_under_that_name() -> None:
     import unlearnbench_baselines.unlearners.ft as ft
     assert Path(ft.__file__).resolve() == ROOT / "baselines" / "unlearners" / "ft.py"
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _imported_top_level_modules() -> set[str]:
+    """Every top-level module that the installed packages import (at any depth of the code)."""
+    import ast
+
+    names: set[str] = set()
+    for folder in (ROOT / "unlearnbench", ROOT / "baselines"):
+        for path in folder.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"unlearnbench", "unlearnbench_baselines"}
+
+
+def _requirement_name(requirement: str) -> str:
+    import re
+    return re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_every_imported_distribution_is_declared_and_every_declared_one_is_imported() -> None:
+    import importlib.metadata as md
+
+    providers = md.packages_distributions()
+    imported = {_requirement_name(dist) for module in _imported_top_level_modules()
+                for dist in providers.get(module, [module])}
+    declared = {_requirement_name(r) for r in _project()["dependencies"]}
+    assert imported - declared == set(), "imported but not declared"
+    assert declared - imported == set(), "declared but never imported"
+
+
+def test_tomli_is_declared_for_the_pythons_without_tomllib() -> None:
+    [tomli] = [r for r in _project()["dependencies"] if _requirement_name(r) == "tomli"]
+    assert "python_version < '3.11'" in tomli
+
+
+def test_the_license_file_matches_the_metadata_and_the_package_is_typed() -> None:
+    assert _project()["license"] == {"text": "MIT"}
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert (ROOT / "unlearnbench" / "py.typed").is_file()
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data["unlearnbench"]

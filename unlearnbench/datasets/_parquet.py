@@ -1,9 +1,13 @@
-"""Reading Hugging Face ``datasets`` parquet files: shared by the CIFAR, SVHN and ImageNet loaders.
+"""Reading Hugging Face ``datasets`` files: shared by the CIFAR, SVHN and ImageNet loaders.
 
 The hub stores a split as ``<config>/<split>-00000-of-0000N.parquet`` with an image column
 (a struct ``{bytes, path}`` of encoded PNG/JPEG bytes) and integer label columns; the
 ``huggingface`` entry of the schema metadata describes the features, including a
 ``ClassLabel``'s class names.
+
+A folder written by ``DatasetDict.save_to_disk`` (``dataset_dict.json`` and one folder of
+arrow files per split), or two folders ``train/`` and ``test/`` written by
+``Dataset.save_to_disk``, with the same columns, is read with ``datasets.load_from_disk``.
 """
 
 from __future__ import annotations
@@ -90,30 +94,43 @@ def read_images(files: Sequence[Path], label_columns: Sequence[str],
                 dataset: str) -> tuple[ImageData, list[str] | None]:
     """Decode every image of ``files`` into memory (small datasets: CIFAR, SVHN), with the
     first of ``label_columns`` the files have, and the class names their metadata holds."""
-    from PIL import Image
-
     schema = read_schema(files[0], dataset)
     image_column = pick_column(schema, IMAGE_COLUMNS, files, dataset, "an image column")
     label_column = pick_column(schema, label_columns, files, dataset, "a label column")
     images: list[np.ndarray] = []
     for path in files:
         table = _read_table(path, [image_column], dataset)
-        for row, cell in enumerate(table.column(image_column).to_pylist()):
-            data = cell["bytes"] if isinstance(cell, dict) else cell
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    images.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-            except Exception as exc:
-                raise CorruptFileError(f"{dataset}: cannot decode the image of row {row} of "
-                                       f"{path}: {exc}") from exc
+        images += _decode(table.column(image_column).to_pylist(), path, dataset)
+    labels = read_labels(files, label_column, dataset)
+    return _image_data(images, labels, files[0].parent, dataset), class_names(schema, label_column)
+
+
+def _decode(cells: Sequence, path: Path, dataset: str) -> list[np.ndarray]:
+    """Encoded images (``{bytes, path}`` structs or raw bytes) -> HWC uint8 RGB arrays."""
+    from PIL import Image
+
+    images = []
+    for row, cell in enumerate(cells):
+        data = cell["bytes"] if isinstance(cell, dict) else cell
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                images.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
+        except Exception as exc:
+            raise CorruptFileError(f"{dataset}: cannot decode the image of row {row} of "
+                                   f"{path}: {exc}") from exc
+    return images
+
+
+def _image_data(images: list[np.ndarray], labels: torch.Tensor, where: Path, dataset: str) -> ImageData:
     if not images:
-        raise CorruptFileError(f"{dataset}: {[str(f) for f in files[:3]]} hold no images")
+        raise CorruptFileError(f"{dataset}: {where} holds no images")
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
-        raise CorruptFileError(f"{dataset}: images of different sizes {sorted(shapes)} in {files[0].parent}")
+        raise CorruptFileError(f"{dataset}: images of different sizes {sorted(shapes)} in {where}")
+    if len(labels) != len(images):
+        raise CorruptFileError(f"{dataset}: {where} holds {len(images)} images and {len(labels)} labels")
     array = np.stack(images).transpose(0, 3, 1, 2).copy()
-    labels = read_labels(files, label_column, dataset)
-    return ImageData(torch.from_numpy(array), labels), class_names(schema, label_column)
+    return ImageData(torch.from_numpy(array), labels)
 
 
 def read_train_test(root: Path, label_columns: Sequence[str], dataset: str,
@@ -135,3 +152,69 @@ def _read_table(path: Path, columns: list[str], dataset: str):
         return pq.read_table(path, columns=columns)
     except Exception as exc:
         raise CorruptFileError(f"{dataset}: cannot read {path}: {exc}") from exc
+
+
+# -- folders written by datasets' save_to_disk -------------------------------------------------
+
+def saved_split_folders(root: Path) -> dict[str, Path] | None:
+    """The ``train`` and ``test`` folders of a ``save_to_disk`` layout at ``root`` (a
+    ``DatasetDict``'s ``dataset_dict.json``, or ``train/`` and ``test/`` each holding a saved
+    ``Dataset``'s ``state.json``), or None when ``root`` holds no such layout."""
+    listed = root / "dataset_dict.json"
+    if listed.is_file():
+        try:
+            splits = json.loads(listed.read_text())["splits"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptFileError(f"cannot read the split list of {listed}: {exc}") from exc
+        folders = {s: root / s for s in ("train", "test") if s in splits}
+        return folders if len(folders) == 2 else None
+    folders = {s: root / s for s in ("train", "test")}
+    return folders if all((f / "state.json").is_file() for f in folders.values()) else None
+
+
+def saved_files(folders: dict[str, Path]) -> list[Path]:
+    """The files of a ``save_to_disk`` layout that decide its contents (for the decode cache)."""
+    return sorted(p for f in folders.values() for p in f.iterdir()
+                  if p.is_file() and p.suffix in (".arrow", ".json"))
+
+
+def read_saved_train_test(folders: dict[str, Path], label_columns: Sequence[str],
+                          dataset: str) -> tuple[ImageData, ImageData, tuple[str, ...]]:
+    """The splits of a ``save_to_disk`` layout, decoded into memory, with the class names of
+    the label column's ``ClassLabel`` (else ``"0"``, ``"1"``, ... up to the largest label)."""
+    import datasets  # slow to import: only when a saved folder is read
+
+    parts, names = [], None
+    for split, folder in folders.items():
+        try:
+            saved = datasets.load_from_disk(str(folder))
+        except Exception as exc:
+            raise CorruptFileError(f"{dataset}: cannot read the saved {split} split {folder}: {exc}") from exc
+        if not isinstance(saved, datasets.Dataset):
+            raise CorruptFileError(f"{dataset}: {folder} holds a {type(saved).__name__}; expected "
+                                   f"the {split} split's Dataset")
+        columns = list(saved.column_names)
+        image_column = _pick(columns, IMAGE_COLUMNS, folder, dataset, "an image column")
+        label_column = _pick(columns, label_columns, folder, dataset, "a label column")
+        if isinstance(saved.features[image_column], datasets.Image):
+            saved = saved.cast_column(image_column, datasets.Image(decode=False))
+        labels = torch.as_tensor(np.asarray(saved[label_column], dtype=np.int64))
+        if len(labels) and int(labels.min()) < 0:
+            raise CorruptFileError(f"{dataset}: {folder} holds negative labels (an unlabelled "
+                                   f"split?); expected class indices >= 0")
+        parts.append(_image_data(_decode(saved[image_column], folder, dataset), labels, folder, dataset))
+        feature = saved.features[label_column]
+        if names is None and isinstance(feature, datasets.ClassLabel):
+            names = tuple(str(n) for n in feature.names)
+    train, test = parts
+    if names is None:
+        names = tuple(str(k) for k in range(int(max(train.labels.max(), test.labels.max())) + 1))
+    return train, test, names
+
+
+def _pick(columns: list[str], candidates: Sequence[str], folder: Path, dataset: str, what: str) -> str:
+    found = next((c for c in candidates if c in columns), None)
+    if found is None:
+        raise CorruptFileError(f"{dataset}: {folder} has columns {columns}; expected {what} "
+                               f"({' or '.join(repr(c) for c in candidates)})")
+    return found

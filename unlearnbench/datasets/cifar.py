@@ -3,7 +3,10 @@
 * torchvision's (``cifar-10-batches-py/`` or ``cifar-100-python/`` with python pickles), which
   ``download=True`` fetches through ``torchvision.datasets`` for users who have a network;
 * Hugging Face ``datasets`` parquet files (``train*.parquet`` and ``test*.parquet`` anywhere
-  under the root; an image column of encoded bytes and an integer label column).
+  under the root; an image column of encoded bytes and an integer label column);
+* a folder written by Hugging Face ``datasets``' ``save_to_disk`` (a ``DatasetDict`` with
+  ``train`` and ``test`` splits, or ``train/`` and ``test/`` saved ``Dataset`` folders) with
+  the same columns.
 
 The original-model recipe follows Jia et al. 2023 (paper.md): SGD lr 0.1, momentum 0.9,
 weight decay 5e-4, batch 256, 182 epochs, lr x0.1 at epochs 91 and 136, random crop (pad 4)
@@ -27,7 +30,8 @@ from ..data.tensors import Augment, ImageData, Normalize
 from ..data.dataset import Dataset, LoadedDataset
 from ..errors import CorruptFileError, DataNotFoundError
 from ..train.loop import TrainRecipe
-from ._parquet import parquet_files, read_train_test
+from ._parquet import (parquet_files, read_saved_train_test, read_train_test, saved_files,
+                       saved_split_folders)
 
 # The paper's original-model recipe (paper.md), also used for SVHN.
 PAPER_RECIPE = TrainRecipe(epochs=182, lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=256,
@@ -51,21 +55,26 @@ class _Cifar(Dataset):
     def load(self, root: Path | None, download: bool = False) -> LoadedDataset:
         if root is None:
             raise DataNotFoundError(f"{self.dataset_name} needs --data-root (a folder holding "
-                                    f"{self.folder}/ or train/test parquet files)")
+                                    f"{self.folder}/, train/test parquet files or a save_to_disk folder)")
         root = Path(root).expanduser()
-        if not (root / self.folder).is_dir() and not parquet_files(root, "train") and download:
+        saved = saved_split_folders(root)
+        if not (root / self.folder).is_dir() and not saved and not parquet_files(root, "train") and download:
             import torchvision.datasets
             getattr(torchvision.datasets, self.torchvision_class)(str(root), train=True, download=True)
         if (root / self.folder).is_dir():
             train, test, names = self._load_pickles(root / self.folder)
+        elif saved:
+            train, test, names = read_saved_train_test(saved, (self.parquet_label, "label"),
+                                                       self.dataset_name)
         elif parquet_files(root, "train") and parquet_files(root, "test"):
             train, test, names = read_train_test(root, (self.parquet_label, "label"), self.dataset_name)
         else:
             raise DataNotFoundError(
                 f"{self.dataset_name} not found under {root}: looked for {root / self.folder}/ "
-                f"(torchvision's layout) and for train*.parquet + test*.parquet files (Hugging Face "
-                f"datasets' layout). Pass --download to fetch it with torchvision, or point "
-                f"--data-root at a folder holding either layout.")
+                f"(torchvision's layout), for train*.parquet + test*.parquet files (Hugging Face "
+                f"datasets' layout) and for a datasets save_to_disk folder (dataset_dict.json, or "
+                f"train/ and test/ holding state.json). Pass --download to fetch it with "
+                f"torchvision, or point --data-root at a folder holding one of these layouts.")
         return LoadedDataset(train, test, names, self.normalize, Augment(crop_padding=4, hflip=True))
 
     def default_recipe(self) -> TrainRecipe:
@@ -74,6 +83,8 @@ class _Cifar(Dataset):
     def data_files(self, root: Path) -> list[Path]:
         if (root / self.folder).is_dir():
             return sorted((root / self.folder).glob("*"))
+        if saved := saved_split_folders(root):
+            return saved_files(saved)
         return parquet_files(root, "train") + parquet_files(root, "test")
 
     @property

@@ -7,7 +7,10 @@ house-number digits, 10 classes, from a local root in either on-disk layout:
   ``torchvision.datasets.SVHN`` for users who have a network;
 * Hugging Face ``datasets`` parquet files (``train*.parquet`` and ``test*.parquet`` under the
   root; columns ``image`` and ``label``, as in the hub's ``svhn`` ``cropped_digits`` config;
-  when the root also holds the ``full_numbers`` config, the ``cropped_digits`` folder wins).
+  when the root also holds the ``full_numbers`` config, the ``cropped_digits`` folder wins);
+* a folder written by Hugging Face ``datasets``' ``save_to_disk`` (a ``DatasetDict`` with
+  ``train`` and ``test`` splits, or ``train/`` and ``test/`` saved ``Dataset`` folders) with
+  the same columns.
 
 The 531,131 "extra" images are not used: the unlearning literature trains on the standard
 training split.
@@ -37,7 +40,8 @@ from ..data.tensors import Augment, ImageData, Normalize
 from ..data.dataset import Dataset, LoadedDataset
 from ..errors import CorruptFileError, DataNotFoundError
 from ..train.loop import TrainRecipe
-from ._parquet import parquet_files, read_train_test
+from ._parquet import (parquet_files, read_saved_train_test, read_train_test, saved_files,
+                       saved_split_folders)
 from .cifar import PAPER_RECIPE
 
 SVHN_NORMALIZE = Normalize((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970))
@@ -55,7 +59,8 @@ class SVHN(Dataset):
         root = Path(root).expanduser()
         has_mat = any((root / f).is_file() for f in MAT_FILES.values())
         has_parquet = bool(parquet_files(root, "train", HUB_CONFIG))
-        if not has_mat and not has_parquet and download:
+        saved = saved_split_folders(root)
+        if not has_mat and not has_parquet and not saved and download:
             import torchvision.datasets
             for split in MAT_FILES:
                 torchvision.datasets.SVHN(str(root), split=split, download=True)
@@ -63,6 +68,8 @@ class SVHN(Dataset):
         if has_mat:
             train, test = (_read_mat(root / MAT_FILES[s]) for s in ("train", "test"))
             names = tuple(str(k) for k in range(10))
+        elif saved:
+            train, test, names = read_saved_train_test(saved, ("label",), "svhn")
         elif has_parquet and parquet_files(root, "test", HUB_CONFIG):
             train, test, names = read_train_test(root, ("label",), "svhn", config=HUB_CONFIG)
         else:
@@ -70,8 +77,9 @@ class SVHN(Dataset):
                 f"svhn not found under {root}: looked for {root / MAT_FILES['train']} and "
                 f"{root / MAT_FILES['test']} (torchvision's layout) and for train*.parquet + "
                 f"test*.parquet files (Hugging Face datasets' layout, e.g. its cropped_digits "
-                f"config). Pass --download to fetch it with torchvision, or point --data-root at "
-                f"a folder holding either layout.")
+                f"config) and for a datasets save_to_disk folder (dataset_dict.json, or train/ "
+                f"and test/ holding state.json). Pass --download to fetch it with torchvision, or point --data-root at "
+                f"a folder holding one of these layouts.")
         return LoadedDataset(train, test, names, SVHN_NORMALIZE, Augment(crop_padding=4, hflip=False))
 
     def default_recipe(self) -> TrainRecipe:
@@ -79,6 +87,8 @@ class SVHN(Dataset):
 
     def data_files(self, root: Path) -> list[Path]:
         mats = [root / f for f in MAT_FILES.values() if (root / f).is_file()]
+        if not mats and (saved := saved_split_folders(root)):
+            return saved_files(saved)
         return mats or parquet_files(root, "train", HUB_CONFIG) + parquet_files(root, "test", HUB_CONFIG)
 
 
