@@ -81,6 +81,9 @@ def test_errors_are_one_line_without_traceback_in_a_real_process(tmp_path: Path)
     (["--method", "ft", "--train", "epoch=2"], ["Unknown parameter of TrainRecipe 'epoch'"]),
     (["--method", "ft", "--dataset-param", "num_classes=1"], ["Synthetic.num_classes=1 is invalid"]),
     (["--method", "ft", "--arch", "resnet_18"], ["Unknown model 'resnet_18'. Did you mean"]),
+    (["--method", "ft", "--arch", "resnet1?"], ["Unknown model 'resnet1?'. Did you mean"]),
+    (["--method", "ft", "--arch", "vit_tiny_patch16_224"],
+     ["--arch 'vit_tiny_patch16_224' does not run on 1-channel 8px images"]),
     (["--method", "ft", "--device", "tpu"], ["--device 'tpu' is invalid"]),
     (["--method", "ft", "--val-fraction", "1.0"], ["val_fraction=1.0 is invalid"]),
 ])

@@ -40,10 +40,12 @@ def timm_names(pattern: str | None = None) -> list[str]:
 
 
 def check_arch(arch: str) -> None:
-    """Fail early (before any training) on an architecture name nobody knows."""
+    """Fail early (before any training) on an architecture name nobody knows. Names are
+    matched exactly (a timm name may carry a ``.tag``): ``resnet1?`` is no wildcard here."""
     if arch in MODELS:
         return
-    if not timm_names(arch):
+    import timm
+    if not timm.is_model(arch):
         raise UnknownNameError("model", arch, MODELS.names() + timm_names())
 
 
@@ -56,10 +58,26 @@ def build_model(arch: str, *, num_classes: int, in_chans: int, image_size: int) 
 
 
 def timm_model(arch: str, *, num_classes: int, in_chans: int, image_size: int) -> nn.Module:
-    """A randomly initialized timm model; for inputs up to 64 px a ResNet gets the stem of
-    the CIFAR ResNets (3x3 stride-1 first conv, no max-pool), as in Jia et al. 2023."""
+    """A randomly initialized timm model for ``image_size`` px inputs: architectures that fix
+    their input size at construction (ViT, DeiT, Swin, ...) are built for ``image_size``; for
+    inputs up to 64 px a ResNet gets the stem of the CIFAR ResNets (3x3 stride-1 first conv, no
+    max-pool), as in Jia et al. 2023. An architecture that cannot take such inputs is refused
+    here, before any training, with a :class:`ConfigError`."""
     import timm
-    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans)
+
+    def create(**size: int) -> nn.Module:
+        return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **size)
+
+    try:
+        try:
+            model = create(img_size=image_size)
+        except TypeError as exc:  # the architecture takes any input size
+            if "img_size" not in str(exc):
+                raise
+            model = create()
+    except Exception as exc:
+        raise ConfigError(f"--arch {arch!r} cannot be built for {in_chans}-channel {image_size}px "
+                          f"images: {type(exc).__name__}: {_first_line(exc)}") from exc
     if image_size <= 64 and isinstance(getattr(model, "conv1", None), nn.Conv2d) \
             and hasattr(model, "maxpool"):
         out_channels = model.conv1.out_channels
@@ -67,4 +85,32 @@ def timm_model(arch: str, *, num_classes: int, in_chans: int, image_size: int) -
         model.maxpool = nn.Identity()
     elif image_size <= 64 and fnmatch.fnmatch(arch, "*resnet*"):
         raise ConfigError(f"cannot give {arch!r} the small-input stem: no conv1/maxpool found")
+    _check_forward(model, arch, in_chans, image_size)
     return model
+
+
+_RUNS_AT: set[tuple[str, int, int]] = set()
+
+
+def _check_forward(model: nn.Module, arch: str, in_chans: int, image_size: int) -> None:
+    """One forward pass of two blank images (eval mode, no gradients: no weight, statistic or
+    random state changes), once per architecture and input shape in a process."""
+    import torch
+
+    if (arch, in_chans, image_size) in _RUNS_AT:
+        return
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(2, in_chans, image_size, image_size))
+    except Exception as exc:
+        raise ConfigError(f"--arch {arch!r} does not run on {in_chans}-channel {image_size}px images "
+                          f"(a forward pass fails: {type(exc).__name__}: {_first_line(exc)}); pick an "
+                          f"architecture that takes this input size") from exc
+    finally:
+        model.train(was_training)
+    _RUNS_AT.add((arch, in_chans, image_size))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]

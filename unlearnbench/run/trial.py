@@ -31,6 +31,7 @@ def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None) -> li
     """Run every seed of ``config``; returns the records (also written to ``output_dir``)."""
     plan = prepare(config)
     data = load_data(plan)
+    model_factory(plan, data)(0)  # an architecture that cannot take these images fails before any trial
     probes = [_transfer_probe(plan, data)] if plan.transfer is not None else []
     return [run_trial(plan, data, seed, log=log, probes=probes) for seed in config.seeds]
 
