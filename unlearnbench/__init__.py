@@ -1,21 +1,56 @@
 """unlearnbench: a benchmark suite for machine unlearning, built around "Model Sparsity Can
-Simplify Machine Unlearning" (Jia, Liu et al., NeurIPS 2023)."""
+Simplify Machine Unlearning" (Jia, Liu et al., NeurIPS 2023).
 
-from .components import DATASETS, MODELS, PRUNERS, UNLEARNERS, build_model
-from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
-from .data.dataset import Dataset, LoadedDataset
-from .errors import (ConfigError, CorruptFileError, DataNotFoundError, DuplicateNameError,
-                     PluginLoadError, UnknownNameError, UnlearnbenchError)
-from .train.masks import Mask, prunable_weights
-from .params import Configurable, param
-from .pruner import Pruner, PruningTask
-from .train.loop import TrainRecipe, cross_entropy, fit
-from .unlearner import Unlearner, UnlearningTask
+The public names below are imported on first use (PEP 562), so ``import unlearnbench`` and the
+command line's help, listings and argument errors do not pay for importing torch.
+"""
 
-__all__ = [
-    "DATASETS", "MODELS", "PRUNERS", "UNLEARNERS", "Augment", "ConfigError", "Configurable",
-    "CorruptFileError", "DataNotFoundError", "Dataset", "DeviceLoader", "DuplicateNameError",
-    "ImageData", "LoadedDataset", "Mask", "Normalize", "PluginLoadError", "Pruner", "PruningTask",
-    "TrainRecipe", "UnknownNameError", "Unlearner", "UnlearnbenchError", "UnlearningTask",
-    "build_model", "cross_entropy", "fit", "param", "prunable_weights",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> the module (relative to this package) that defines it
+_EXPORTS: dict[str, str] = {
+    "DATASETS": ".components", "MODELS": ".components", "PRUNERS": ".components",
+    "UNLEARNERS": ".components", "build_model": ".components",
+    "Augment": ".data.tensors", "DeviceLoader": ".data.tensors", "ImageData": ".data.tensors",
+    "Normalize": ".data.tensors",
+    "Dataset": ".data.dataset", "LoadedDataset": ".data.dataset",
+    "ConfigError": ".errors", "CorruptFileError": ".errors", "DataNotFoundError": ".errors",
+    "DuplicateNameError": ".errors", "PluginLoadError": ".errors", "UnknownNameError": ".errors",
+    "UnlearnbenchError": ".errors",
+    "Mask": ".train.masks", "prunable_weights": ".train.masks",
+    "Configurable": ".params", "param": ".params",
+    "Pruner": ".pruner", "PruningTask": ".pruner",
+    "TrainRecipe": ".train.loop", "cross_entropy": ".train.loop", "fit": ".train.loop",
+    "Unlearner": ".unlearner", "UnlearningTask": ".unlearner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from .components import DATASETS, MODELS, PRUNERS, UNLEARNERS, build_model
+    from .data.dataset import Dataset, LoadedDataset
+    from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
+    from .errors import (ConfigError, CorruptFileError, DataNotFoundError, DuplicateNameError,
+                         PluginLoadError, UnknownNameError, UnlearnbenchError)
+    from .params import Configurable, param
+    from .pruner import Pruner, PruningTask
+    from .train.loop import TrainRecipe, cross_entropy, fit
+    from .train.masks import Mask, prunable_weights
+    from .unlearner import Unlearner, UnlearningTask

@@ -119,12 +119,7 @@ def _execution(args: argparse.Namespace) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run.config import RunConfig
-    from .run.trial import run
-    from .report.leaderboard import render
-    from .report.records import load_records
-
-    config = RunConfig(
+    fields = dict(  # the command line's own errors come before torch is imported
         method=args.method, method_params=_key_values(args.param, "--param"), label=args.label,
         dataset=args.dataset, dataset_params=_key_values(args.dataset_param, "--dataset-param"),
         arch=args.arch, pruner=args.pruner, sparsity=args.sparsity,
@@ -133,6 +128,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, train_size=args.train_size, test_size=args.test_size,
         transfer=args.transfer, transfer_params=_key_values(args.transfer_param, "--transfer-param"),
         output_dir=args.output, **_execution(args))
+    from .run.config import RunConfig
+    from .run.trial import run
+    from .report.leaderboard import render
+    from .report.records import load_records
+
+    config = RunConfig(**fields)
     records = run(config, log=lambda m: print(m, file=sys.stderr, flush=True))
     for r in records:
         m = r.metrics

@@ -1,20 +1,24 @@
 """The four registries, and building a model from an architecture name.
 
 Nothing here names a component: built-ins arrive through the same entry points as plugins.
+This module imports no torch (the base classes are imported when a component is first
+checked), so listing the registries stays fast.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from torch import nn
-
-from .data.dataset import Dataset
 from .errors import ConfigError, UnknownNameError
-from .pruner import Pruner
 from .registry import Registry, subclass_of
-from .unlearner import Unlearner
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .data.dataset import Dataset
+    from .pruner import Pruner
+    from .unlearner import Unlearner
 
 
 class ModelBuilder(Protocol):
@@ -22,13 +26,16 @@ class ModelBuilder(Protocol):
 
 
 DATASETS: Registry[type[Dataset]] = Registry(
-    "dataset", "unlearnbench.datasets", subclass_of(Dataset), "a subclass of unlearnbench.Dataset")
+    "dataset", "unlearnbench.datasets", subclass_of("unlearnbench.data.dataset:Dataset"),
+    "a subclass of unlearnbench.Dataset")
 MODELS: Registry[ModelBuilder] = Registry(
     "model", "unlearnbench.models", callable, "a callable (*, num_classes, in_chans, image_size) -> nn.Module")
 PRUNERS: Registry[type[Pruner]] = Registry(
-    "pruner", "unlearnbench.pruners", subclass_of(Pruner), "a subclass of unlearnbench.Pruner")
+    "pruner", "unlearnbench.pruners", subclass_of("unlearnbench.pruner:Pruner"),
+    "a subclass of unlearnbench.Pruner")
 UNLEARNERS: Registry[type[Unlearner]] = Registry(
-    "unlearner", "unlearnbench.unlearners", subclass_of(Unlearner), "a subclass of unlearnbench.Unlearner")
+    "unlearner", "unlearnbench.unlearners", subclass_of("unlearnbench.unlearner:Unlearner"),
+    "a subclass of unlearnbench.Unlearner")
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": DATASETS, "models": MODELS, "pruners": PRUNERS, "unlearners": UNLEARNERS}
@@ -64,6 +71,7 @@ def timm_model(arch: str, *, num_classes: int, in_chans: int, image_size: int) -
     max-pool), as in Jia et al. 2023. An architecture that cannot take such inputs is refused
     here, before any training, with a :class:`ConfigError`."""
     import timm
+    from torch import nn
 
     def create(**size: int) -> nn.Module:
         return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **size)

@@ -156,5 +156,13 @@ class Registry(Generic[T]):
                 f"{self.kind} {name!r} from {origin} is {obj!r}, expected {self._expected}")
 
 
-def subclass_of(base: type) -> Callable[[Any], bool]:
-    return lambda obj: isinstance(obj, type) and issubclass(obj, base)
+def subclass_of(base: type | str) -> Callable[[Any], bool]:
+    """A check that a component is a subclass of ``base``: a class, or its ``"module:attr"``
+    path, imported only when a component is checked (listing names imports nothing)."""
+    def check(obj: Any) -> bool:
+        cls = base
+        if isinstance(cls, str):
+            module_name, _, attr = cls.partition(":")
+            cls = getattr(importlib.import_module(module_name), attr)
+        return isinstance(obj, type) and issubclass(obj, cls)
+    return check
