@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata as md
+import os
 import platform
 import re
+import subprocess
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -48,7 +51,7 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
             python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
             unlearnbench=md.version("unlearnbench"), device=str(runtime.device),
             device_name=runtime.device_name, precision=runtime.precision, packages=packages,
-            compile=runtime.compile),
+            compile=runtime.compile, unlearnbench_commit=checkout_commit()),
         config={"method_params": plan.unlearner.get_params(),
                 "dataset_params": plan.dataset.get_params(),
                 "pruner_params": plan.pruner.get_params() if plan.pruner else None,
@@ -74,3 +77,22 @@ def _size_tag(cfg: RunConfig) -> str:
     """Runs on a subset of the data get their own ids (and never overwrite full-size runs)."""
     sizes = [f"{k}{v}" for k, v in (("n", cfg.train_size), ("t", cfg.test_size)) if v is not None]
     return "-" + "".join(sizes) if sizes else ""
+
+
+def checkout_commit(package_dir: Path = Path(__file__).resolve().parents[1]) -> str | None:
+    """The commit of the git checkout that ``package_dir`` (the imported ``unlearnbench``
+    folder) belongs to, with ``-dirty`` when tracked files differ from it; None when the package
+    is not imported from the top of a checkout (e.g. installed from a wheel) or git is missing."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(package_dir), *args], capture_output=True, text=True,
+                              check=True, timeout=30, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+                              ).stdout.strip()
+    try:
+        top = Path(git("rev-parse", "--show-toplevel")).resolve()
+        if top != package_dir.resolve().parent:  # a package installed inside some other repository
+            return None
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")

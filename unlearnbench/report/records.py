@@ -61,6 +61,7 @@ class Environment:
     precision: str
     packages: dict[str, str]  # every distribution that supplied a component used by the run
     compile: str = "none"  # torch.compile mode of the training loop
+    unlearnbench_commit: str | None = None  # the checkout's commit (+"-dirty") when run from one
 
 
 @dataclass(frozen=True)
