@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--transfer-root", type=Path, default=None,
                      help="local folder of the --transfer dataset (default: --data-root)")
     run.add_argument("--output", type=Path, default=Path("results"), help="folder for run records")
+    run.add_argument("--save-model", type=Path, default=None, metavar="DIR",
+                     help="also save each trial's unlearned model, mask and evaluation indices as "
+                          "DIR/RUN_ID.pt (read back with unlearnbench.run.trial.load_model)")
     _execution_flags(run)
 
     rep = sub.add_parser("reproduce", help="run one of the paper's experiments (a recipe)")
@@ -127,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=_seeds(args.seeds), train_params=_key_values(args.train, "--train"),
         val_fraction=args.val_fraction, train_size=args.train_size, test_size=args.test_size,
         transfer=args.transfer, transfer_params=_key_values(args.transfer_param, "--transfer-param"),
-        output_dir=args.output, **_execution(args))
+        output_dir=args.output, save_model=args.save_model, **_execution(args))
     from .run.config import RunConfig
     from .run.trial import run
     from .report.leaderboard import render

@@ -50,6 +50,7 @@ class RunConfig:
     download: bool = False
     cache_dir: Path = Path("~/.cache/unlearnbench")
     output_dir: Path = Path("results")
+    save_model: Path | None = None  # also write each trial's unlearned model here (run_id.pt)
     device: str = "auto"
     precision: str = "auto"
     compile: str = "none"
@@ -93,6 +94,8 @@ def prepare(config: RunConfig) -> Plan:
             raise ConfigError(f"{name}={size} is invalid: expected a positive number of images")
     if config.label is not None and not re.fullmatch(r"[A-Za-z0-9_.+-]+", config.label):
         raise ConfigError(f"label {config.label!r} is invalid: use letters, digits and _ . + -")
+    if config.save_model is not None and Path(config.save_model).expanduser().is_file():
+        raise ConfigError(f"--save-model {config.save_model} is a file: expected a folder for the models")
     transfer = (DATASETS.get(config.transfer).from_params(config.transfer_params)
                 if config.transfer else None)
     return Plan(config, dataset, arch, recipe, unlearner, pruner, ForgetSpec.parse(config.forget),

@@ -7,20 +7,27 @@ here knows a method, pruner, dataset or architecture by name.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..components import build_model
 from ..data.dataset import LoadedDataset
 from ..data.splits import make_split, subsample
+from ..data.tensors import ImageData, Normalize
 from ..errors import UnlearnbenchError
 from ..evaluate.metrics import evaluate
 from ..evaluate.probes import BackdoorProbe, Probe, ProbeContext, TransferProbe
 from ..report.provenance import make_record
 from ..report.records import RunRecord, Timings
 from ..scenarios.backdoor import poison
+from ..storage import atomic_write_bytes
+from ..train.masks import Mask
 from ..train.runtime import derive_seed, generator
 from ..unlearner import UnlearningTask
 from .artifacts import load_dataset, model_factory, original_model, probe_before, pruned_model
@@ -53,8 +60,42 @@ def _transfer_probe(plan: Plan, data: LoadedDataset) -> TransferProbe:
 
 
 
+@dataclass(frozen=True)
+class TrialOutcome:
+    """A trial's record and what its metrics were measured on, to check a number independently.
+
+    ``model`` is the unlearned model (eval mode, on the run device); ``forget``, ``retain`` and
+    ``test`` are the data of UA, RA and TA (uint8 images; ``normalize`` turns them into the
+    model's input); the MIA's members are ``retain.subset(mia_members)``: a seeded random
+    subset of the retain set, of the test set's size, its non-members the test set.
+    """
+
+    record: RunRecord
+    model: nn.Module
+    mask: Mask | None
+    forget: ImageData
+    retain: ImageData
+    test: ImageData
+    mia_members: torch.Tensor
+    normalize: Normalize
+
+
 def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
               log: Callable[[str], None] = lambda m: None, probes: Sequence[Probe] = ()) -> RunRecord:
+    return run_trial_outcome(plan, data, seed, log=log, probes=probes).record
+
+
+def mia_members(num_retain: int, num_test: int, seed: int) -> torch.Tensor:
+    """Indices into the retain set of the MIA's member examples: a seeded random subset of the
+    retain set with as many examples as the test set (the attack's non-members)."""
+    return torch.randperm(num_retain, generator=generator(seed, "mia-shadow"))[:num_test]
+
+
+def run_trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
+                      log: Callable[[str], None] = lambda m: None,
+                      probes: Sequence[Probe] = ()) -> TrialOutcome:
+    """One trial (see the module docstring): writes its record, and, when the configuration
+    has ``save_model``, the unlearned model beside it; returns both with the evaluation data."""
     runtime = plan.runtime
     split = make_split(data.train.labels, data.test.labels, plan.forget,
                        num_classes=data.num_classes, val_fraction=plan.config.val_fraction, seed=seed)
@@ -100,7 +141,7 @@ def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
 
     log(f"[seed {seed}] evaluating")
     test = full_test.subset(split.test)
-    shadow = torch.randperm(len(retain), generator=generator(seed, "mia-shadow"))[:len(test)]
+    shadow = mia_members(len(retain), len(test), seed)
     with runtime.timer() as evaluation:
         metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
                            normalize=data.normalize, runtime=runtime, shadow_index=shadow)
@@ -110,4 +151,35 @@ def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
                      Timings(original_s, original_cached, prune_s, prune_cached, rte, evaluation.seconds, warmup_s),
                      {k: {"before": before[k], "after": after[k]} for k in after})
     record.save(Path(plan.config.output_dir) / f"{record.run_id}.json")
-    return record
+    if plan.config.save_model is not None:
+        save_model(Path(plan.config.save_model).expanduser() / f"{record.run_id}.pt", unlearned, mask, data, split,
+                   shadow, record)
+    return TrialOutcome(record, unlearned.eval(), mask, forget, retain, test, shadow, data.normalize)
+
+
+def save_model(path: Path, model: nn.Module, mask: Mask | None, data: LoadedDataset, split,
+               members: torch.Tensor, record: RunRecord) -> None:
+    """The unlearned weights, the mask, and the indices of the evaluation data, written
+    atomically; :func:`load_model` reads them back."""
+    buffer = io.BytesIO()
+    torch.save({
+        "run_id": record.run_id, "arch": record.arch, "num_classes": data.num_classes,
+        "in_chans": data.in_chans, "image_size": data.image_size,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "mask": {k: v.cpu() for k, v in mask.keep.items()} if mask is not None else None,
+        # forget/retain index the dataset's training split, test its test split; mia_members
+        # indexes the retain set
+        "split": {"forget": split.forget.cpu(), "retain": split.retain.cpu(),
+                  "test": split.test.cpu(), "mia_members": members.cpu()},
+    }, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """A model written by ``--save-model`` (rebuilt from its architecture, weights loaded with
+    ``strict=True``, eval mode), and the saved payload (mask, split indices, run id)."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    model = build_model(payload["arch"], num_classes=payload["num_classes"],
+                        in_chans=payload["in_chans"], image_size=payload["image_size"])
+    model.load_state_dict(payload["state_dict"], strict=True)
+    return model.to(device).eval(), payload
