@@ -106,3 +106,50 @@ def test_a_duplicate_name_fails_cleanly_naming_both_packages(
     assert line.startswith("unlearnbench: error: unlearner 'ft' is registered by both")
     assert "ub-clash 0.3" in line and f"unlearnbench {md.version('unlearnbench')}" in line
     assert not output.exists()  # nothing ran
+
+
+def _readme_block(language: str, first_line: str) -> str:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [block] = [b for b in re.findall(rf"```{language}\n(.*?)```", readme, flags=re.S)
+               if b.startswith(first_line)]
+    return block
+
+
+def test_the_readme_plugin_installs_runs_and_passes_the_conformance_check(
+        shared_cache: Path, tmp_path: Path) -> None:
+    """The two files of README's "Writing an unlearner", exactly as printed there."""
+    import sys as _sys
+    if _sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    project = tomllib.loads(_readme_block("toml", "# my-unlearner/pyproject.toml"))["project"]
+    unlearners = project["entry-points"]["unlearnbench.unlearners"]
+    module = _readme_block("python", "# my-unlearner/my_unlearner.py")
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    (site / "my_unlearner.py").write_text(module)
+    _dist_info(site, project["name"], project["version"], unlearners)
+    env = {k: v for k, v in os.environ.items() if k != "UNLEARNBENCH_DISABLE_PLUGINS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
+
+    [(name, target)] = unlearners.items()
+    output = tmp_path / "records"
+    result = _cli(env, tmp_path, "run", "--method", name, "-p", "forget_weight=0.05", "-p", "epochs=1",
+                  "--dataset", "synthetic", "--train", "epochs=2", "--cache-dir", str(shared_cache),
+                  "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    [path] = output.glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["components"]["unlearner"] == f"{name} ({project['name']} {project['version']})"
+    assert record["config"]["method_params"] == {"epochs": 1, "lr": 0.01, "forget_weight": 0.05}
+
+    check = ("import sys; sys.path.insert(0, sys.argv[1]); from my_unlearner import RetainThenForget; "
+             "from unlearnbench.testing import check_unlearner; check_unlearner(RetainThenForget, {'epochs': 1}); print('ok')")
+    result = subprocess.run([sys.executable, "-c", check, str(site)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.stdout.strip() == "ok", result.stderr
+    assert target == "my_unlearner:RetainThenForget"

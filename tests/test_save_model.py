@@ -97,3 +97,21 @@ def test_save_model_pointing_at_a_file_fails_before_anything_runs(tmp_path: Path
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line == f"unlearnbench: error: --save-model {tmp_path / 'taken'} is a file: expected a folder for the models"
     assert not (tmp_path / "out").exists()
+
+
+def test_the_readme_snippet_recomputes_the_test_accuracy(tmp_path: Path, shared_cache: Path, capsys) -> None:
+    import re
+
+    import pytest
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [snippet] = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "run_trial_outcome(plan" in b]
+    original = 'RunConfig(method="ft", dataset="digits", forget="class:0")'
+    assert original in snippet
+    tiny = (f'RunConfig(method="ft", dataset="synthetic", forget="class:0", method_params={{"epochs": 1}}, '
+            f'train_params={{"epochs": 2}}, cache_dir={str(shared_cache)!r}, output_dir={str(tmp_path)!r})')
+    namespace: dict = {}
+    exec(snippet.replace(original, tiny), namespace)
+    outcome, correct, test = namespace["outcome"], namespace["correct"], namespace["test"]
+    assert 100.0 * correct / len(test) == pytest.approx(outcome.record.metrics.TA, rel=1e-12, abs=0)
+    assert " == " in capsys.readouterr().out

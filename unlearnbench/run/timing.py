@@ -80,7 +80,7 @@ def timed_unlearn(unlearner: Unlearner, model: nn.Module, task: UnlearningTask) 
     stopwatch = Stopwatch(task.runtime)
     warm_up = WarmUp(model, task.runtime, task.normalize, stopwatch)
     task = dataclasses.replace(task, warm_up=warm_up)
-    model = copy.deepcopy(model)
+    model = copy.deepcopy(model).train()  # the contract: the model arrives in training mode
     with stopwatch:
         unlearned = unlearner.unlearn(model, task)
     return Timed(unlearned, stopwatch.seconds, stopwatch.paused_seconds)
