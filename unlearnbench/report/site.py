@@ -195,7 +195,7 @@ def _readme_title(folder: Path) -> str | None:
     if readme.is_file():
         for line in readme.read_text().splitlines():
             if line.startswith("# "):
-                return line[2:].strip()
+                return line[2:].replace("`", "").strip()  # plain text, not markdown
     return None
 
 
