@@ -91,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="render run records as a table")
     board.add_argument("results", type=Path, help="folder of run records (searched recursively)")
-    board.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex"])
-    board.add_argument("--output", type=Path, default=None, help="write to this file instead")
+    board.add_argument("--format", default="markdown", choices=["markdown", "csv", "latex", "html"],
+                       help="html: a static site (needs --output FOLDER)")
+    board.add_argument("--output", type=Path, default=None,
+                       help="write to this file instead (html: the site's folder)")
 
     plot = sub.add_parser("plot", help="draw the paper's pictures (radar, sparsity sweep, backdoor ASR)")
     plot.add_argument("results", type=Path, help="folder of run records (searched recursively)")
@@ -199,12 +201,25 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .report.records import load_records
     from .storage import atomic_write_text
 
+    if args.format == "html":
+        return _leaderboard_site(args)
     text = render(load_records(args.results), args.format)
     if args.output:
         atomic_write_text(args.output, text)
         print(f"wrote {args.output}")
     else:
         print(text, end="")
+    return 0
+
+
+def _leaderboard_site(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .report.site import build_site
+
+    if args.output is None:
+        raise ConfigError("--format html writes a folder: expected --output SITE_FOLDER")
+    pages = build_site(args.results, args.output, log=print)
+    print(f"wrote {len(pages)} pages to {args.output}/ (open {args.output / 'index.html'})")
     return 0
 
 

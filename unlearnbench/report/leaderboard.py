@@ -110,6 +110,14 @@ def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
     if tablefmt is None:
         raise ConfigError(f"--format {fmt!r} is invalid: expected markdown, csv or latex")
     text = tabulate(frame, headers="keys", tablefmt=tablefmt, showindex=False, disable_numparse=True)
+    notes = table_notes(records)
+    if fmt == "latex":
+        return text + "\n" + "\n".join(f"% {n}" for n in notes) + "\n"
+    return text + "\n\n" + "\n".join(notes) + "\n"
+
+
+def table_notes(records: Sequence[RunRecord]) -> list[str]:
+    """How to read the table's cells, and where RTE was measured (shared by every renderer)."""
     notes = ["Cells: mean ± std over seeds; (gap) = |metric - Retrain's| at the same pruning and "
              "scenario; Disparity Ave. = mean of the four gaps."]
     if any(r.probes for r in records):
@@ -123,6 +131,4 @@ def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
                      + "): do not compare RTE across them.")
     else:
         notes.append(f"RTE measured on {devices[0]}.")
-    if fmt == "latex":
-        return text + "\n" + "\n".join(f"% {n}" for n in notes) + "\n"
-    return text + "\n\n" + "\n".join(notes) + "\n"
+    return notes

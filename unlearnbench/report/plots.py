@@ -386,14 +386,19 @@ def _attempt(name: str, draw: Callable[..., Figure], records: list[RunRecord],
         return Skipped(name, str(exc))
 
 
-def save_figure(fig: Figure, path: Path, fmt: str = "png", dpi: int = 150) -> Path:
-    """Write atomically (a temporary file in the folder, then a rename): never half a picture."""
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 150) -> bytes:
+    """The picture as a PNG or SVG file's bytes."""
     buffer = io.BytesIO()
     # A fixed salt and no date keep an SVG byte-identical when redrawn from the same records.
     with matplotlib.rc_context({"svg.hashsalt": "unlearnbench"}):
         fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight",
                     metadata={"Date": None} if fmt == "svg" else None)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_figure(fig: Figure, path: Path, fmt: str = "png", dpi: int = 150) -> Path:
+    """Write atomically (a temporary file in the folder, then a rename): never half a picture."""
+    atomic_write_bytes(path, figure_bytes(fig, fmt, dpi))
     return path
 
 
