@@ -19,8 +19,9 @@ A recipe (``unlearnbench/run/recipes/NAME.toml``, or any file with the same layo
     train_size = 5000
     grid = {pruning = ["dense", "omp:0.5"]}   # and, optionally, of [grid]
 
-Every run writes its record under ``OUTPUT/records/``; a record already there is not run
-again, so an interrupted recipe resumes where it stopped. Afterwards ``OUTPUT/table.md`` and
+Every run writes its record under ``OUTPUT/records/``; a trial whose record (of the same
+identity, see ``unlearnbench.run.identity``) is already there is not run again, so an
+interrupted recipe resumes where it stopped and a changed one re-runs only its changed cells. Afterwards ``OUTPUT/table.md`` and
 the pictures in ``OUTPUT/plots/`` are rendered from all records of the folder.
 """
 
@@ -38,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
-from ...report.provenance import planned_run_id
 from ..config import RunConfig, prepare
+from ..identity import recorded, resolved_config, trial_identity
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -165,12 +166,12 @@ def bundled_recipes() -> list[Recipe]:
 
 
 def pending(configs: Sequence[RunConfig], records: Path) -> list[RunConfig]:
-    """The configs in order, each cut to the seeds whose record is not in ``records`` yet
-    (possibly none)."""
+    """The configs in order, each cut to the seeds whose trial has no record in ``records``
+    yet (possibly none). A trial is done when a record of its identity is there: a changed
+    recipe, parameter, dataset or precision makes a new trial, and only that one runs."""
     def left(config: RunConfig) -> tuple[int, ...]:
-        plan = prepare(config)
-        return tuple(s for s in config.seeds
-                     if not (records / f"{planned_run_id(plan, s)}.json").is_file())
+        resolved = resolved_config(prepare(config))
+        return tuple(s for s in config.seeds if not recorded(records, trial_identity(resolved, s)))
     return [dataclasses.replace(c, seeds=left(c)) for c in configs]
 
 
