@@ -19,7 +19,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from ..errors import ConfigError
-from ..run.identity import canonical, differing_keys, flatten, show
+from ..run.identity import UNKNOWN, canonical, differing_keys, flatten, ordered, show
 from .records import RunRecord
 
 METRICS = ("UA", "MIA", "RA", "TA")
@@ -69,14 +69,13 @@ def row_labels(records: Sequence[RunRecord]) -> list[str]:
         base = r.label or r.method
         if differ := keys.get(base):
             values = flat(r)
-            ordered = [k for k in differing_keys([values, {}]) if k in differ]  # method params first
-            base += " (" + ", ".join(show(k, values.get(k)) for k in ordered) + ")"
+            base += " (" + ", ".join(show(k, values.get(k, UNKNOWN)) for k in ordered(differ)) + ")"
         labels.append(base)
     return labels
 
 
 def _versions(r: RunRecord) -> str:
-    packages = {"unlearnbench": r.environment.unlearnbench, **r.environment.packages}
+    packages = {**r.environment.packages, "unlearnbench": r.environment.unlearnbench}
     return ", ".join(f"{name} {version}" for name, version in sorted(packages.items()))
 
 

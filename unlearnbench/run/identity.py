@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .config import CACHE_FORMAT
@@ -189,8 +190,12 @@ def flatten(resolved: dict[str, Any]) -> dict[str, Any]:
 def differing_keys(flats: list[dict[str, Any]]) -> list[str]:
     """The keys whose values are not the same in all of ``flats``: method parameters first."""
     keys = {k for flat in flats for k in flat}
-    differ = [k for k in keys if len({canonical(flat.get(k, UNKNOWN)) for flat in flats}) > 1]
-    return sorted(differ, key=lambda k: ("." in k or k in _TOP_LEVEL, k))
+    return ordered([k for k in keys if len({canonical(flat.get(k, UNKNOWN)) for flat in flats}) > 1])
+
+
+def ordered(keys: Iterable[str]) -> list[str]:
+    """Flattened keys in label order: method parameters first, then the rest, alphabetically."""
+    return sorted(keys, key=lambda k: ("." in k or k in _TOP_LEVEL, k))
 
 
 _TOP_LEVEL = {"identity", "cache_format", "record_schema", "method", "dataset", "data", "arch",
