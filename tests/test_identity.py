@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearnbench import DATASETS, UNLEARNERS, CorruptFileError, Unlearner, param
+from unlearnbench import DATASETS, UNLEARNERS, ConfigError, CorruptFileError, Unlearner, param
 from unlearnbench.cli import main
 from unlearnbench.datasets.synthetic import Synthetic
 from unlearnbench.report import records as records_module
@@ -323,3 +323,11 @@ def test_records_from_an_earlier_version_never_count_as_done(tmp_path, shared_ca
         [loaded] = load_records(tmp_path)
     assert loaded.identity != trial_identity(resolved, 0)
     assert pending([config], tmp_path)[0].seeds == (0,)
+
+
+def test_a_recipe_with_two_labels_for_one_configuration_is_refused(tmp_path) -> None:
+    path = tmp_path / "twins.toml"
+    path.write_text(GRID.replace("EPOCHS", "10").replace('"retrain", ', '"ft", '))  # 10: ft's default
+    with pytest.raises(ConfigError, match="grid entries 'ft dense class:1' and 'ft-short dense "
+                                          "class:1' are the same configuration"):
+        load_recipe(path).configs()

@@ -148,7 +148,10 @@ def _check_identity(record: RunRecord, data: dict[str, Any], source: str) -> Non
     from ..run.identity import config_identity, trial_identity
     if "identity" not in data:
         return
-    expected = (trial_identity(record.resolved, record.seed), config_identity(record.resolved))
+    try:
+        expected = (trial_identity(record.resolved, record.seed), config_identity(record.resolved))
+    except (TypeError, ValueError) as exc:  # e.g. NaN, which JSON readers accept
+        raise CorruptFileError(f"{source}: field RunRecord.resolved cannot be hashed ({exc})") from exc
     if (record.identity, record.config_identity) != expected:
         raise CorruptFileError(f"{source}: identity {record.identity[:12]}... does not match the "
                                f"record's configuration and seed (edited by hand?); expected "

@@ -40,7 +40,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from ..config import RunConfig, prepare
-from ..identity import recorded, resolved_config, trial_identity
+from ..identity import config_identity, recorded, resolved_config, trial_identity
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,9 +80,18 @@ class Recipe:
         for method, pruning, forget in itertools.product(*(grid[k] for k in GRID_KEYS)):
             configs.append(RunConfig(**base, **_method(method, self.name), **_pruning(pruning, self.name),
                                      forget=forget, seeds=seeds, **common))
-        for config in configs:
-            prepare(config)  # every name and parameter checked before the first run starts
+        seen: dict[str, RunConfig] = {}
+        for config in configs:  # every name and parameter checked before the first run starts
+            identity = config_identity(resolved_config(prepare(config)))
+            if (twin := seen.setdefault(identity, config)) is not config:
+                raise ConfigError(f"recipe {self.name!r}: grid entries {_cell(twin)} and {_cell(config)} "
+                                  f"are the same configuration (a label is only a row's name); "
+                                  f"give them different parameters or drop one")
         return configs
+
+
+def _cell(config: RunConfig) -> str:
+    return f"'{config.label or config.method} {pruning_label(config)} {config.forget}'"
 
 
 def _method(entry: Any, recipe: str) -> dict[str, Any]:
