@@ -127,7 +127,7 @@ def test_run_prints_a_table_and_writes_a_record(capsys, shared_cache: Path, tmp_
     captured = capsys.readouterr()
     [path] = out.glob("*.json")
     record = json.loads(path.read_text())
-    assert path.stem == record["run_id"] == "synthetic-tiny_cnn-class_0-ft-dense-seed0"
+    assert path.stem == record["run_id"] == f"synthetic-tiny_cnn-class_0-ft-dense-seed0-{record['identity'][:12]}"
     assert record["config"]["recipe"]["epochs"] == 2 and record["config"]["method_params"]["epochs"] == 10
     m = record["metrics"]
     assert f"UA {m['UA']:.2f}  MIA-Efficacy {m['MIA']:.2f}  RA {m['RA']:.2f}  TA {m['TA']:.2f}" in captured.out

@@ -138,7 +138,7 @@ def test_one_device_whose_name_has_a_comma_is_one_device(make_record) -> None:
 
 
 def test_forgotten_class_is_named_when_any_record_knows_it(make_record) -> None:
-    named = {"method_params": {}, "forget_class_name": "airplane"}
+    named = {**make_record().config, "forget_class_name": "airplane"}
     records = [make_record(method="retrain", config=named), make_record(method="ft", seed=0),
                make_record(method="ft", seed=1, config=named)]
     table = render(records)

@@ -238,11 +238,30 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line_warnings() -> None:
+    """Our own warnings (e.g. a trial recorded twice) print as one line, like errors."""
+    from .report.records import DuplicateRecordWarning
+
+    show = warnings.showwarning
+    if getattr(show, "unlearnbench", False):
+        return
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DuplicateRecordWarning):
+            print(f"unlearnbench: warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    showwarning.unlearnbench = True
+    warnings.showwarning = showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "reproduce": cmd_reproduce, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
                "plot": cmd_plot}[args.command]
     warnings.simplefilter("default")
+    _one_line_warnings()
     try:
         return handler(args)
     except UnlearnbenchError as exc:

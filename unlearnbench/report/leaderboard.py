@@ -1,9 +1,14 @@
 """Leaderboard tables, generated from run records (never typed by hand).
 
-One row per (dataset, arch, scenario, method, pruning); each metric as mean ± std over seeds;
-each metric's gap to Retrain at the same pruning and scenario (``|m - m_retrain|``), and the
+One row per configuration (its config identity: every parameter, the recipe, the data,
+precision and code formats; see ``unlearnbench.run.identity``) and decoded data; seeds of one
+configuration are averaged, different configurations never are. Two rows of one method at
+one (dataset, arch, scenario, pruning) are labelled by what differs between them, e.g.
+``ft (lr=0.05)``. Each metric as mean ± std over seeds; each metric's gap to Retrain in the
+same setting (everything but the method and its parameters; ``|m - m_retrain|``), and the
 paper's "Disparity Ave." (mean of the four gaps of UA, MIA, RA, TA). RTE is compared only
-between runs on one device; rows from several devices are flagged.
+between runs on one device; rows from several devices are flagged, and so are rows whose
+records come from several versions of the code.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from ..errors import ConfigError
+from ..run.identity import UNKNOWN, canonical, differing_keys, flatten, ordered, show
 from .records import RunRecord
 
 METRICS = ("UA", "MIA", "RA", "TA")
@@ -23,17 +29,54 @@ PROBE = "probe:"
 
 
 def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
+    """One row per record; ``method`` is the row label (see :func:`row_labels`)."""
     rows = []
-    for r in records:
+    labels = row_labels(records)
+    for r, label in zip(records, labels):
         pruning = f"{r.pruner} {r.target_sparsity:g}" if r.pruner else "dense"
+        setting = {k: v for k, v in r.resolved.items() if k not in ("method", "method_params")}
         rows.append({"dataset": r.dataset, "arch": r.arch, "scenario": r.scenario, "forget": r.forget,
                      "forget_name": r.config.get("forget_class_name"),
-                     "pruning": pruning, "method": r.label or r.method, "seed": r.seed,
+                     "pruning": pruning, "method": label, "seed": r.seed,
+                     "base": r.label or r.method, "variant": f"{r.config_identity}/{r.data_hash}",
+                     "setting": canonical([setting, r.data_hash]), "versions": _versions(r),
                      "sparsity": r.sparsity, "device": r.environment.device_name,
                      **{m: getattr(r.metrics, m) for m in METRICS}, "RTE": r.metrics.RTE,
                      **{f"{PROBE}{name}:{when}": value for name, values in r.probes.items()
                         for when, value in values.items()}})
     return pd.DataFrame(rows)
+
+
+def row_labels(records: Sequence[RunRecord]) -> list[str]:
+    """Each record's row label: its label (or method), followed by the values of whatever
+    differs between configurations that share that label at one dataset, arch, forget spec
+    and pruning (``ft (lr=0.05)``); the same keys on every row of that label."""
+    def shown(r: RunRecord) -> tuple:
+        return (r.dataset, r.arch, r.forget, r.pruner, r.target_sparsity, r.label or r.method)
+
+    def flat(r: RunRecord) -> dict:
+        return {**flatten(r.resolved), "data_hash": r.data_hash}
+
+    variants: dict[tuple, dict[tuple[str, str | None], RunRecord]] = {}
+    for r in records:
+        variants.setdefault(shown(r), {})[(r.config_identity, r.data_hash)] = r
+    keys: dict[str, set[str]] = {}
+    for (*_, base), same in variants.items():
+        if len(same) > 1:
+            keys.setdefault(base, set()).update(differing_keys([flat(r) for r in same.values()]))
+    labels = []
+    for r in records:
+        base = r.label or r.method
+        if differ := keys.get(base):
+            values = flat(r)
+            base += " (" + ", ".join(show(k, values.get(k, UNKNOWN)) for k in ordered(differ)) + ")"
+        labels.append(base)
+    return labels
+
+
+def _versions(r: RunRecord) -> str:
+    packages = {**r.environment.packages, "unlearnbench": r.environment.unlearnbench}
+    return ", ".join(f"{name} {version}" for name, version in sorted(packages.items()))
 
 
 def probe_columns(frame: pd.DataFrame) -> list[str]:
@@ -47,24 +90,28 @@ def summarize(records: Sequence[RunRecord]) -> pd.DataFrame:
         raise ConfigError("no run records to tabulate")
     frame = records_frame(records)
     values = list(METRICS) + ["RTE", "sparsity"] + probe_columns(frame)
-    grouped = frame.groupby(GROUP, sort=False)
+    grouped = frame.groupby(GROUP + ["variant"], sort=False)
     table = grouped[values].mean().add_suffix("_mean")
     table = table.join(grouped[values].std(ddof=1).fillna(0.0).add_suffix("_std"))
     table["n"] = grouped.size()
     table["devices"] = grouped["device"].agg(lambda d: ", ".join(sorted(set(d))))
+    table["versions"] = grouped["versions"].agg(lambda v: sorted(set(v)))
     table["forget_name"] = grouped["forget_name"].agg(lambda n: next(iter(n.dropna()), None))
+    for column in ("base", "setting"):  # one value per configuration
+        table[column] = grouped[column].first()
     table = table.reset_index()
-    keys = ["dataset", "arch", "scenario", "forget", "pruning"]
-    reference = table[table["method"] == REFERENCE_METHOD].set_index(keys)
+    # Retrain in the same setting; none when several Retrain configurations share it.
+    reference = table[table["base"] == REFERENCE_METHOD].drop_duplicates("setting", keep=False)
+    reference = reference.set_index("setting")
     for m in METRICS:
-        ref = table.set_index(keys).index.map(reference[f"{m}_mean"].to_dict().get)
-        table[f"{m}_gap"] = (table[f"{m}_mean"] - pd.to_numeric(pd.Series(ref, index=table.index))).abs()
+        ref = table["setting"].map(reference[f"{m}_mean"].to_dict().get)
+        table[f"{m}_gap"] = (table[f"{m}_mean"] - pd.to_numeric(ref)).abs()
     table["disparity"] = table[[f"{m}_gap" for m in METRICS]].mean(axis=1, skipna=False)
     order = {"dense": 0}
     table["_p"] = table["pruning"].map(lambda p: order.get(p, 1))
-    table["_r"] = table["method"] != REFERENCE_METHOD
+    table["_r"] = table["base"] != REFERENCE_METHOD
     table = table.sort_values(["dataset", "arch", "scenario", "forget", "_p", "pruning", "_r", "method"])
-    return table.drop(columns=["_p", "_r"]).reset_index(drop=True)
+    return table.drop(columns=["_p", "_r", "variant", "setting", "base"]).reset_index(drop=True)
 
 
 def _cell(mean: float, std: float, n: int) -> str:
@@ -104,7 +151,8 @@ def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
     """The leaderboard as markdown, csv (raw numbers) or latex."""
     summary = summarize(records)
     if fmt == "csv":
-        return summary.to_csv(index=False, float_format="%.4f")
+        return summary.assign(versions=summary["versions"].map("; ".join)).to_csv(
+            index=False, float_format="%.4f")
     frame = display_frame(summary)
     tablefmt = {"markdown": "github", "latex": "latex_booktabs"}.get(fmt)
     if tablefmt is None:
@@ -125,6 +173,9 @@ def table_notes(records: Sequence[RunRecord]) -> list[str]:
                      "the unlearned model (means over seeds); ASR = backdoor attack success rate, "
                      "clean_acc = clean test accuracy, transfer_acc = downstream linear-probe "
                      "accuracy.")
+    for _, s in summary[summary["versions"].map(len) > 1].iterrows():
+        notes.append(f"{s['method']} ({s['pruning']}, {s['forget']}) averages records made by "
+                     f"different code: " + " / ".join(s["versions"]) + ".")
     devices = sorted({r.environment.device_name for r in records})  # names may contain ", "
     if len(devices) > 1:
         notes.append("RTE was measured on different devices (" + "; ".join(devices)

@@ -16,6 +16,7 @@ from torch import nn
 from ..components import DATASETS, MODELS, PRUNERS, UNLEARNERS
 from ..data.dataset import LoadedDataset
 from ..data.splits import Split
+from ..run.identity import SHORT, config_identity, planned_identity, resolved_config, trial_identity
 from ..train.masks import weight_sparsity
 from .records import Environment, MetricValues, RunRecord, SplitInfo, Timings
 from typing import TYPE_CHECKING
@@ -36,10 +37,11 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
     if "model" not in roles:
         import timm
         packages["timm"] = timm.__version__
-    run_id = planned_run_id(plan, seed)
+    resolved = resolved_config(plan)
+    identity = trial_identity(resolved, seed)
     runtime = plan.runtime
     return RunRecord(
-        run_id=run_id, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        run_id=_run_id(plan, seed, identity), created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         dataset=cfg.dataset, arch=plan.arch, forget=str(plan.forget), scenario=plan.forget.scenario,
         method=cfg.method, label=cfg.label, pruner=cfg.pruner, target_sparsity=cfg.sparsity, seed=seed,
         sparsity=weight_sparsity(model),
@@ -61,16 +63,23 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
                 "forget_class_name": (data.class_names[plan.forget.forget_class]
                                       if plan.forget.forget_class is not None else None)},
         components={role: f"{name} ({origins[role]})" for role, (_, name) in roles.items()},
-        probes=probes)
+        probes=probes, resolved=resolved, identity=identity,
+        config_identity=config_identity(resolved), data_hash=data.content_hash)
 
 
 def planned_run_id(plan: Plan, seed: int) -> str:
-    """The id (and file name) of a trial's record, known before it runs."""
+    """The id (and file name) of a trial's record, known before it runs: a readable prefix
+    and the first digits of the trial's identity (``unlearnbench.run.identity``), so two
+    configurations never share a file."""
+    return _run_id(plan, seed, planned_identity(plan, seed))
+
+
+def _run_id(plan: Plan, seed: int, identity: str) -> str:
     cfg = plan.config
     pruning = f"{cfg.pruner}{cfg.sparsity:g}" if cfg.pruner else "dense"
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_",
                   f"{cfg.dataset}-{plan.arch}-{plan.forget}-{cfg.label or cfg.method}-{pruning}"
-                  f"{_size_tag(cfg)}-seed{seed}")
+                  f"{_size_tag(cfg)}-seed{seed}-{identity[:SHORT]}")
 
 
 def _size_tag(cfg: RunConfig) -> str:

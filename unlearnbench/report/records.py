@@ -9,15 +9,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, CorruptFileError, DataNotFoundError
+from ..errors import CorruptFileError, DataNotFoundError
 from ..storage import atomic_write_text
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 records lack ``probes``; they read as having none
+SCHEMA_VERSION = 3
+# Version 1 records lack ``probes``; they read as having none. Versions 1 and 2 lack the
+# identity: it is derived from what they stored (``unlearnbench.run.identity.derived_config``).
+READABLE_VERSIONS = (1, 2, 3)
+IDENTITY_FIELDS = ("resolved", "identity", "config_identity")
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,23 @@ class RunRecord:
     # {"ASR": {"before": 99.6, "after": 14.2}, ...}; values in percent.
     probes: dict[str, dict[str, float]] = field(default_factory=dict)
     label: str | None = None  # the row name of a method variant (default: the method's name)
+    # The identity (unlearnbench.run.identity): the resolved configuration the hashes cover,
+    # the trial's sha256 (configuration and seed; its first 12 digits end the file name) and
+    # the configuration's (over all seeds: one leaderboard row). Derived when not given.
+    resolved: dict[str, Any] | None = None
+    identity: str = ""
+    config_identity: str = ""
+    data_hash: str | None = None  # hash of the decoded training data (None: not recorded)
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        from ..run.identity import config_identity, derived_config, trial_identity
+        if self.resolved is None:
+            object.__setattr__(self, "resolved", derived_config(self))
+        if not self.identity:
+            object.__setattr__(self, "identity", trial_identity(self.resolved, self.seed))
+        if not self.config_identity:
+            object.__setattr__(self, "config_identity", config_identity(self.resolved))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,7 +122,12 @@ class RunRecord:
         if type(version) is not int or version not in READABLE_VERSIONS:  # true == 1 in Python
             raise CorruptFileError(f"{source}: schema_version {version!r} is not supported "
                                    f"(this unlearnbench reads versions {READABLE_VERSIONS})")
+        if version < 3:  # the identity is derived from the stored configuration
+            data = {k: v for k, v in data.items() if k not in IDENTITY_FIELDS}
+        elif missing := [k for k in IDENTITY_FIELDS if not data.get(k)]:
+            raise CorruptFileError(f"{source}: a schema {version} record needs {', '.join(missing)}")
         record = _build(cls, data, source)
+        _check_identity(record, data, source)
         for name, values in record.probes.items():
             if not isinstance(values, dict) or not all(
                     isinstance(k, str) and _matches(float, v) for k, v in values.items()):
@@ -117,6 +142,21 @@ class RunRecord:
         except (OSError, ValueError) as exc:
             raise CorruptFileError(f"{path}: not a readable JSON record ({exc})") from exc
         return cls.from_dict(data, str(path))
+
+
+def _check_identity(record: RunRecord, data: dict[str, Any], source: str) -> None:
+    """A stored identity must be the hash of the stored configuration (no hand edits)."""
+    from ..run.identity import config_identity, trial_identity
+    if "identity" not in data:
+        return
+    try:
+        expected = (trial_identity(record.resolved, record.seed), config_identity(record.resolved))
+    except (TypeError, ValueError) as exc:  # e.g. NaN, which JSON readers accept
+        raise CorruptFileError(f"{source}: field RunRecord.resolved cannot be hashed ({exc})") from exc
+    if (record.identity, record.config_identity) != expected:
+        raise CorruptFileError(f"{source}: identity {record.identity[:12]}... does not match the "
+                               f"record's configuration and seed (edited by hand?); expected "
+                               f"{expected[0][:12]}...")
 
 
 def _build(cls: type, data: Any, source: str) -> Any:
@@ -154,18 +194,30 @@ def _matches(tp: Any, value: Any) -> bool:
     return isinstance(value, origin or tp)
 
 
+class DuplicateRecordWarning(UserWarning):
+    """A folder holds one trial (one identity) more than once; the newest record is used."""
+
+
 def load_records(folder: Path) -> list[RunRecord]:
-    """Every ``*.json`` record under ``folder`` (recursively), sorted by run id."""
+    """Every ``*.json`` record under ``folder`` (recursively), sorted by run id.
+
+    One trial recorded twice would count as two seeds: the newer record (by ``created``) is
+    kept, and a :class:`DuplicateRecordWarning` names both files.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataNotFoundError(f"results folder {folder} does not exist")
-    seen: dict[str, Path] = {}
-    records = []
+    kept: dict[str, tuple[RunRecord, Path]] = {}
     for path in sorted(folder.rglob("*.json")):
         record = RunRecord.load(path)
-        if record.run_id in seen:  # the same trial twice would count as two seeds
-            raise ConfigError(f"run {record.run_id!r} is recorded twice, in {seen[record.run_id]} "
-                              f"and {path}; keep one of them")
-        seen[record.run_id] = path
-        records.append(record)
-    return sorted(records, key=lambda r: r.run_id)
+        if (earlier := kept.get(record.identity)) is not None:
+            (new, new_path), (old, old_path) = sorted(
+                [earlier, (record, path)], key=lambda rp: (rp[0].created, str(rp[1])), reverse=True)
+            warnings.warn(DuplicateRecordWarning(
+                f"trial {record.identity[:12]} ({record.run_id}) is recorded twice: using "
+                f"{new_path} (created {new.created}), ignoring {old_path} (created {old.created})"),
+                stacklevel=2)
+            kept[record.identity] = (new, new_path)
+        else:
+            kept[record.identity] = (record, path)
+    return sorted((r for r, _ in kept.values()), key=lambda r: r.run_id)

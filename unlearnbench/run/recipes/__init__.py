@@ -19,8 +19,9 @@ A recipe (``unlearnbench/run/recipes/NAME.toml``, or any file with the same layo
     train_size = 5000
     grid = {pruning = ["dense", "omp:0.5"]}   # and, optionally, of [grid]
 
-Every run writes its record under ``OUTPUT/records/``; a record already there is not run
-again, so an interrupted recipe resumes where it stopped. Afterwards ``OUTPUT/table.md`` and
+Every run writes its record under ``OUTPUT/records/``; a trial whose record (of the same
+identity, see ``unlearnbench.run.identity``) is already there is not run again, so an
+interrupted recipe resumes where it stopped and a changed one re-runs only its changed cells. Afterwards ``OUTPUT/table.md`` and
 the pictures in ``OUTPUT/plots/`` are rendered from all records of the folder.
 """
 
@@ -38,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
-from ...report.provenance import planned_run_id
 from ..config import RunConfig, prepare
+from ..identity import config_identity, recorded, resolved_config, trial_identity
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -79,9 +80,18 @@ class Recipe:
         for method, pruning, forget in itertools.product(*(grid[k] for k in GRID_KEYS)):
             configs.append(RunConfig(**base, **_method(method, self.name), **_pruning(pruning, self.name),
                                      forget=forget, seeds=seeds, **common))
-        for config in configs:
-            prepare(config)  # every name and parameter checked before the first run starts
+        seen: dict[str, RunConfig] = {}
+        for config in configs:  # every name and parameter checked before the first run starts
+            identity = config_identity(resolved_config(prepare(config)))
+            if (twin := seen.setdefault(identity, config)) is not config:
+                raise ConfigError(f"recipe {self.name!r}: grid entries {_cell(twin)} and {_cell(config)} "
+                                  f"are the same configuration (a label is only a row's name); "
+                                  f"give them different parameters or drop one")
         return configs
+
+
+def _cell(config: RunConfig) -> str:
+    return f"'{config.label or config.method} {pruning_label(config)} {config.forget}'"
 
 
 def _method(entry: Any, recipe: str) -> dict[str, Any]:
@@ -165,12 +175,12 @@ def bundled_recipes() -> list[Recipe]:
 
 
 def pending(configs: Sequence[RunConfig], records: Path) -> list[RunConfig]:
-    """The configs in order, each cut to the seeds whose record is not in ``records`` yet
-    (possibly none)."""
+    """The configs in order, each cut to the seeds whose trial has no record in ``records``
+    yet (possibly none). A trial is done when a record of its identity is there: a changed
+    recipe, parameter, dataset or precision makes a new trial, and only that one runs."""
     def left(config: RunConfig) -> tuple[int, ...]:
-        plan = prepare(config)
-        return tuple(s for s in config.seeds
-                     if not (records / f"{planned_run_id(plan, s)}.json").is_file())
+        resolved = resolved_config(prepare(config))
+        return tuple(s for s in config.seeds if not recorded(records, trial_identity(resolved, s)))
     return [dataclasses.replace(c, seeds=left(c)) for c in configs]
 
 
