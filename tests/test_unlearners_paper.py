@@ -29,15 +29,7 @@ from unlearnbench_baselines.unlearners.iu import GradientBlocks, InfluenceUnlear
 from unlearnbench_baselines.unlearners.sparse_ft import SparseFineTune, l1_norm
 from unlearnbench.run.config import RunConfig
 from unlearnbench.run.trial import run
-from unlearnbench.testing import check_unlearner, tiny_task
-
-PAPER_UNLEARNERS = [GradientAscent, FisherForgetting, InfluenceUnlearning, SparseFineTune]
-
-
-@pytest.mark.parametrize("cls", PAPER_UNLEARNERS, ids=lambda c: c.__name__)
-def test_conforms(cls: type) -> None:
-    check_unlearner(cls)
-
+from unlearnbench.testing import tiny_task
 
 def forget_loss(model: nn.Module, task) -> float:
     model.eval()

@@ -10,12 +10,12 @@ from .train.masks import Mask, prunable_weights
 from .params import Configurable, param
 from .pruner import Pruner, PruningTask
 from .train.loop import TrainRecipe, cross_entropy, fit
-from .unlearner import Unlearner, UnlearningTask
+from .unlearner import Unlearner, UnlearnerTags, UnlearningTask
 
 __all__ = [
     "DATASETS", "MODELS", "PRUNERS", "UNLEARNERS", "Augment", "ConfigError", "Configurable",
     "CorruptFileError", "DataNotFoundError", "Dataset", "DeviceLoader", "DuplicateNameError",
     "ImageData", "LoadedDataset", "Mask", "Normalize", "PluginLoadError", "Pruner", "PruningTask",
-    "TrainRecipe", "UnknownNameError", "Unlearner", "UnlearnbenchError", "UnlearningTask",
+    "TrainRecipe", "UnknownNameError", "Unlearner", "UnlearnerTags", "UnlearnbenchError", "UnlearningTask",
     "build_model", "cross_entropy", "fit", "param", "prunable_weights",
 ]
