@@ -158,7 +158,8 @@ def test_a_declared_expected_failure_is_allowed_and_must_fail() -> None:
 
 
 def test_expected_failures_must_name_a_check_and_give_a_reason() -> None:
-    with pytest.raises(ValueError, match="'check_model_change' .* is not one of its checks: .*check_model_changes"):
+    with pytest.raises(ValueError,
+                       match="'check_model_change' .* is not one of its checks: .*check_model_changes"):
         check_unlearner(DoesNothing, expected_failures={"check_model_change": "typo"})
     with pytest.raises(ValueError, match="'check_model_changes' for DoesNothing needs a reason"):
         check_unlearner(DoesNothing, expected_failures={"check_model_changes": ""})
@@ -255,7 +256,8 @@ def test_pruner_checks_are_named() -> None:
 def test_parametrize_with_checks_makes_one_named_item_per_check_with_strict_xfails() -> None:
     mark = parametrize_with_checks(
         [OneStep(lr=0.02), DoesNothing, RandomPruner()],
-        expected_failed_checks=lambda c: {"check_model_changes": "a no-op"} if isinstance(c, DoesNothing) else {})
+        expected_failed_checks=lambda c: ({"check_model_changes": "a no-op"}
+                                          if isinstance(c, DoesNothing) else {}))
     assert mark.args[0] == "component, check"
     params = {p.id: p for p in mark.args[1]}
     assert len(params) == len(mark.args[1])
@@ -280,6 +282,7 @@ def test_a_failing_check_names_itself_and_the_component() -> None:
     with pytest.raises(AssertionError, match="^DoesNothing fails check_model_changes: the returned model"):
         check(DoesNothing())
     check = dict(unlearner_checks(NeedsValidation))["check_no_validation_set"]
-    with pytest.raises(AssertionError, match="^NeedsValidation fails check_no_validation_set: raised TypeError"):
+    with pytest.raises(AssertionError,
+                       match="^NeedsValidation fails check_no_validation_set: raised TypeError"):
         check(NeedsValidation())
 

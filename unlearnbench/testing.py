@@ -133,13 +133,13 @@ def _one_example_task() -> tuple[nn.Module, UnlearningTask]:
 
 
 @functools.lru_cache(maxsize=None)
-def _pruning_task(sparsity: float) -> PruningTask:
-    return tiny_pruning_task(sparsity)
+def _pruning_task() -> PruningTask:
+    return tiny_pruning_task()
 
 
 def kit_pruning_task(sparsity: float = 0.5) -> PruningTask:
     """A fresh copy of the checks' pruning task (a tiny dense original, 4 epochs)."""
-    task = _pruning_task(0.5)
+    task = _pruning_task()
     return dataclasses.replace(
         task, sparsity=sparsity, train=_copy_data(task.train), dense_state=_clone_state(task.dense_state),
         snapshots={epoch: _clone_state(s) for epoch, s in task.snapshots.items()})
@@ -517,7 +517,8 @@ def _validated_expectations(component: Any, names: Iterable[str],
         raise ValueError(f"expected failure {unknown[0]!r} for {_name(component)} is not one of its "
                          f"checks: {', '.join(names)}")
     if blank := [n for n, reason in expected.items() if not (isinstance(reason, str) and reason.strip())]:
-        raise ValueError(f"expected failure {blank[0]!r} for {_name(component)} needs a reason (a non-empty string)")
+        raise ValueError(f"expected failure {blank[0]!r} for {_name(component)} needs a reason "
+                         f"(a non-empty string)")
     return expected
 
 
