@@ -1,6 +1,8 @@
-"""Every registered component passes the public conformance checks, and every unlearner keeps a
+"""Every registered component passes the public conformance checks (one pytest item per component
+and check: ``-k "FineTune and check_data_untouched"`` selects one), and every unlearner keeps a
 pruned model's mask through the real harness. Parametrized over the registries, so a new
-component (built-in or plugin) is tested without touching this file."""
+component (built-in or plugin) is tested without touching this file; this is the only place the
+built-ins run through the kit."""
 
 from __future__ import annotations
 
@@ -11,22 +13,30 @@ import pytest
 from unlearnbench import PRUNERS, UNLEARNERS
 from unlearnbench.run.config import RunConfig
 from unlearnbench.run.trial import run
-from unlearnbench.testing import check_pruner, check_unlearner
+from unlearnbench.testing import parametrize_with_checks
 
 # Parameters that keep a method short on the tiny tasks; methods without an entry run as declared.
-QUICK_UNLEARNERS = {"retrain": {"epochs": 1}, "ft": {"epochs": 2}}
+# Retrain needs 5 epochs (batch 16) from scratch to fit the kit's retain set again.
+QUICK_UNLEARNERS = {"retrain": {"epochs": 5}, "ft": {"epochs": 2}}
 QUICK_PRUNERS = {"imp": {"retrain_epochs": 1}, "omp": {"retrain_epochs": 1},
                  "synflow": {"iterations": 20}}
+# Checks a registered component is known to fail, with the reason: {name: {check: reason}}.
+EXPECTED_FAILURES: dict[str, dict[str, str]] = {}
+
+_NAMES = {cls: name for name, cls in ((n, UNLEARNERS.get(n)) for n in UNLEARNERS.names())}
+_NAMES.update({PRUNERS.get(n): n for n in PRUNERS.names()})
 
 
-@pytest.mark.parametrize("name", UNLEARNERS.names())
-def test_unlearner_conforms(name: str) -> None:
-    check_unlearner(UNLEARNERS.get(name), QUICK_UNLEARNERS.get(name))
+def _expected(component: object) -> dict[str, str]:
+    return EXPECTED_FAILURES.get(_NAMES[type(component)], {})
 
 
-@pytest.mark.parametrize("name", PRUNERS.names())
-def test_pruner_conforms(name: str) -> None:
-    check_pruner(PRUNERS.get(name), QUICK_PRUNERS.get(name))
+@parametrize_with_checks(
+    [UNLEARNERS.get(n).from_params(QUICK_UNLEARNERS.get(n)) for n in UNLEARNERS.names()]
+    + [PRUNERS.get(n).from_params(QUICK_PRUNERS.get(n)) for n in PRUNERS.names()],
+    expected_failed_checks=_expected)
+def test_conforms(component: object, check) -> None:
+    check(component)
 
 
 @pytest.fixture(scope="module")

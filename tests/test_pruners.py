@@ -177,6 +177,32 @@ def test_compounding_schedule() -> None:
     assert all(a < b for a, b in zip(schedule, schedule[1:]))
 
 
+def test_synflow_scores_100_times_by_default(task: PruningTask, monkeypatch) -> None:
+    """The paper's (and Tanaka et al.'s) 100 iterations: one scoring pass per iteration."""
+    import unlearnbench_baselines.pruners.synflow as synflow
+    calls = []
+
+    def counting(probe, input_shape):
+        calls.append(1)
+        return synflow_scores(probe, input_shape)
+    monkeypatch.setattr(synflow, "synflow_scores", counting)
+    SynFlow().prune(dataclasses.replace(task, recipe=task.recipe.replace(epochs=1)))
+    assert len(calls) == 100
+
+
+# -- the defaults, pinned to their sources ------------------------------------------------------
+@pytest.mark.parametrize(("cls", "defaults"), [
+    # paper.md "Pruners": SynFlow 100 iterations; IMP prunes 20% of the remaining weights per
+    # round and rewinds to epoch 8 (scaled, "early"); OMP rewinds the same way; both retrain with
+    # the original recipe (retrain_epochs None). Module docstrings: imp.py, omp.py, synflow.py.
+    (SynFlow, {"iterations": 100}),
+    (IterativeMagnitude, {"rate": 0.2, "rewind": "early", "retrain_epochs": None}),
+    (OneShotMagnitude, {"rewind": "early", "retrain_epochs": None}),
+], ids=lambda v: v.__name__ if isinstance(v, type) else "")
+def test_pruner_defaults_are_the_papers(cls: type, defaults: dict) -> None:
+    assert cls().get_params() == defaults
+
+
 def _with_images(task: PruningTask, images: torch.Tensor) -> PruningTask:
     return dataclasses.replace(task, train=ImageData(images, task.train.labels))
 

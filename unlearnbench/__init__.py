@@ -24,7 +24,7 @@ _EXPORTS: dict[str, str] = {
     "Configurable": ".params", "param": ".params",
     "Pruner": ".pruner", "PruningTask": ".pruner",
     "TrainRecipe": ".train.loop", "cross_entropy": ".train.loop", "fit": ".train.loop",
-    "Unlearner": ".unlearner", "UnlearningTask": ".unlearner",
+    "Unlearner": ".unlearner", "UnlearnerTags": ".unlearner", "UnlearningTask": ".unlearner",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -53,4 +53,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .pruner import Pruner, PruningTask
     from .train.loop import TrainRecipe, cross_entropy, fit
     from .train.masks import Mask, prunable_weights
-    from .unlearner import Unlearner, UnlearningTask
+    from .unlearner import Unlearner, UnlearnerTags, UnlearningTask

@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -84,8 +84,22 @@ class UnlearningTask:
         return make_sgd(model, recipe, self.runtime)
 
 
+@dataclass(frozen=True)
+class UnlearnerTags:
+    """What a method declares about itself; the conformance checks read it
+    (``unlearnbench.testing``). A subclass sets ``tags = UnlearnerTags(...)``.
+
+    ``changes_model``: the returned model differs from the one passed in. Only a method that
+    may legitimately return its input unchanged (an identity baseline) declares ``False``.
+    """
+
+    changes_model: bool = True
+
+
 class Unlearner(Configurable, abc.ABC):
     """Base class of every unlearning method (see the module docstring)."""
+
+    tags: ClassVar[UnlearnerTags] = UnlearnerTags()
 
     @abc.abstractmethod
     def unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
