@@ -37,7 +37,7 @@ def test_integers_are_accepted_where_floats_are_expected(make_record) -> None:
     assert RunRecord.from_dict(data).metrics.UA == 100
 
 
-@pytest.mark.parametrize("version", [None, 0, 3, "1", True])
+@pytest.mark.parametrize("version", [None, 0, 4, "1", True])
 def test_wrong_schema_version_is_refused(make_record, version) -> None:
     data = make_record().to_dict()
     data["schema_version"] = version
@@ -101,7 +101,7 @@ def test_load_records_reads_a_folder_recursively_sorted_by_run_id(make_record, t
 
 def test_load_records_names_a_bad_file_and_a_missing_folder(make_record, tmp_path: Path) -> None:
     make_record().save(tmp_path / "good.json")
-    (tmp_path / "bad.json").write_text("{}")
+    (tmp_path / "bad.json").write_text('{"schema_version": 2}')  # claims to be a record
     with pytest.raises(CorruptFileError, match="bad.json"):
         load_records(tmp_path)
     with pytest.raises(DataNotFoundError, match="results folder .*nowhere does not exist"):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from .errors import ConfigError, UnlearnbenchError
 
+MAX_SEEDS = 10_000
+
 
 def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
     result = {}
@@ -17,6 +19,9 @@ def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{flag} {item!r} is invalid: expected KEY=VALUE")
+        if key.strip() in result:  # silently keeping the last would hide a typo in a long command
+            raise ConfigError(f"{flag} {key.strip()!r} is given twice ({key.strip()}={result[key.strip()]} "
+                              f"and {key.strip()}={value.strip()}); expected each key once")
         result[key.strip()] = value.strip()
     return result
 
@@ -29,6 +34,25 @@ def _seeds(text: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {text!r} repeats a seed")
     return seeds
+
+
+def _seed_flags(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--seeds 0,3,7`` (the seeds themselves) or ``--num-seeds N`` (seeds 0..N-1); default seed 0."""
+    if args.seeds is not None and args.num_seeds is not None:
+        raise ConfigError(f"--seeds {args.seeds} and --num-seeds {args.num_seeds} both given; "
+                          f"expected one of them")
+    if args.num_seeds is not None:
+        if not 1 <= args.num_seeds <= MAX_SEEDS:
+            raise ConfigError(f"--num-seeds {args.num_seeds} is invalid: expected 1 to {MAX_SEEDS}")
+        return tuple(range(args.num_seeds))
+    return _seeds(args.seeds if args.seeds is not None else "0")
+
+
+def _seed_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                        help="comma-separated trial seeds, e.g. 0,1,2 (default: 0)")
+    parser.add_argument("--num-seeds", default=None, type=int, metavar="N",
+                        help="seeds 0..N-1 (instead of --seeds)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--label", default=None,
                      help="row name in tables, for a method run in several variants (default: --method)")
     run.add_argument("--forget", default="class:0",
-                     help="class:K, random:FRACTION, random:COUNT or backdoor:FRACTION[,target=T]")
-    run.add_argument("--seeds", default="0", type=str, help="comma-separated trial seeds (default: 0)")
+                     help="class:K, random:FRACTION, random:COUNT, backdoor:FRACTION[,target=T] or "
+                          "backdoor:COUNT[,target=T]; a number with a decimal point is a fraction "
+                          "in (0, 1), a whole number a count of examples")
+    _seed_options(run)
     run.add_argument("--pruner", default=None, help="prune first (see `unlearnbench ls pruners`)")
     run.add_argument("--sparsity", default=None, type=float, help="target sparsity for --pruner")
     run.add_argument("--pruner-param", action="append", metavar="KEY=VALUE")
@@ -73,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--list", action="store_true", help="list the bundled recipes")
     rep.add_argument("--scale", default="full", help="full, or small: a subset and a smaller model "
                                                      "that run on a CPU")
-    rep.add_argument("--seeds", default="1", help="a count N (seeds 0..N-1) or a list 0,1,2 (default 1)")
+    _seed_options(rep)
     rep.add_argument("--output", type=Path, default=None,
                      help="results folder (default: leaderboard/RECIPE[-SCALE])")
     rep.add_argument("--transfer-root", type=Path, default=None,
@@ -129,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         dataset=args.dataset, dataset_params=_key_values(args.dataset_param, "--dataset-param"),
         arch=args.arch, pruner=args.pruner, sparsity=args.sparsity,
         pruner_params=_key_values(args.pruner_param, "--pruner-param"), forget=args.forget,
-        seeds=_seeds(args.seeds), train_params=_key_values(args.train, "--train"),
+        seeds=_seed_flags(args), train_params=_key_values(args.train, "--train"),
         val_fraction=args.val_fraction, train_size=args.train_size, test_size=args.test_size,
         transfer=args.transfer, transfer_params=_key_values(args.transfer_param, "--transfer-param"),
         output_dir=args.output, **_execution(args))
@@ -144,8 +170,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .run.recipes import (bundled_recipes, default_output, load_recipe, parse_seeds, pending,
-                            pruning_label, reproduce)
+    from .run.recipes import (bundled_recipes, default_output, load_recipe, pending, pruning_label,
+                              reproduce)
 
     if args.list or not args.recipe:
         from tabulate import tabulate
@@ -154,7 +180,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     recipe = load_recipe(args.recipe)
     output = args.output or default_output(recipe, args.scale)
-    seeds = parse_seeds(args.seeds)
+    seeds = _seed_flags(args)
     if args.dry_run:
         configs = recipe.configs(scale=args.scale, seeds=seeds, output_dir=output / "records",
                                  **_execution(args))

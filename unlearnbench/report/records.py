@@ -11,21 +11,26 @@ import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError, CorruptFileError, DataNotFoundError
 from ..storage import atomic_write_text
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 records lack ``probes``; they read as having none
+SCHEMA_VERSION = 3
+# version 1 records lack ``probes``, they read as having none; versions 1 and 2 lack
+# ``status``, they read as "ok" (a diverged run could not be recorded before version 3)
+READABLE_VERSIONS = (1, 2, 3)
+STATUSES = ("ok", "diverged")
 
 
 @dataclass(frozen=True)
 class MetricValues:
-    UA: float
-    MIA: float
-    RA: float
-    TA: float
+    # None for a diverged run (non-finite weights or logits): JSON has no NaN
+    UA: float | None
+    MIA: float | None
+    RA: float | None
+    TA: float | None
     RTE: float  # seconds of the unlearning call
 
 
@@ -87,7 +92,14 @@ class RunRecord:
     # {"ASR": {"before": 99.6, "after": 14.2}, ...}; values in percent.
     probes: dict[str, dict[str, float]] = field(default_factory=dict)
     label: str | None = None  # the row name of a method variant (default: the method's name)
+    # "diverged": the unlearned model had non-finite weights or logits; its metrics (and the
+    # probes after unlearning) are None, and config["divergence"] says what was non-finite
+    status: str = "ok"
     schema_version: int = SCHEMA_VERSION
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,9 +114,12 @@ class RunRecord:
             raise CorruptFileError(f"{source}: schema_version {version!r} is not supported "
                                    f"(this unlearnbench reads versions {READABLE_VERSIONS})")
         record = _build(cls, data, source)
+        if record.status not in STATUSES:
+            raise CorruptFileError(f"{source}: status {record.status!r} is invalid: expected one of "
+                                   f"{', '.join(STATUSES)}")
         for name, values in record.probes.items():
             if not isinstance(values, dict) or not all(
-                    isinstance(k, str) and _matches(float, v) for k, v in values.items()):
+                    isinstance(k, str) and _matches(float | None, v) for k, v in values.items()):
                 raise CorruptFileError(f"{source}: probe {name!r}={values!r} is not a mapping of "
                                        f"'before'/'after' to numbers")
         return dataclasses.replace(record, schema_version=SCHEMA_VERSION)
@@ -153,18 +168,48 @@ def _matches(tp: Any, value: Any) -> bool:
     return isinstance(value, origin or tp)
 
 
-def load_records(folder: Path) -> list[RunRecord]:
-    """Every ``*.json`` record under ``folder`` (recursively), sorted by run id."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataNotFoundError(f"results folder {folder} does not exist")
+def load_records(path: Path, *, log: Callable[[str], None] | None = None) -> list[RunRecord]:
+    """Every run record under ``path`` (recursively), sorted by run id; ``path`` may also be one
+    record file. Other JSON files (a recipe's ``recipe.json``, a stray file) are skipped, each
+    reported to ``log`` with the reason; a file that claims to be a record (it has a
+    ``schema_version``) but is damaged is an error, never dropped."""
+    records, skipped = scan_records(path)
+    for file, reason in skipped:
+        if log is not None:
+            log(f"skipped {file}: {reason}")
+    return records
+
+
+def scan_records(path: Path) -> tuple[list[RunRecord], list[tuple[Path, str]]]:
+    """The records under ``path`` (see :func:`load_records`) and the skipped files with reasons."""
+    path = Path(path)
+    if path.is_file():
+        return [RunRecord.load(path)], []
+    if not path.is_dir():
+        raise DataNotFoundError(f"results folder {path} does not exist")
     seen: dict[str, Path] = {}
-    records = []
-    for path in sorted(folder.rglob("*.json")):
-        record = RunRecord.load(path)
+    records, skipped = [], []
+    for file in sorted(path.rglob("*.json")):
+        if not file.is_file():
+            continue
+        if (reason := _not_a_record(file)) is not None:
+            skipped.append((file, reason))
+            continue
+        record = RunRecord.load(file)
         if record.run_id in seen:  # the same trial twice would count as two seeds
             raise ConfigError(f"run {record.run_id!r} is recorded twice, in {seen[record.run_id]} "
-                              f"and {path}; keep one of them")
-        seen[record.run_id] = path
+                              f"and {file}; keep one of them")
+        seen[record.run_id] = file
         records.append(record)
-    return sorted(records, key=lambda r: r.run_id)
+    return sorted(records, key=lambda r: r.run_id), skipped
+
+
+def _not_a_record(path: Path) -> str | None:
+    """Why ``path`` is no run record, or None when it claims to be one."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"not readable JSON ({type(exc).__name__})"
+    if not isinstance(data, dict) or "schema_version" not in data:
+        return "not a run record (no schema_version)"
+    return None
