@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearnbench", description=(
         "Benchmark machine-unlearning methods: train (or load) the original model, optionally "
         "prune it, unlearn a forget set, and measure UA, MIA-Efficacy, RA, TA and RTE."))
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, print the full traceback before the one-line message")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one method on one setting (several seeds)")
@@ -159,14 +162,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, train_size=args.train_size, test_size=args.test_size,
         transfer=args.transfer, transfer_params=_key_values(args.transfer_param, "--transfer-param"),
         output_dir=args.output, **_execution(args))
-    records = run(config, log=lambda m: print(m, file=sys.stderr, flush=True))
+    records = _finishing(lambda: run(config, log=_log), args.output)
     for r in records:
         m = r.metrics
+        if r.diverged:
+            print(f"{r.run_id}: DIVERGED ({r.config.get('divergence')})  RTE {m.RTE:.2f}s")
+            continue
         print(f"{r.run_id}: UA {m.UA:.2f}  MIA-Efficacy {m.MIA:.2f}  RA {m.RA:.2f}  TA {m.TA:.2f}  "
               f"RTE {m.RTE:.2f}s  sparsity {r.sparsity:.3f}")
     print(f"\nrecords in {args.output}/ (all runs there, `unlearnbench leaderboard {args.output}`):\n")
-    print(render(load_records(args.output)))
+    print(render(load_records(args.output, log=_log)))
+    if diverged := [r for r in records if r.diverged]:
+        raise DivergedRuns(f"{len(diverged)} of {len(records)} runs diverged (non-finite weights or "
+                           f"logits; lower the learning rate?); their records, marked diverged, are "
+                           f"in {args.output}/")
     return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _finishing(work, output: Path):
+    """``work()``, with a filesystem failure after the compute turned into one line that says
+    where the finished results are."""
+    try:
+        return work()
+    except OSError as exc:
+        done = len(list(Path(output).rglob("*.json"))) if Path(output).is_dir() else 0
+        raise UnlearnbenchError(f"{exc.strerror or exc}: {exc.filename or ''}; the {done} records "
+                                f"finished before it are in {output}/") from exc
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -189,9 +214,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                   f"seeds to run: {','.join(map(str, c.seeds)) or '(all done)'}")
         print(f"{len(configs)} settings x {len(seeds)} seeds -> {output}/records")
         return 0
-    reproduce(recipe, output=output, scale=args.scale, seeds=seeds, plots=not args.no_plots,
-              log=lambda m: print(m, file=sys.stderr, flush=True), **_execution(args))
+    summary = _finishing(lambda: reproduce(recipe, output=output, scale=args.scale, seeds=seeds,
+                                           plots=not args.no_plots, log=_log, **_execution(args)),
+                         output / "records")
     print((output / "table.md").read_text())
+    if summary.get("diverged"):
+        raise DivergedRuns(f"{summary['diverged']} runs diverged (non-finite weights or logits); "
+                           f"their records, marked diverged, are in {output / 'records'}/")
     return 0
 
 
@@ -219,9 +248,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .report.leaderboard import render
     from .report.records import load_records
-    from .storage import atomic_write_text
+    from .storage import atomic_write_text, check_writable_file
 
-    text = render(load_records(args.results), args.format)
+    if args.output:
+        check_writable_file(args.output, "--output")
+    text = render(load_records(args.results, log=_log), args.format)
     if args.output:
         atomic_write_text(args.output, text)
         print(f"wrote {args.output}")
@@ -235,7 +266,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .report.plots import plot_all
     from .report.records import load_records
 
-    records = load_records(args.results)
+    from .storage import check_writable_folder
+
+    check_writable_folder(args.output, "--output")
+    records = load_records(args.results, log=_log)
     if not records:
         raise DataNotFoundError(f"no run records (*.json) under {args.results}; nothing to plot")
     paths = plot_all(records, args.output, args.format, dpi=args.dpi, log=print)
@@ -245,6 +279,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+class DivergedRuns(UnlearnbenchError):
+    """Some runs finished with a diverged model: recorded, and the exit status says so."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "reproduce": cmd_reproduce, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
@@ -252,9 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.simplefilter("default")
     try:
         return handler(args)
-    except UnlearnbenchError as exc:
-        print(f"unlearnbench: error: {exc}", file=sys.stderr)
-        return 2
+    except (UnlearnbenchError, OSError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        message = str(exc) if isinstance(exc, UnlearnbenchError) else f"{exc.strerror or exc}: {exc.filename}"
+        print(f"unlearnbench: error: {' '.join(message.split())}", file=sys.stderr)
+        return 1 if isinstance(exc, DivergedRuns) else 2
     except KeyboardInterrupt:
         print("unlearnbench: interrupted; no partial record was written", file=sys.stderr)
         return 130

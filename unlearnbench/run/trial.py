@@ -7,16 +7,17 @@ here knows a method, pruner, dataset or architecture by name.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..data.dataset import LoadedDataset
 from ..data.splits import make_split, subsample
-from ..errors import UnlearnbenchError
-from ..evaluate.metrics import evaluate
+from ..components import UNLEARNERS
+from ..errors import NonFiniteError, UnlearnbenchError
+from ..evaluate.metrics import Metrics, evaluate, non_finite_weights
 from ..evaluate.probes import BackdoorProbe, Probe, ProbeContext, TransferProbe
 from ..report.provenance import make_record
 from ..report.records import RunRecord, Timings
@@ -25,6 +26,7 @@ from ..train.runtime import derive_seed, generator
 from ..unlearner import UnlearningTask
 from .artifacts import load_dataset, model_factory, original_model, probe_before, pruned_model
 from .config import Plan, RunConfig, prepare
+from .guard import call_plugin, check_same_architecture
 from .timing import timed_unlearn
 
 def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None) -> list[RunRecord]:
@@ -88,11 +90,9 @@ def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
 
     log(f"[seed {seed}] unlearning with {plan.config.method}")
     torch.manual_seed(derive_seed(seed, "unlearn"))
-    timed = timed_unlearn(plan.unlearner, model, task)
+    timed = call_plugin(UNLEARNERS, plan.config.method, lambda: timed_unlearn(plan.unlearner, model, task))
     unlearned, rte, warmup_s = timed.model, timed.rte, timed.warmup_s
-    if not isinstance(unlearned, nn.Module):
-        raise UnlearnbenchError(f"unlearner {plan.config.method!r} returned {type(unlearned).__name__}, "
-                                f"expected the unlearned torch.nn.Module")
+    check_same_architecture(UNLEARNERS, plan.config.method, model, unlearned)
     if mask is not None and (bad := mask.violations(unlearned)):
         raise UnlearnbenchError(f"unlearner {plan.config.method!r} made {bad} pruned weights non-zero; "
                                 f"the mask must stay fixed (train with task.fit, or call task.mask.apply)")
@@ -100,13 +100,25 @@ def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
     log(f"[seed {seed}] evaluating")
     test = full_test.subset(split.test)
     shadow = torch.randperm(len(retain), generator=generator(seed, "mia-shadow"))[:len(test)]
+    divergence = non_finite_weights(unlearned)
     with runtime.timer() as evaluation:
-        metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
-                           normalize=data.normalize, runtime=runtime, shadow_index=shadow)
-        after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
+        try:
+            if divergence is not None:
+                raise NonFiniteError(divergence)
+            metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
+                               normalize=data.normalize, runtime=runtime, shadow_index=shadow)
+            after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
+        except NonFiniteError as exc:  # recorded as diverged: a result about the method, not a crash
+            divergence = str(exc)
+            log(f"[seed {seed}] diverged: {divergence}")
+            metrics = Metrics(UA=None, MIA=None, RA=None, TA=None)
+            after = {key: None for key in before}
 
     record = make_record(plan, data, seed, split, unlearned, metrics, rte,
                      Timings(original_s, original_cached, prune_s, prune_cached, rte, evaluation.seconds, warmup_s),
                      {k: {"before": before[k], "after": after[k]} for k in after})
+    if divergence is not None:
+        record = dataclasses.replace(record, status="diverged",
+                                     config={**record.config, "divergence": divergence})
     record.save(Path(plan.config.output_dir) / f"{record.run_id}.json")
     return record
