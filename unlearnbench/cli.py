@@ -188,9 +188,11 @@ def _finishing(work, output: Path):
     where the finished results are."""
     try:
         return work()
+    except UnlearnbenchError:  # DataNotFoundError is an OSError too, and says all it needs
+        raise
     except OSError as exc:
         done = len(list(Path(output).rglob("*.json"))) if Path(output).is_dir() else 0
-        raise UnlearnbenchError(f"{exc.strerror or exc}: {exc.filename or ''}; the {done} records "
+        raise UnlearnbenchError(f"{exc.strerror or exc}: {exc.filename or ''}; the {done} record(s) "
                                 f"finished before it are in {output}/") from exc
 
 

@@ -16,7 +16,7 @@ import torch
 from ..data.dataset import LoadedDataset
 from ..data.splits import make_split, subsample
 from ..components import UNLEARNERS
-from ..errors import NonFiniteError, UnlearnbenchError
+from ..errors import CorruptFileError, NonFiniteError, UnlearnbenchError
 from ..evaluate.metrics import Metrics, evaluate, non_finite_weights
 from ..evaluate.probes import BackdoorProbe, Probe, ProbeContext, TransferProbe
 from ..report.provenance import make_record
@@ -41,7 +41,19 @@ def load_data(plan: Plan) -> LoadedDataset:
     """The dataset's tensors, cut to ``train_size``/``test_size`` when the config asks."""
     cfg = plan.config
     data = load_dataset(plan.dataset, cfg.dataset, cfg.data_root, cfg.download, plan.cache)
+    check_labels(data, cfg.dataset)
     return subsample(data, cfg.train_size, cfg.test_size)
+
+
+def check_labels(data: LoadedDataset, name: str) -> None:
+    """Every label a class index: a bad one would otherwise surface deep in training."""
+    for split, part in (("train", data.train), ("test", data.test)):
+        labels = part.labels
+        bad = torch.nonzero((labels < 0) | (labels >= data.num_classes)).flatten()
+        if len(bad):
+            raise CorruptFileError(f"dataset {name!r}: {split} example {int(bad[0])} has label "
+                                   f"{int(labels[bad[0]])}; expected 0..{data.num_classes - 1} "
+                                   f"({len(bad)} out of range)")
 
 
 def _transfer_probe(plan: Plan, data: LoadedDataset) -> TransferProbe:
