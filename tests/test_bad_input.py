@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-from unlearnbench import UNLEARNERS, Unlearner
+from unlearnbench import PRUNERS, UNLEARNERS, Pruner, Unlearner
 from unlearnbench.cli import main
 from unlearnbench.data.splits import ForgetSpec
 from unlearnbench.errors import ConfigError, CorruptFileError
@@ -504,3 +504,22 @@ def test_a_plugin_that_returns_another_architecture(capsys, tmp_path: Path, shar
     assert message.startswith(f"unlearner {name!r} (from in-process ({__name__}))")
     assert expected in message
     assert not list((tmp_path / "out").glob("*.json"))
+
+
+class PrunerExplodes(Pruner):
+    def prune(self, task):
+        raise ValueError("no weights to score")
+
+
+def test_a_pruner_that_raises_is_one_line_naming_it(capsys, tmp_path: Path, shared_cache) -> None:
+    PRUNERS.register("explodes", PrunerExplodes)
+    try:
+        args = _run_args(tmp_path, "--method", "ft", "--pruner", "explodes", "--sparsity", "0.5", *FAST,
+                         cache=shared_cache)
+        message = _error_line(capsys, args)
+        assert message.startswith(f"pruner 'explodes' (from in-process ({__name__})) failed: "
+                                  f"ValueError: no weights to score")
+        assert main([*args, "--debug"]) == 2
+        assert "Traceback" in capsys.readouterr().err
+    finally:
+        PRUNERS.unregister("explodes")

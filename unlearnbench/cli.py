@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--output", type=Path, default=Path("plots"), help="folder for the pictures")
     plot.add_argument("--format", default="png", choices=["png", "svg"])
     plot.add_argument("--dpi", type=int, default=150, help="resolution of PNG pictures (default 150)")
+    for command in sub.choices.values():  # also after the command: `unlearnbench run --debug ...`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="on an error, print the full traceback before the one-line message")
     return parser
 
 
