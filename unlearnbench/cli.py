@@ -195,8 +195,12 @@ def _finishing(work, output: Path):
         raise
     except OSError as exc:
         done = len(list(Path(output).rglob("*.json"))) if Path(output).is_dir() else 0
-        raise UnlearnbenchError(f"{exc.strerror or exc}: {exc.filename or ''}; the {done} record(s) "
-                                f"finished before it are in {output}/") from exc
+        raise UnlearnbenchError(f"{_os_message(exc)}; the finished records are in {output}/ "
+                                f"({done} JSON file{'s' if done != 1 else ''} there)") from exc
+
+
+def _os_message(exc: OSError) -> str:
+    return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc.strerror or exc)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -270,7 +274,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .errors import DataNotFoundError
     from .report.plots import plot_all
     from .report.records import load_records
-
     from .storage import check_writable_folder
 
     check_writable_folder(args.output, "--output")
@@ -298,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UnlearnbenchError, OSError) as exc:
         if args.debug:
             traceback.print_exc()
-        message = str(exc) if isinstance(exc, UnlearnbenchError) else f"{exc.strerror or exc}: {exc.filename}"
+        message = str(exc) if isinstance(exc, UnlearnbenchError) else _os_message(exc)
         print(f"unlearnbench: error: {' '.join(message.split())}", file=sys.stderr)
         return 1 if isinstance(exc, DivergedRuns) else 2
     except KeyboardInterrupt:
