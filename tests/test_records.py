@@ -101,7 +101,7 @@ def test_load_records_reads_a_folder_recursively_sorted_by_run_id(make_record, t
 
 def test_load_records_names_a_bad_file_and_a_missing_folder(make_record, tmp_path: Path) -> None:
     make_record().save(tmp_path / "good.json")
-    (tmp_path / "bad.json").write_text("{}")
+    (tmp_path / "bad.json").write_text('{"schema_version": 2}')  # claims to be a record
     with pytest.raises(CorruptFileError, match="bad.json"):
         load_records(tmp_path)
     with pytest.raises(DataNotFoundError, match="results folder .*nowhere does not exist"):

@@ -10,7 +10,7 @@ import pytest
 from unlearnbench import ConfigError, UnlearnbenchError
 from unlearnbench.cli import main
 from unlearnbench.report.records import load_records
-from unlearnbench.run.recipes import bundled_recipes, load_recipe, parse_seeds, reproduce
+from unlearnbench.run.recipes import bundled_recipes, load_recipe, reproduce
 
 TINY = """
 description = "a tiny grid on synthetic data"
@@ -80,17 +80,6 @@ def test_scale_must_exist(tmp_path: Path) -> None:
         load_recipe(tmp_path / "tiny.toml").configs(scale="big")
 
 
-@pytest.mark.parametrize("text, seeds", [("3", (0, 1, 2)), ("1", (0,)), ("0,4", (0, 4))])
-def test_seeds_are_a_count_or_a_list(text: str, seeds) -> None:
-    assert parse_seeds(text) == seeds
-
-
-@pytest.mark.parametrize("text", ["0", "x", "1,1"])
-def test_bad_seeds(text: str) -> None:
-    with pytest.raises(ConfigError, match="--seeds"):
-        parse_seeds(text)
-
-
 def test_recipe_runs_renders_and_resumes(tmp_path: Path, shared_cache: Path) -> None:
     (tmp_path / "tiny.toml").write_text(TINY)
     recipe, out = load_recipe(tmp_path / "tiny.toml"), tmp_path / "out"
@@ -125,7 +114,7 @@ def test_small_scale_applies_subset_and_grid(tmp_path: Path, shared_cache: Path)
 def test_cli_lists_and_dry_runs(tmp_path: Path, capsys) -> None:
     assert main(["reproduce", "--list"]) == 0
     assert "main-table" in capsys.readouterr().out
-    assert main(["reproduce", "main-table", "--scale", "small", "--seeds", "3", "--dry-run",
+    assert main(["reproduce", "main-table", "--scale", "small", "--num-seeds", "3", "--dry-run",
                  "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "24 settings x 3 seeds" in out and out.count("seeds to run: 0,1,2") == 24

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ConfigError, UnlearnbenchError
+
+MAX_SEEDS = 10_000
 
 
 def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
@@ -17,6 +20,9 @@ def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{flag} {item!r} is invalid: expected KEY=VALUE")
+        if key.strip() in result:  # silently keeping the last would hide a typo in a long command
+            raise ConfigError(f"{flag} {key.strip()!r} is given twice ({key.strip()}={result[key.strip()]} "
+                              f"and {key.strip()}={value.strip()}); expected each key once")
         result[key.strip()] = value.strip()
     return result
 
@@ -31,10 +37,31 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _seed_flags(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--seeds 0,3,7`` (the seeds themselves) or ``--num-seeds N`` (seeds 0..N-1); default seed 0."""
+    if args.seeds is not None and args.num_seeds is not None:
+        raise ConfigError(f"--seeds {args.seeds} and --num-seeds {args.num_seeds} both given; "
+                          f"expected one of them")
+    if args.num_seeds is not None:
+        if not 1 <= args.num_seeds <= MAX_SEEDS:
+            raise ConfigError(f"--num-seeds {args.num_seeds} is invalid: expected 1 to {MAX_SEEDS}")
+        return tuple(range(args.num_seeds))
+    return _seeds(args.seeds if args.seeds is not None else "0")
+
+
+def _seed_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                        help="comma-separated trial seeds, e.g. 0,1,2 (default: 0)")
+    parser.add_argument("--num-seeds", default=None, type=int, metavar="N",
+                        help="seeds 0..N-1 (instead of --seeds)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearnbench", description=(
         "Benchmark machine-unlearning methods: train (or load) the original model, optionally "
         "prune it, unlearn a forget set, and measure UA, MIA-Efficacy, RA, TA and RTE."))
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, print the full traceback before the one-line message")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one method on one setting (several seeds)")
@@ -47,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--label", default=None,
                      help="row name in tables, for a method run in several variants (default: --method)")
     run.add_argument("--forget", default="class:0",
-                     help="class:K, random:FRACTION, random:COUNT or backdoor:FRACTION[,target=T]")
-    run.add_argument("--seeds", default="0", type=str, help="comma-separated trial seeds (default: 0)")
+                     help="class:K, random:FRACTION, random:COUNT, backdoor:FRACTION[,target=T] or "
+                          "backdoor:COUNT[,target=T]; a number with a decimal point is a fraction "
+                          "in (0, 1), a whole number a count of examples")
+    _seed_options(run)
     run.add_argument("--pruner", default=None, help="prune first (see `unlearnbench ls pruners`)")
     run.add_argument("--sparsity", default=None, type=float, help="target sparsity for --pruner")
     run.add_argument("--pruner-param", action="append", metavar="KEY=VALUE")
@@ -76,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--list", action="store_true", help="list the bundled recipes")
     rep.add_argument("--scale", default="full", help="full, or small: a subset and a smaller model "
                                                      "that run on a CPU")
-    rep.add_argument("--seeds", default="1", help="a count N (seeds 0..N-1) or a list 0,1,2 (default 1)")
+    _seed_options(rep)
     rep.add_argument("--output", type=Path, default=None,
                      help="results folder (default: leaderboard/RECIPE[-SCALE])")
     rep.add_argument("--transfer-root", type=Path, default=None,
@@ -101,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--output", type=Path, default=Path("plots"), help="folder for the pictures")
     plot.add_argument("--format", default="png", choices=["png", "svg"])
     plot.add_argument("--dpi", type=int, default=150, help="resolution of PNG pictures (default 150)")
+    for command in sub.choices.values():  # also after the command: `unlearnbench run --debug ...`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="on an error, print the full traceback before the one-line message")
     return parser
 
 
@@ -129,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         dataset=args.dataset, dataset_params=_key_values(args.dataset_param, "--dataset-param"),
         arch=args.arch, pruner=args.pruner, sparsity=args.sparsity,
         pruner_params=_key_values(args.pruner_param, "--pruner-param"), forget=args.forget,
-        seeds=_seeds(args.seeds), train_params=_key_values(args.train, "--train"),
+        seeds=_seed_flags(args), train_params=_key_values(args.train, "--train"),
         val_fraction=args.val_fraction, train_size=args.train_size, test_size=args.test_size,
         transfer=args.transfer, transfer_params=_key_values(args.transfer_param, "--transfer-param"),
         output_dir=args.output, save_model=args.save_model, **_execution(args))
@@ -139,19 +171,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report.records import load_records
 
     config = RunConfig(**fields)
-    records = run(config, log=lambda m: print(m, file=sys.stderr, flush=True))
+    records = _finishing(lambda: run(config, log=_log), args.output)
     for r in records:
         m = r.metrics
+        if r.diverged:
+            print(f"{r.run_id}: DIVERGED ({r.config.get('divergence')})  RTE {m.RTE:.2f}s")
+            continue
         print(f"{r.run_id}: UA {m.UA:.2f}  MIA-Efficacy {m.MIA:.2f}  RA {m.RA:.2f}  TA {m.TA:.2f}  "
               f"RTE {m.RTE:.2f}s  sparsity {r.sparsity:.3f}")
     print(f"\nrecords in {args.output}/ (all runs there, `unlearnbench leaderboard {args.output}`):\n")
-    print(render(load_records(args.output)))
+    print(render(load_records(args.output, log=_log)))
+    if diverged := [r for r in records if r.diverged]:
+        raise DivergedRuns(f"{len(diverged)} of {len(records)} runs diverged (non-finite weights or "
+                           f"logits; lower the learning rate?); their records, marked diverged, are "
+                           f"in {args.output}/")
     return 0
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _finishing(work, output: Path):
+    """``work()``, with a filesystem failure after the compute turned into one line that says
+    where the finished results are."""
+    try:
+        return work()
+    except UnlearnbenchError:  # DataNotFoundError is an OSError too, and says all it needs
+        raise
+    except OSError as exc:
+        done = len(list(Path(output).rglob("*.json"))) if Path(output).is_dir() else 0
+        raise UnlearnbenchError(f"{_os_message(exc)}; the finished records are in {output}/ "
+                                f"({done} JSON file{'s' if done != 1 else ''} there)") from exc
+
+
+def _os_message(exc: OSError) -> str:
+    return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc.strerror or exc)
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .run.recipes import (bundled_recipes, default_output, load_recipe, parse_seeds, pending,
-                            pruning_label, reproduce)
+    from .run.recipes import (bundled_recipes, default_output, load_recipe, pending, pruning_label,
+                              reproduce)
 
     if args.list or not args.recipe:
         from tabulate import tabulate
@@ -160,7 +220,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     recipe = load_recipe(args.recipe)
     output = args.output or default_output(recipe, args.scale)
-    seeds = parse_seeds(args.seeds)
+    seeds = _seed_flags(args)
     if args.dry_run:
         configs = recipe.configs(scale=args.scale, seeds=seeds, output_dir=output / "records",
                                  **_execution(args))
@@ -169,9 +229,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                   f"seeds to run: {','.join(map(str, c.seeds)) or '(all done)'}")
         print(f"{len(configs)} settings x {len(seeds)} seeds -> {output}/records")
         return 0
-    reproduce(recipe, output=output, scale=args.scale, seeds=seeds, plots=not args.no_plots,
-              log=lambda m: print(m, file=sys.stderr, flush=True), **_execution(args))
+    summary = _finishing(lambda: reproduce(recipe, output=output, scale=args.scale, seeds=seeds,
+                                           plots=not args.no_plots, log=_log, **_execution(args)),
+                         output / "records")
     print((output / "table.md").read_text())
+    if summary.get("diverged"):
+        raise DivergedRuns(f"{summary['diverged']} runs diverged (non-finite weights or logits); "
+                           f"their records, marked diverged, are in {output / 'records'}/")
     return 0
 
 
@@ -199,11 +263,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .report.leaderboard import render
     from .report.records import load_records
-    from .storage import atomic_write_text
+    from .storage import atomic_write_text, check_writable_file
 
     if args.format == "html":
         return _leaderboard_site(args)
-    text = render(load_records(args.results), args.format)
+    if args.output:
+        check_writable_file(args.output, "--output")
+    text = render(load_records(args.results, log=_log), args.format)
     if args.output:
         atomic_write_text(args.output, text)
         print(f"wrote {args.output}")
@@ -227,8 +293,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .errors import DataNotFoundError
     from .report.plots import plot_all
     from .report.records import load_records
+    from .storage import check_writable_folder
 
-    records = load_records(args.results)
+    check_writable_folder(args.output, "--output")
+    records = load_records(args.results, log=_log)
     if not records:
         raise DataNotFoundError(f"no run records (*.json) under {args.results}; nothing to plot")
     paths = plot_all(records, args.output, args.format, dpi=args.dpi, log=print)
@@ -256,6 +324,10 @@ def _one_line_warnings() -> None:
     warnings.showwarning = showwarning
 
 
+class DivergedRuns(UnlearnbenchError):
+    """Some runs finished with a diverged model: recorded, and the exit status says so."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "reproduce": cmd_reproduce, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
@@ -264,9 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _one_line_warnings()
     try:
         return handler(args)
-    except UnlearnbenchError as exc:
-        print(f"unlearnbench: error: {exc}", file=sys.stderr)
-        return 2
+    except (UnlearnbenchError, OSError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        message = str(exc) if isinstance(exc, UnlearnbenchError) else _os_message(exc)
+        print(f"unlearnbench: error: {' '.join(message.split())}", file=sys.stderr)
+        return 1 if isinstance(exc, DivergedRuns) else 2
     except KeyboardInterrupt:
         print("unlearnbench: interrupted; no partial record was written", file=sys.stderr)
         return 130

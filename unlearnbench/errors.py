@@ -52,3 +52,11 @@ def unknown_name_message(kind: str, name: str, available: Iterable[str]) -> str:
         message += " Did you mean " + " or ".join(repr(c) for c in close) + "?"
     shown = ", ".join(available[:40]) + (", ..." if len(available) > 40 else "")
     return message + f" Available: {shown or '(none)'}."
+
+
+class PluginError(UnlearnbenchError):
+    """A component failed while it ran, or returned something it must not (names it and its package)."""
+
+
+class NonFiniteError(UnlearnbenchError):
+    """A model's weights or logits are NaN or infinite: training diverged."""

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 from .errors import ConfigError, unknown_name_message
 
 C = TypeVar("C", bound="Configurable")
+INT_LIMIT = 2**63
 
 _BOUNDS = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"),
            "le": (lambda v, b: v <= b, "<="), "lt": (lambda v, b: v < b, "<")}
@@ -154,6 +155,8 @@ def _coerce(cls: type, spec: ParamSpec, tp: Any, value: Any) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _fail(cls, spec, value, "an integer")
+        if not -INT_LIMIT <= value < INT_LIMIT:  # torch and range() lengths overflow past 64 bits
+            raise _fail(cls, spec, value, "an integer that fits in 64 bits (|value| < 2**63)")
         return value
     if tp in (bool, str) and not isinstance(value, tp):
         raise _fail(cls, spec, value, tp.__name__)

@@ -92,3 +92,56 @@ class CheckpointCache:
         atomic_write_bytes(path, data)
         atomic_write_text(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest())
         return path
+
+
+# -- checks of output locations, made before any model trains ------------------------------
+NAME_MAX = 255  # bytes in one file name on common filesystems (ext4, xfs, btrfs, APFS, NTFS)
+TEMP_NAME_EXTRA = len(".") + len(".") + 8 + len(".tmp")  # atomic_write_bytes's ".NAME.XXXXXXXX.tmp"
+
+
+def check_writable_folder(path: Path, flag: str) -> None:
+    """Raise a one-line :class:`ConfigError` unless ``path`` is (or can be made) a writable folder.
+
+    Nothing is created: the nearest existing ancestor is probed with a temporary file, which
+    also catches read-only mounts (where permission bits alone say nothing for root).
+    """
+    from .errors import ConfigError
+
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; expected a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {path} cannot be created: {existing} is a file")
+    try:
+        _probe_write(existing)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path} is not writable: {exc.strerror or exc} in {existing}") from None
+
+
+def check_writable_file(path: Path, flag: str) -> None:
+    """Like :func:`check_writable_folder`, for a file about to be written (its folder is probed)."""
+    from .errors import ConfigError
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; expected a file name")
+    check_file_name(path.name, flag)
+    check_writable_folder(path.parent, flag)
+
+
+def check_file_name(name: str, what: str) -> None:
+    """A file name that the filesystem (and an atomic write's temporary name) can hold."""
+    from .errors import ConfigError
+
+    length = len(name.encode()) + TEMP_NAME_EXTRA
+    if length > NAME_MAX:
+        raise ConfigError(f"{what} gives the file name {name[:40]!r}... of {len(name.encode())} bytes; "
+                          f"expected at most {NAME_MAX - TEMP_NAME_EXTRA} (shorten it)")
+
+
+def _probe_write(folder: Path) -> None:
+    with tempfile.TemporaryFile(dir=folder):
+        pass

@@ -7,6 +7,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import ClassVar
 
 from .tensors import Augment, ImageData, Normalize, tensor_hash
@@ -82,3 +83,17 @@ class Dataset(Configurable, abc.ABC):
     def data_files(self, root: Path) -> list[Path]:
         """The files under ``root`` that ``load`` would read; none: nothing is cached."""
         return []
+
+
+def guarded_download(fetch: Callable[[], object], dataset: str, root: Path) -> None:
+    """Run ``fetch`` (a torchvision download, say); a network or file failure becomes one
+    :class:`~unlearnbench.errors.DataNotFoundError` line saying what to do instead."""
+    from ..errors import DataNotFoundError
+
+    try:
+        fetch()
+    except (OSError, RuntimeError, ValueError) as exc:  # urllib's URLError is an OSError
+        reason = getattr(exc, "reason", None) or exc
+        raise DataNotFoundError(f"{dataset}: downloading to {root} failed ({type(exc).__name__}: "
+                                f"{reason}); without a network, copy the files under --data-root "
+                                f"yourself") from exc

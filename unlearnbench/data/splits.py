@@ -32,14 +32,20 @@ class ForgetSpec:
 
     * ``class:K``: every training example of class K (dropped from the test set too);
     * ``random:F`` / ``random:N``: a seeded random fraction F (or count N) of the training set;
-    * ``backdoor:F[,target=T]``: a seeded fraction F (or count) of the training images gets the
-      BadNets trigger and label T (default 0); those poisoned images are the forget set, and
-      the attack success rate is measured before and after unlearning (see ``backdoor.py``).
+    * ``backdoor:F[,target=T]`` / ``backdoor:N[,target=T]``: a seeded fraction F (or count N) of
+      the training images gets the BadNets trigger and label T (default 0); those poisoned
+      images are the forget set, and the attack success rate is measured before and after
+      unlearning (see ``backdoor.py``).
+
+    How a number is written decides what it is: with a decimal point or an exponent
+    (``0.1``, ``1.0``, ``1e-2``) it is a fraction and must lie in (0, 1); a whole number
+    (``100``) is a count of examples. So ``random:1.0`` is an error, not one example.
     """
 
     kind: str
     value: float
     target: int = 0  # the backdoor's target label
+    count: bool = False  # ``value`` is a number of examples, not a fraction
 
     @classmethod
     def parse(cls, text: str) -> ForgetSpec:
@@ -48,14 +54,21 @@ class ForgetSpec:
             raise ConfigError(f"forget spec {text!r} is invalid: expected class:K (a class index), "
                               f"random:F (a fraction in (0, 1)), random:N (a count) or "
                               f"backdoor:F[,target=T] (poison a fraction F with target label T)")
-        kind, number, target = match.group(1), float(match.group(2)), match.group(3)
+        kind, written, target = match.group(1), match.group(2), match.group(3)
+        whole = written.isdigit()  # "100" is a count; "1.0", ".5" and "1e-2" are fractions
+        number = float(written)
         if target is not None and kind != "backdoor":
             raise ConfigError(f"forget spec {text!r}: target= applies to backdoor:F only")
-        if kind == "class" and not number.is_integer():
+        if kind == "class" and not whole:
             raise ConfigError(f"forget spec {text!r}: class index must be an integer")
-        if kind != "class" and not (0 < number < 1 or (number >= 1 and number.is_integer())):
-            raise ConfigError(f"forget spec {text!r}: expected a fraction in (0, 1) or a whole count >= 1")
-        return cls(kind, number, int(target or 0))
+        expected = "expected a fraction in (0, 1) or a whole count >= 1"
+        if kind != "class" and whole and number < 1:
+            raise ConfigError(f"forget spec {text!r}: {expected}")
+        if kind != "class" and not whole and not 0 < number < 1:
+            raise ConfigError(f"forget spec {text!r}: {expected}; {written} has a decimal point or "
+                              f"exponent, so it is a fraction (a count is written as a whole number, "
+                              f"e.g. {kind}:{max(int(number), 1)})")
+        return cls(kind, number, int(target or 0), count=kind != "class" and whole)
 
     @property
     def scenario(self) -> str:
@@ -79,7 +92,7 @@ class ForgetSpec:
                               f"expected 0..{num_classes - 1}")
 
     def __str__(self) -> str:
-        value = int(self.value) if self.value.is_integer() else self.value
+        value = int(self.value) if self.kind == "class" or self.count else self.value
         target = f",target={self.target}" if self.kind == "backdoor" and self.target else ""
         return f"{self.kind}:{value}{target}"
 
@@ -133,7 +146,7 @@ def make_split(train_labels: torch.Tensor, test_labels: torch.Tensor, spec: Forg
             raise ConfigError(f"forget spec {spec}: class {k} has no training examples to forget")
         test = torch.nonzero(test_labels != k).flatten()
     else:  # random and backdoor: a seeded sample of the training split
-        count = int(round(spec.value * len(train))) if spec.value < 1 else int(spec.value)
+        count = int(spec.value) if spec.count else int(round(spec.value * len(train)))
         if not 1 <= count < len(train):
             raise ConfigError(f"forget spec {spec}: {count} of {len(train)} training examples; "
                               f"expected at least 1 and fewer than all")

@@ -72,8 +72,11 @@ def class_names(schema, label_column: str) -> list[str] | None:
         return None
 
 
-def read_labels(files: Sequence[Path], label_column: str, dataset: str) -> torch.Tensor:
-    """The label column of ``files``, in file order, without reading any image."""
+def read_labels(files: Sequence[Path], label_column: str, dataset: str,
+                num_classes: int | None = None) -> torch.Tensor:
+    """The label column of ``files``, in file order, without reading any image; every label a
+    class index (``0..num_classes-1`` when the class count is known), else an error naming the
+    file and row."""
     import pyarrow.parquet as pq
 
     parts = []
@@ -82,12 +85,25 @@ def read_labels(files: Sequence[Path], label_column: str, dataset: str) -> torch
             column = pq.read_table(path, columns=[label_column]).column(label_column)
         except Exception as exc:
             raise CorruptFileError(f"{dataset}: cannot read {path}: {exc}") from exc
+        if column.null_count:
+            row = column.to_pylist().index(None)
+            raise CorruptFileError(f"{dataset}: {path} row {row} has no {label_column!r}; expected a "
+                                   f"class index")
         parts.append(column.to_numpy().astype(np.int64))
-    labels = torch.from_numpy(np.concatenate(parts)) if parts else torch.empty(0, dtype=torch.long)
-    if len(labels) and int(labels.min()) < 0:
-        raise CorruptFileError(f"{dataset}: {files[0].parent} holds negative labels (an "
-                               f"unlabelled split?); expected class indices >= 0")
-    return labels
+        check_labels(parts[-1], num_classes, f"{dataset}: {path}", label_column)
+    return torch.from_numpy(np.concatenate(parts)) if parts else torch.empty(0, dtype=torch.long)
+
+
+def check_labels(labels: np.ndarray, num_classes: int | None, where: str, column: str = "label") -> None:
+    """Every label a class index, ``0..num_classes-1`` (only ``>= 0`` when the count is unknown)."""
+    upper = num_classes if num_classes is not None else np.iinfo(np.int64).max
+    bad = np.flatnonzero((labels < 0) | (labels >= upper))
+    if len(bad):
+        row, value = int(bad[0]), int(labels[bad[0]])
+        expected = f"0..{num_classes - 1}" if num_classes is not None else "a class index >= 0"
+        hint = " (an unlabelled split?)" if value < 0 else ""
+        raise CorruptFileError(f"{where} row {row} has {column} {value}{hint}; expected {expected} "
+                               f"({len(bad)} rows out of range)")
 
 
 def read_images(files: Sequence[Path], label_columns: Sequence[str],
@@ -101,8 +117,9 @@ def read_images(files: Sequence[Path], label_columns: Sequence[str],
     for path in files:
         table = _read_table(path, [image_column], dataset)
         images += _decode(table.column(image_column).to_pylist(), path, dataset)
-    labels = read_labels(files, label_column, dataset)
-    return _image_data(images, labels, files[0].parent, dataset), class_names(schema, label_column)
+    names = class_names(schema, label_column)
+    labels = read_labels(files, label_column, dataset, len(names) if names else None)
+    return _image_data(images, labels, files[0].parent, dataset), names
 
 
 def _decode(cells: Sequence, path: Path, dataset: str) -> list[np.ndarray]:
@@ -138,8 +155,11 @@ def read_train_test(root: Path, label_columns: Sequence[str], dataset: str,
     """The ``train*`` and ``test*`` parquet splits under ``root``, decoded into memory; class
     names from the metadata, else ``"0"``, ``"1"``, ... up to the largest label."""
     train, names = read_images(parquet_files(root, "train", config), label_columns, dataset)
-    test, _ = read_images(parquet_files(root, "test", config), label_columns, dataset)
+    test, test_names = read_images(parquet_files(root, "test", config), label_columns, dataset)
+    names = names or test_names
     if names:
+        for part, split in ((train, "train"), (test, "test")):  # one split may lack the class names
+            check_labels(part.labels.numpy(), len(names), f"{dataset}: the {split} split under {root}")
         return train, test, tuple(names)
     n_classes = int(max(train.labels.max(), test.labels.max())) + 1
     return train, test, tuple(str(k) for k in range(n_classes))
@@ -198,12 +218,12 @@ def read_saved_train_test(folders: dict[str, Path], label_columns: Sequence[str]
         label_column = _pick(columns, label_columns, folder, dataset, "a label column")
         if isinstance(saved.features[image_column], datasets.Image):
             saved = saved.cast_column(image_column, datasets.Image(decode=False))
-        labels = torch.as_tensor(np.asarray(saved[label_column], dtype=np.int64))
-        if len(labels) and int(labels.min()) < 0:
-            raise CorruptFileError(f"{dataset}: {folder} holds negative labels (an unlabelled "
-                                   f"split?); expected class indices >= 0")
-        parts.append(_image_data(_decode(saved[image_column], folder, dataset), labels, folder, dataset))
+        labels = np.asarray(saved[label_column], dtype=np.int64)
         feature = saved.features[label_column]
+        known = len(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+        check_labels(labels, known, f"{dataset}: {folder}", label_column)
+        parts.append(_image_data(_decode(saved[image_column], folder, dataset),
+                                 torch.from_numpy(labels), folder, dataset))
         if names is None and isinstance(feature, datasets.ClassLabel):
             names = tuple(str(n) for n in feature.names)
     train, test = parts

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..data.tensors import Augment, ImageData, Normalize
-from ..data.dataset import Dataset, LoadedDataset
+from ..data.dataset import Dataset, LoadedDataset, guarded_download
 from ..errors import CorruptFileError, DataNotFoundError
 from ..train.loop import TrainRecipe
 from ._parquet import (parquet_files, read_saved_train_test, read_train_test, saved_files,
@@ -60,7 +60,8 @@ class _Cifar(Dataset):
         saved = saved_split_folders(root)
         if not (root / self.folder).is_dir() and not saved and not parquet_files(root, "train") and download:
             import torchvision.datasets
-            getattr(torchvision.datasets, self.torchvision_class)(str(root), train=True, download=True)
+            guarded_download(lambda: getattr(torchvision.datasets, self.torchvision_class)(
+                str(root), train=True, download=True), self.dataset_name, root)
         if (root / self.folder).is_dir():
             train, test, names = self._load_pickles(root / self.folder)
         elif saved:

@@ -153,9 +153,9 @@ def _parquet(root: Path, transform: CenterCrop) -> tuple[ImageData, ImageData, t
         image_column = pick_column(schema, IMAGE_COLUMNS, files, "imagenet", "an image column")
         label_column = pick_column(schema, ("label",), files, "imagenet", "a label column")
         store = ParquetStore(files, image_column)
-        labels = read_labels(files, label_column, "imagenet")
-        parts.append(ImageData(DiskImages.of(store, transform), labels))
         names = names or class_names(schema, label_column)
+        labels = read_labels(files, label_column, "imagenet", len(names) if names else None)
+        parts.append(ImageData(DiskImages.of(store, transform), labels))
     train, test = parts
     if not names:
         names = [str(k) for k in range(int(max(train.labels.max(), test.labels.max())) + 1)]

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..data.tensors import Augment, ImageData, Normalize
-from ..data.dataset import Dataset, LoadedDataset
+from ..data.dataset import Dataset, LoadedDataset, guarded_download
 from ..errors import CorruptFileError, DataNotFoundError
 from ..train.loop import TrainRecipe
 from ._parquet import (parquet_files, read_saved_train_test, read_train_test, saved_files,
@@ -63,7 +63,8 @@ class SVHN(Dataset):
         if not has_mat and not has_parquet and not saved and download:
             import torchvision.datasets
             for split in MAT_FILES:
-                torchvision.datasets.SVHN(str(root), split=split, download=True)
+                guarded_download(lambda: torchvision.datasets.SVHN(str(root), split=split, download=True),
+                         "svhn", root)
             has_mat = True
         if has_mat:
             train, test = (_read_mat(root / MAT_FILES[s]) for s in ("train", "test"))

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.tensors import DeviceLoader, ImageData, Normalize
-from ..errors import ConfigError
+from ..errors import ConfigError, NonFiniteError
 from ..train.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -129,6 +129,27 @@ def predict(model: nn.Module, data: ImageData, normalize: Normalize, runtime: Ru
     return torch.cat(outputs).cpu()
 
 
+def non_finite_weights(model: nn.Module) -> str | None:
+    """What in ``model``'s state is NaN or infinite (the first such tensor), or None."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return f"its weights {name!r} are non-finite"
+    return None
+
+
+def check_finite(model: nn.Module, data: ImageData, normalize: Normalize, runtime: Runtime,
+                 what: str, examples: int = 256) -> None:
+    """Raise :class:`NonFiniteError` if ``model``'s weights, or its logits on the first
+    ``examples`` of ``data``, are NaN or infinite."""
+    problem = non_finite_weights(model)
+    if problem is None:
+        sample = data.subset(torch.arange(min(examples, len(data)), device=data.device))
+        if len(sample) and not bool(torch.isfinite(predict(model, sample, normalize, runtime)).all()):
+            problem = "its logits are non-finite"
+    if problem is not None:
+        raise NonFiniteError(f"{what} diverged: {problem}")
+
+
 @dataclass(frozen=True)
 class Metrics:
     UA: float
@@ -142,6 +163,9 @@ def evaluate(model: nn.Module, *, forget: ImageData, retain: ImageData, test: Im
     """All four metrics; ``shadow_index`` picks the retain examples used as attack members."""
     logits = {name: predict(model, data, normalize, runtime)
               for name, data in (("forget", forget), ("retain", retain), ("test", test))}
+    for name, values in logits.items():  # NaN logits would break the attack's SVC, not diverge visibly
+        if not bool(torch.isfinite(values).all()):
+            raise NonFiniteError(f"its logits on the {name} set are non-finite")
     labels = {"forget": forget.labels.cpu(), "retain": retain.labels.cpu(), "test": test.labels.cpu()}
     shadow = shadow_index.cpu()
     mia = mia_efficacy(true_label_confidence(logits["retain"][shadow], labels["retain"][shadow]),

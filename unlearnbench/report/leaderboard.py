@@ -41,10 +41,16 @@ def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
                      "base": r.label or r.method, "variant": f"{r.config_identity}/{r.data_hash}",
                      "setting": canonical([setting, r.data_hash]), "versions": _versions(r),
                      "sparsity": r.sparsity, "device": r.environment.device_name,
+                     "diverged": r.diverged,
                      **{m: getattr(r.metrics, m) for m in METRICS}, "RTE": r.metrics.RTE,
                      **{f"{PROBE}{name}:{when}": value for name, values in r.probes.items()
                         for when, value in values.items()}})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    # a diverged run has no numbers to average: its row counts it apart, never into a mean
+    values = [c for c in frame.columns if c in (*METRICS, "RTE") or c.startswith(PROBE)]
+    frame[values] = frame[values].astype(float)
+    frame.loc[frame["diverged"], values] = float("nan")
+    return frame
 
 
 def row_labels(records: Sequence[RunRecord]) -> list[str]:
@@ -93,7 +99,8 @@ def summarize(records: Sequence[RunRecord]) -> pd.DataFrame:
     grouped = frame.groupby(GROUP + ["variant"], sort=False)
     table = grouped[values].mean().add_suffix("_mean")
     table = table.join(grouped[values].std(ddof=1).fillna(0.0).add_suffix("_std"))
-    table["n"] = grouped.size()
+    table["n"] = grouped["diverged"].agg(lambda d: int((~d).sum()))  # seeds in the means
+    table["diverged"] = grouped["diverged"].agg(lambda d: int(d.sum()))
     table["devices"] = grouped["device"].agg(lambda d: ", ".join(sorted(set(d))))
     table["versions"] = grouped["versions"].agg(lambda v: sorted(set(v)))
     table["forget_name"] = grouped["forget_name"].agg(lambda n: next(iter(n.dropna()), None))
@@ -126,10 +133,11 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
     for _, s in summary.iterrows():
         name = s["forget_name"]
         forget = f"{s['forget']} ({name})" if isinstance(name, str) else s["forget"]
+        seeds = f"{int(s['n'])} + {int(s['diverged'])} diverged" if s["diverged"] else int(s["n"])
         row = {"dataset": s["dataset"], "arch": s["arch"], "forget": forget,
-               "pruning": s["pruning"], "method": s["method"], "seeds": int(s["n"])}
+               "pruning": s["pruning"], "method": s["method"], "seeds": str(seeds)}
         for m in METRICS:
-            cell = _cell(s[f"{m}_mean"], s[f"{m}_std"], s["n"])
+            cell = "diverged" if s["n"] == 0 else _cell(s[f"{m}_mean"], s[f"{m}_std"], s["n"])
             gap = s[f"{m}_gap"]
             row[m if m != "MIA" else "MIA-Efficacy"] = cell if pd.isna(gap) else f"{cell} ({gap:.2f})"
         row["Disparity Ave."] = "—" if pd.isna(s["disparity"]) else f"{s['disparity']:.2f}"
@@ -168,6 +176,10 @@ def table_notes(records: Sequence[RunRecord]) -> list[str]:
     """How to read the table's cells, and where RTE was measured (shared by every renderer)."""
     notes = ["Cells: mean ± std over seeds; (gap) = |metric - Retrain's| at the same pruning and "
              "scenario; Disparity Ave. = mean of the four gaps."]
+    if diverged := sum(r.diverged for r in records):
+        notes.append(f"diverged: {diverged} run{'s' if diverged != 1 else ''} ended with non-finite "
+                     f"weights or logits; a row's seeds count them apart (\"2 + 1 diverged\"), "
+                     f"and they are left out of every mean.")
     if any(r.probes for r in records):
         notes.append("before → after: a probe measured on the model given to the unlearner and on "
                      "the unlearned model (means over seeds); ASR = backdoor attack success rate, "

@@ -411,6 +411,12 @@ def plot_all(records: Sequence[RunRecord], out_dir: Path, fmt: str = "png", *, d
         raise ConfigError(f"format {fmt!r} is invalid: expected one of {', '.join(FORMATS)}")
     if dpi <= 0:
         raise ConfigError(f"dpi {dpi} is invalid: expected a positive integer")
+    if diverged := [r for r in records if r.diverged]:  # no numbers to draw; said, not hidden
+        log(f"left out {len(diverged)} diverged run{'s' if len(diverged) != 1 else ''}: "
+            + ", ".join(r.run_id for r in diverged[:5]) + (", ..." if len(diverged) > 5 else ""))
+        records = [r for r in records if not r.diverged]
+        if not records:
+            raise ConfigError("every run record is of a diverged run; nothing to plot")
     paths: list[Path] = []
     for item in pictures(records):
         if isinstance(item, Skipped):

@@ -12,6 +12,7 @@ import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import CorruptFileError, DataNotFoundError
@@ -20,16 +21,19 @@ from ..storage import atomic_write_text
 SCHEMA_VERSION = 3
 # Version 1 records lack ``probes``; they read as having none. Versions 1 and 2 lack the
 # identity: it is derived from what they stored (``unlearnbench.run.identity.derived_config``).
+# Versions 1 and 2 lack ``status``: they read as "ok" (a diverged run could not be recorded).
 READABLE_VERSIONS = (1, 2, 3)
 IDENTITY_FIELDS = ("resolved", "identity", "config_identity")
+STATUSES = ("ok", "diverged")
 
 
 @dataclass(frozen=True)
 class MetricValues:
-    UA: float
-    MIA: float
-    RA: float
-    TA: float
+    # None for a diverged run (non-finite weights or logits): JSON has no NaN
+    UA: float | None
+    MIA: float | None
+    RA: float | None
+    TA: float | None
     RTE: float  # seconds of the unlearning call
 
 
@@ -99,6 +103,9 @@ class RunRecord:
     identity: str = ""
     config_identity: str = ""
     data_hash: str | None = None  # hash of the decoded training data (None: not recorded)
+    # "diverged": the unlearned model had non-finite weights or logits; its metrics (and the
+    # probes after unlearning) are None, and config["divergence"] says what was non-finite
+    status: str = "ok"
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -109,6 +116,10 @@ class RunRecord:
             object.__setattr__(self, "identity", trial_identity(self.resolved, self.seed))
         if not self.config_identity:
             object.__setattr__(self, "config_identity", config_identity(self.resolved))
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == "diverged"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -128,9 +139,12 @@ class RunRecord:
             raise CorruptFileError(f"{source}: a schema {version} record needs {', '.join(missing)}")
         record = _build(cls, data, source)
         _check_identity(record, data, source)
+        if record.status not in STATUSES:
+            raise CorruptFileError(f"{source}: status {record.status!r} is invalid: expected one of "
+                                   f"{', '.join(STATUSES)}")
         for name, values in record.probes.items():
             if not isinstance(values, dict) or not all(
-                    isinstance(k, str) and _matches(float, v) for k, v in values.items()):
+                    isinstance(k, str) and _matches(float | None, v) for k, v in values.items()):
                 raise CorruptFileError(f"{source}: probe {name!r}={values!r} is not a mapping of "
                                        f"'before'/'after' to numbers")
         return dataclasses.replace(record, schema_version=SCHEMA_VERSION)
@@ -198,26 +212,57 @@ class DuplicateRecordWarning(UserWarning):
     """A folder holds one trial (one identity) more than once; the newest record is used."""
 
 
-def load_records(folder: Path) -> list[RunRecord]:
-    """Every ``*.json`` record under ``folder`` (recursively), sorted by run id.
+def load_records(path: Path, *, log: Callable[[str], None] | None = None) -> list[RunRecord]:
+    """Every run record under ``path`` (recursively), sorted by run id; ``path`` may also be one
+    record file. Other JSON files (a recipe's ``recipe.json``, a stray file) are skipped, each
+    reported to ``log`` with the reason; a file that claims to be a record (it has a
+    ``schema_version``) but is damaged is an error, never dropped."""
+    records, skipped = scan_records(path)
+    for file, reason in skipped:
+        if log is not None:
+            log(f"skipped {file}: {reason}")
+    return records
+
+
+def scan_records(path: Path) -> tuple[list[RunRecord], list[tuple[Path, str]]]:
+    """The records under ``path`` (see :func:`load_records`) and the skipped files with reasons.
 
     One trial recorded twice would count as two seeds: the newer record (by ``created``) is
     kept, and a :class:`DuplicateRecordWarning` names both files.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataNotFoundError(f"results folder {folder} does not exist")
+    path = Path(path)
+    if path.is_file():
+        return [RunRecord.load(path)], []
+    if not path.is_dir():
+        raise DataNotFoundError(f"results folder {path} does not exist")
     kept: dict[str, tuple[RunRecord, Path]] = {}
-    for path in sorted(folder.rglob("*.json")):
-        record = RunRecord.load(path)
+    skipped = []
+    for file in sorted(path.rglob("*.json")):
+        if not file.is_file():
+            continue
+        if (reason := _not_a_record(file)) is not None:
+            skipped.append((file, reason))
+            continue
+        record = RunRecord.load(file)
         if (earlier := kept.get(record.identity)) is not None:
             (new, new_path), (old, old_path) = sorted(
-                [earlier, (record, path)], key=lambda rp: (rp[0].created, str(rp[1])), reverse=True)
+                [earlier, (record, file)], key=lambda rp: (rp[0].created, str(rp[1])), reverse=True)
             warnings.warn(DuplicateRecordWarning(
                 f"trial {record.identity[:12]} ({record.run_id}) is recorded twice: using "
                 f"{new_path} (created {new.created}), ignoring {old_path} (created {old.created})"),
                 stacklevel=2)
             kept[record.identity] = (new, new_path)
         else:
-            kept[record.identity] = (record, path)
-    return sorted((r for r, _ in kept.values()), key=lambda r: r.run_id)
+            kept[record.identity] = (record, file)
+    return sorted((r for r, _ in kept.values()), key=lambda r: r.run_id), skipped
+
+
+def _not_a_record(path: Path) -> str | None:
+    """Why ``path`` is no run record, or None when it claims to be one."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"not readable JSON ({type(exc).__name__})"
+    if not isinstance(data, dict) or "schema_version" not in data:
+        return "not a run record (no schema_version)"
+    return None

@@ -17,7 +17,9 @@ from ..components import build_model
 from ..data.dataset import Dataset, LoadedDataset
 from ..data.splits import Split
 from ..data.tensors import Augment, DeviceLoader, ImageData, Normalize, tensor_hash
-from ..errors import UnlearnbenchError
+from ..components import PRUNERS
+from ..errors import NonFiniteError, UnlearnbenchError
+from ..evaluate.metrics import check_finite
 from ..evaluate.probes import Probe, ProbeContext
 from ..pruner import PruningTask
 from ..storage import CheckpointCache
@@ -25,6 +27,7 @@ from ..train.loop import TrainRecipe, fit
 from ..train.masks import Mask
 from ..train.runtime import derive_seed, generator
 from .config import CACHE_FORMAT, Plan
+from .guard import call_plugin, check_same_architecture
 
 REWIND_EPOCH, REFERENCE_EPOCHS = 8, 182  # OMP/IMP rewind point of the reference recipe
 
@@ -113,6 +116,8 @@ def original_model(plan: Plan, data: LoadedDataset, train: ImageData, split: Spl
     loader = train_loader(plan, data, train, seed, "original/batches")
     with plan.runtime.timer() as watch:
         fit(model, loader, plan.recipe, plan.runtime, desc="train original", on_epoch_end=snapshot)
+    _refuse_diverged(model, plan, data, train, f"the original model ({plan.arch}, lr {plan.recipe.lr:g})",
+                     "lower the learning rate (--train lr=...)")
     plan.cache.save("originals", description,
                     {"state": cpu_state(model), "snapshots": snapshots, "seconds": watch.seconds})
     return model, watch.seconds, False, snapshots, description
@@ -139,13 +144,25 @@ def pruned_model(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
         dense_state=cpu_state(original), snapshots=snapshots)
     torch.manual_seed(derive_seed(seed, "prune"))
     with plan.runtime.timer() as watch:
-        model, mask = plan.pruner.prune(task)
+        model, mask = call_plugin(PRUNERS, plan.config.pruner, lambda: plan.pruner.prune(task))
+    check_same_architecture(PRUNERS, plan.config.pruner, original, model)
+    _refuse_diverged(model, plan, data, train, f"the model pruned by {plan.config.pruner!r}",
+                     "lower the learning rate (--train lr=...)")
     if mask.violations(model):
         raise UnlearnbenchError(f"pruner {plan.config.pruner!r} returned a model whose pruned "
                                 f"weights are not zero")
     plan.cache.save("pruned", description,
                     {"state": cpu_state(model), "mask": mask.state_dict(), "seconds": watch.seconds})
     return model, mask, watch.seconds, False, description
+
+
+def _refuse_diverged(model: nn.Module, plan: Plan, data: LoadedDataset, train: ImageData, what: str,
+                     advice: str) -> None:
+    """A model with non-finite weights or logits is never cached: a one-line error instead."""
+    try:
+        check_finite(model, train, data.normalize, plan.runtime, what)
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"{exc}; it was not cached: {advice}") from None
 
 
 def train_loader(plan: Plan, data: LoadedDataset, train: ImageData, seed: int, stream: str):

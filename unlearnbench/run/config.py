@@ -14,9 +14,9 @@ from typing import Any
 from ..components import DATASETS, PRUNERS, UNLEARNERS, check_arch
 from ..data.dataset import Dataset
 from ..data.splits import ForgetSpec
-from ..errors import ConfigError
+from ..errors import ConfigError, DataNotFoundError
 from ..pruner import Pruner
-from ..storage import CheckpointCache
+from ..storage import CheckpointCache, check_file_name, check_writable_folder
 from ..train.loop import TrainRecipe
 from ..train.runtime import Runtime
 from ..unlearner import Unlearner
@@ -98,7 +98,31 @@ def prepare(config: RunConfig) -> Plan:
         raise ConfigError(f"--save-model {config.save_model} is a file: expected a folder for the models")
     transfer = (DATASETS.get(config.transfer).from_params(config.transfer_params)
                 if config.transfer else None)
-    return Plan(config, dataset, arch, recipe, unlearner, pruner, ForgetSpec.parse(config.forget),
+    plan = Plan(config, dataset, arch, recipe, unlearner, pruner, ForgetSpec.parse(config.forget),
                 Runtime.resolve(config.device, config.precision, config.compile),
                 CheckpointCache(config.cache_dir), transfer)
+    check_locations(plan)
+    return plan
+
+
+def check_locations(plan: Plan) -> None:
+    """Folders and file names that would otherwise fail only after the compute: the data roots
+    exist, the output and cache folders are writable, and every record's name fits."""
+    from ..report.provenance import planned_run_id
+
+    config = plan.config
+    for flag, root in (("--data-root", config.data_root), ("--transfer-root", config.transfer_root)):
+        if root is None:
+            continue
+        root = Path(root).expanduser()
+        if config.download:  # the download creates it
+            check_writable_folder(root, flag)
+        elif not root.is_dir():
+            raise DataNotFoundError(f"{flag} {root} {'is a file' if root.exists() else 'does not exist'}; "
+                                    f"expected the folder holding the dataset")
+    check_writable_folder(config.output_dir, "--output")
+    check_writable_folder(config.cache_dir, "--cache-dir")
+    for seed in config.seeds:
+        check_file_name(f"{planned_run_id(plan, seed)}.json",
+                        f"--label {config.label!r}" if config.label else "this run's record")
 

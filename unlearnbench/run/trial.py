@@ -7,6 +7,7 @@ here knows a method, pruner, dataset or architecture by name.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,12 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..components import build_model
+from ..components import UNLEARNERS, build_model
 from ..data.dataset import LoadedDataset
 from ..data.splits import make_split, subsample
 from ..data.tensors import ImageData, Normalize
-from ..errors import UnlearnbenchError
-from ..evaluate.metrics import evaluate
+from ..errors import CorruptFileError, NonFiniteError, UnlearnbenchError
+from ..evaluate.metrics import Metrics, evaluate, non_finite_weights
 from ..evaluate.probes import BackdoorProbe, Probe, ProbeContext, TransferProbe
 from ..report.provenance import make_record
 from ..report.records import RunRecord, Timings
@@ -32,7 +33,9 @@ from ..train.runtime import derive_seed, generator
 from ..unlearner import UnlearningTask
 from .artifacts import load_dataset, model_factory, original_model, probe_before, pruned_model
 from .config import Plan, RunConfig, prepare
+from .guard import call_plugin, check_same_architecture
 from .timing import timed_unlearn
+
 
 def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None) -> list[RunRecord]:
     """Run every seed of ``config``; returns the records (also written to ``output_dir``)."""
@@ -47,17 +50,28 @@ def load_data(plan: Plan) -> LoadedDataset:
     """The dataset's tensors, cut to ``train_size``/``test_size`` when the config asks."""
     cfg = plan.config
     data = load_dataset(plan.dataset, cfg.dataset, cfg.data_root, cfg.download, plan.cache)
+    check_labels(data, cfg.dataset)
     return subsample(data, cfg.train_size, cfg.test_size)
+
+
+def check_labels(data: LoadedDataset, name: str) -> None:
+    """Every label a class index: a bad one would otherwise surface deep in training."""
+    for split, part in (("train", data.train), ("test", data.test)):
+        labels = part.labels
+        bad = torch.nonzero((labels < 0) | (labels >= data.num_classes)).flatten()
+        if len(bad):
+            raise CorruptFileError(f"dataset {name!r}: {split} example {int(bad[0])} has label "
+                                   f"{int(labels[bad[0]])}; expected 0..{data.num_classes - 1} "
+                                   f"({len(bad)} out of range)")
 
 
 def _transfer_probe(plan: Plan, data: LoadedDataset) -> TransferProbe:
     cfg = plan.config
     downstream = load_dataset(plan.transfer, cfg.transfer, cfg.transfer_root or cfg.data_root,
-                       cfg.download, plan.cache)
+                              cfg.download, plan.cache)
     probe = TransferProbe(cfg.transfer, subsample(downstream, cfg.train_size, cfg.test_size))
     probe.check(data.in_chans, data.image_size)
     return probe
-
 
 
 @dataclass(frozen=True)
@@ -130,11 +144,9 @@ def run_trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
 
     log(f"[seed {seed}] unlearning with {plan.config.method}")
     torch.manual_seed(derive_seed(seed, "unlearn"))
-    timed = timed_unlearn(plan.unlearner, model, task)
+    timed = call_plugin(UNLEARNERS, plan.config.method, lambda: timed_unlearn(plan.unlearner, model, task))
     unlearned, rte, warmup_s = timed.model, timed.rte, timed.warmup_s
-    if not isinstance(unlearned, nn.Module):
-        raise UnlearnbenchError(f"unlearner {plan.config.method!r} returned {type(unlearned).__name__}, "
-                                f"expected the unlearned torch.nn.Module")
+    check_same_architecture(UNLEARNERS, plan.config.method, model, unlearned)
     if mask is not None and (bad := mask.violations(unlearned)):
         raise UnlearnbenchError(f"unlearner {plan.config.method!r} made {bad} pruned weights non-zero; "
                                 f"the mask must stay fixed (train with task.fit, or call task.mask.apply)")
@@ -142,14 +154,26 @@ def run_trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
     log(f"[seed {seed}] evaluating")
     test = full_test.subset(split.test)
     shadow = mia_members(len(retain), len(test), seed)
+    divergence = non_finite_weights(unlearned)
     with runtime.timer() as evaluation:
-        metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
-                           normalize=data.normalize, runtime=runtime, shadow_index=shadow)
-        after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
+        try:
+            if divergence is not None:
+                raise NonFiniteError(divergence)
+            metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
+                               normalize=data.normalize, runtime=runtime, shadow_index=shadow)
+            after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
+        except NonFiniteError as exc:  # recorded as diverged: a result about the method, not a crash
+            divergence = str(exc)
+            log(f"[seed {seed}] diverged: {divergence}")
+            metrics = Metrics(UA=None, MIA=None, RA=None, TA=None)
+            after = {key: None for key in before}
 
     record = make_record(plan, data, seed, split, unlearned, metrics, rte,
                      Timings(original_s, original_cached, prune_s, prune_cached, rte, evaluation.seconds, warmup_s),
                      {k: {"before": before[k], "after": after[k]} for k in after})
+    if divergence is not None:
+        record = dataclasses.replace(record, status="diverged",
+                                     config={**record.config, "divergence": divergence})
     record.save(Path(plan.config.output_dir) / f"{record.run_id}.json")
     if plan.config.save_model is not None:
         save_model(Path(plan.config.save_model).expanduser() / f"{record.run_id}.pt", unlearned, mask, data, split,

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .masks import Mask
+from .progress import progress as report_progress
 from ..params import Configurable, param
 from .runtime import Runtime
 
@@ -77,7 +77,7 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: TrainRecipe, runtime: 
     apply_mask()
     net = runtime.compiled(model)
     model.train()
-    for epoch in tqdm(range(recipe.epochs), desc=desc, unit="epoch", leave=False, disable=None):
+    for epoch in report_progress(range(recipe.epochs), desc, "epoch"):
         for i, batch in enumerate(batches):
             progress = (epoch + (i / steps if steps else 0.0)) / max(recipe.epochs, 1)
             for group in optimizer.param_groups:

@@ -199,26 +199,69 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
     records_dir = output / "records"
     configs = recipe.configs(scale=scale, seeds=seeds, output_dir=records_dir, **common)
     todo = [c for c in pending(configs, records_dir) if c.seeds]
+    check_against_data(todo)
     total = sum(len(c.seeds) for c in configs)
     log(f"recipe {recipe.name} ({scale}): {total} runs, {sum(len(c.seeds) for c in todo)} to do")
     start = time.perf_counter()
+    diverged = 0
     for i, config in enumerate(todo, 1):
         log(f"[{i}/{len(todo)}] {config.label or config.method} {pruning_label(config)} {config.forget} "
             f"seeds {','.join(map(str, config.seeds))}")
-        run(config, log=log)
+        diverged += sum(r.diverged for r in run(config, log=log))
     seconds = time.perf_counter() - start
-    records = load_records(records_dir)
+    records = load_records(records_dir, log=log)
     atomic_write_text(output / "table.md", f"# {recipe.name} ({scale})\n\n{recipe.description}\n\n"
                       f"Published numbers: {recipe.paper}\n\n{render(records)}")
     summary = {"recipe": recipe.name, "scale": scale, "seeds": list(seeds), "runs": total,
                "ran": sum(len(c.seeds) for c in todo), "wall_clock_s": round(seconds, 1),
                "configs": [_jsonable(dataclasses.asdict(c)) for c in configs]}
-    atomic_write_text(output / "recipe.json", json.dumps(summary, indent=2) + "\n")
+    write_provenance(output / "recipe.json", summary, log)
+    summary["diverged"] = diverged
     if plots:
         from ...report.plots import plot_all
         plot_all(records, output / "plots", "png", log=log)
     log(f"{summary['ran']} runs in {seconds:.0f} s; table in {output / 'table.md'}")
     return summary
+
+
+def check_against_data(configs: Sequence[RunConfig]) -> None:
+    """What needs the data (a forget class or backdoor target beyond the class count, a subset
+    larger than the data), checked for every cell before the first one runs."""
+    from ..trial import load_data
+
+    loaded: dict[str, Any] = {}
+    for config in configs:
+        plan = prepare(config)
+        key = json.dumps([config.dataset, plan.dataset.get_params(), str(config.data_root),
+                          config.train_size, config.test_size])
+        if key not in loaded:
+            data = load_data(plan)
+            loaded[key] = data.num_classes
+        plan.forget.check(loaded[key])
+
+
+def write_provenance(path: Path, summary: dict[str, Any], log: Callable[[str], None]) -> None:
+    """Write ``recipe.json``; a run that ran nothing leaves the file as it was, and runs added
+    to a recipe that already ran add to its counts (the file never holds less than before)."""
+    from ...storage import atomic_write_text
+
+    summary, previous = dict(summary), None
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, ValueError):
+            previous = None
+    if previous is not None and summary["ran"] == 0:
+        log(f"nothing ran; {path} kept as it was")
+        return
+    if isinstance(previous, dict) and (previous.get("recipe"), previous.get("scale")) == (
+            summary["recipe"], summary["scale"]):
+        for key in ("ran", "wall_clock_s"):
+            if isinstance(previous.get(key), (int, float)):
+                summary[key] = round(summary[key] + previous[key], 1) if key == "wall_clock_s" \
+                    else summary[key] + previous[key]
+        summary["seeds"] = sorted(set(summary["seeds"]) | set(previous.get("seeds") or []))
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
 
 
 def _jsonable(value: Any) -> Any:
@@ -227,20 +270,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return str(value) if isinstance(value, Path) else value
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """``N`` (a count: seeds 0..N-1) or a comma-separated list ``0,3,7``."""
-    from ...cli import _seeds
-    if "," not in text:
-        try:
-            count = int(text)
-        except ValueError:
-            raise ConfigError(f"--seeds {text!r} is invalid: expected a count N or a list 0,1,2") from None
-        if count < 1:
-            raise ConfigError(f"--seeds {text!r} is invalid: expected at least one seed")
-        return tuple(range(count))
-    return _seeds(text)
 
 
 def default_output(recipe: Recipe, scale: str) -> Path:

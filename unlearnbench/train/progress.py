@@ -1,0 +1,49 @@
+"""Progress of long phases: a bar on a terminal, a line at intervals anywhere else.
+
+Off a terminal (output piped, or a batch job's log) a bar prints nothing useful, so a phase
+reports ``train original: epoch 12/182, 41 s`` every ``interval_s()`` seconds
+(``UNLEARNBENCH_PROGRESS_INTERVAL``, default 30) and one line at its end if it took longer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+from tqdm.auto import tqdm
+
+DEFAULT_INTERVAL_S = 30.0
+
+
+def interval_s() -> float:
+    try:
+        return max(0.0, float(os.environ.get("UNLEARNBENCH_PROGRESS_INTERVAL", DEFAULT_INTERVAL_S)))
+    except ValueError:
+        return DEFAULT_INTERVAL_S
+
+
+def progress(steps: range, desc: str, unit: str) -> Iterator[int]:
+    """Iterate ``steps``, showing progress on stderr (see the module docstring)."""
+    if _on_terminal():
+        yield from tqdm(steps, desc=desc, unit=unit, leave=False)
+        return
+    every, total = interval_s(), len(steps)
+    start = last = time.monotonic()
+    for done, step in enumerate(steps, 1):
+        yield step
+        now = time.monotonic()
+        if now - last >= every and done < total:
+            print(f"{desc}: {unit} {done}/{total}, {now - start:.0f} s", file=sys.stderr, flush=True)
+            last = now
+    if total and time.monotonic() - start >= every:
+        print(f"{desc}: {total} {unit}s done in {time.monotonic() - start:.0f} s", file=sys.stderr,
+              flush=True)
+
+
+def _on_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
