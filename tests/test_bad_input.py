@@ -70,6 +70,8 @@ def test_a_record_that_claims_to_be_one_but_is_damaged_stays_an_error(capsys, tm
     make_record().save(tmp_path / "a.json")
     (tmp_path / "b.json").write_text('{"schema_version": 3, "run_id": "x"}')
     assert "b.json" in _error_line(capsys, ["leaderboard", str(tmp_path)])
+    (tmp_path / "b.json").write_text('{"schema_version": 3, "run_id": ')  # a write cut short
+    assert "b.json" in _error_line(capsys, ["leaderboard", str(tmp_path)])
 
 
 def test_leaderboard_of_one_record_file(capsys, tmp_path: Path, make_record) -> None:

@@ -266,7 +266,8 @@ def test_regenerating_replaces_the_site(bench, tmp_path, make_record) -> None:
     assert Path("grid/runs/synthetic-tiny_cnn-class_0-ga-dense-seed0.html") in first
     assert set(first) - set(second) == {Path("grid/runs/synthetic-tiny_cnn-class_0-ga-dense-seed0.html")}
     assert not list(tmp_path.glob(".site.*"))  # no staging folder left behind
-    (bench / "grid" / "records" / "synthetic-tiny_cnn-class_0-ga-dense-seed0.json").write_text("{}")
+    damaged = bench / "grid" / "records" / "synthetic-tiny_cnn-class_0-ga-dense-seed0.json"
+    damaged.write_text('{"schema_version": 3}')  # claims to be a record, and is damaged
     with pytest.raises(CorruptFileError, match="ga-dense-seed0.json"):
         build_site(bench, site, log=lambda _: None)
     third = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
@@ -294,7 +295,7 @@ def test_bad_input_fails_with_one_line_before_anything_is_written(bench, tmp_pat
     assert "no run records" in fails(empty, "--format", "html", "--output", tmp_path / "s2")
     broken = tmp_path / "broken"
     save(make_runs_of_one(bench), broken)
-    (broken / "bad.json").write_text("{")
+    (broken / "bad.json").write_text('{"schema_version": 3, "run_id": ')  # a record cut short
     assert "bad.json" in fails(broken, "--format", "html", "--output", tmp_path / "s3")
     assert not (tmp_path / "s1").exists() and not (tmp_path / "s2").exists() and not (tmp_path / "s3").exists()
     assert not list(tmp_path.glob(".s*.*"))

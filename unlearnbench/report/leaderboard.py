@@ -166,14 +166,17 @@ def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
     if tablefmt is None:
         raise ConfigError(f"--format {fmt!r} is invalid: expected markdown, csv or latex")
     text = tabulate(frame, headers="keys", tablefmt=tablefmt, showindex=False, disable_numparse=True)
-    notes = table_notes(records)
+    notes = table_notes(records, summary)
     if fmt == "latex":
         return text + "\n" + "\n".join(f"% {n}" for n in notes) + "\n"
     return text + "\n\n" + "\n".join(notes) + "\n"
 
 
-def table_notes(records: Sequence[RunRecord]) -> list[str]:
-    """How to read the table's cells, and where RTE was measured (shared by every renderer)."""
+def table_notes(records: Sequence[RunRecord], summary: pd.DataFrame | None = None) -> list[str]:
+    """How to read the table's cells, and where RTE was measured (shared by every renderer);
+    ``summary`` is ``summarize(records)`` when the caller has it already."""
+    if summary is None:
+        summary = summarize(records)
     notes = ["Cells: mean ± std over seeds; (gap) = |metric - Retrain's| at the same pruning and "
              "scenario; Disparity Ave. = mean of the four gaps."]
     if diverged := sum(r.diverged for r in records):

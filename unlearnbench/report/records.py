@@ -260,8 +260,11 @@ def scan_records(path: Path) -> tuple[list[RunRecord], list[tuple[Path, str]]]:
 def _not_a_record(path: Path) -> str | None:
     """Why ``path`` is no run record, or None when it claims to be one."""
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
+        data = json.loads(text)
     except (OSError, ValueError) as exc:
+        if isinstance(exc, ValueError) and '"schema_version"' in text:
+            return None  # a record cut short or damaged: loading it raises, naming the file
         return f"not readable JSON ({type(exc).__name__})"
     if not isinstance(data, dict) or "schema_version" not in data:
         return "not a run record (no schema_version)"

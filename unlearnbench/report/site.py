@@ -146,7 +146,7 @@ def build_table(records: Sequence[RunRecord]) -> Table:
                         s["method"] == REFERENCE_METHOD))
     constant = {c: str(summary[c].iloc[0]) for c in ("dataset", "arch") if c not in frame.columns}
     filters = {k: tuple(dict.fromkeys(str(v) for v in summary[k])) for k in FILTERS}
-    return Table(columns, tuple(rows), constant, tuple(table_notes(records)), filters)
+    return Table(columns, tuple(rows), constant, tuple(table_notes(records, summary)), filters)
 
 
 # ---- benchmark folders ---------------------------------------------------------------------
@@ -293,17 +293,23 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, text)]
 
 
+def _value(number: float | None) -> str:
+    """A metric or probe value; None where the run diverged."""
+    return "—" if number is None else f"{number:.4f}"
+
+
 def run_sections(record: RunRecord) -> list[tuple[str, list[tuple[str, str]]]]:
     """The record, section by section, every field included."""
     data = record.to_dict()
     metrics = data.pop("metrics")
-    sections = [("Metrics", [(m.column, f"{metrics[m.key]:.4f}") for m in METRIC_COLUMNS
+    sections = [("Metrics", [(m.column, _value(metrics[m.key])) for m in METRIC_COLUMNS
                              if m.key in metrics])]
     probes = data.pop("probes")
-    sections.append(("Probes", [(f"{name} ({when})", f"{value:.4f}")
+    sections.append(("Probes", [(f"{name} ({when})", _value(value))
                                 for name, values in sorted(probes.items())
                                 for when, value in values.items()]))
-    for key, title in (("config", "Configuration"), ("components", "Components"),
+    for key, title in (("config", "Configuration"), ("resolved", "Identity (the hashed configuration)"),
+                       ("components", "Components"),
                        ("timings", "Timings (s)"), ("split", "Split"), ("environment", "Environment")):
         sections.append((title, _flatten(data.pop(key))))
     sections.insert(1, ("Run", _flatten(data)))
