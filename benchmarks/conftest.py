@@ -30,9 +30,19 @@ from typing import Any, Literal
 import pytest
 
 BENCH_THREADS = int(os.environ.get("UNLEARNBENCH_BENCH_THREADS", "1"))
-SLOWDOWN = float(os.environ.get("GATE_SLOWDOWN", "1"))
-if not SLOWDOWN >= 1:
-    raise pytest.UsageError(f"GATE_SLOWDOWN={SLOWDOWN} is invalid: expected a factor >= 1")
+
+
+def _slowdown(text: str) -> float:
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = float("nan")
+    if not factor >= 1:
+        raise pytest.UsageError(f"GATE_SLOWDOWN={text!r} is invalid: expected a number >= 1")
+    return factor
+
+
+SLOWDOWN = _slowdown(os.environ.get("GATE_SLOWDOWN", "1"))
 
 Setup = Callable[[], tuple[tuple, dict]]
 

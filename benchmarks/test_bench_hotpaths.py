@@ -46,7 +46,7 @@ class Images:
 
 @pytest.fixture(scope="module")
 def images32() -> Images:
-    """2048 training and 2048 test 3x32x32 images of 10 classes, each class a noisy flat
+    """2048 training and 4096 test 3x32x32 images of 10 classes, each class a noisy flat
     colour: a tiny CNN learns it within one epoch, despite crops and flips."""
     g = torch.Generator().manual_seed(0)
     colours = torch.rand(10, 3, 1, 1, generator=g) * 255
@@ -56,7 +56,7 @@ def images32() -> Images:
         noisy = colours[labels] + 30 * torch.randn(n, 3, 32, 32, generator=g)
         return ImageData(noisy.round().clamp(0, 255).to(torch.uint8), labels)
 
-    return Images(sample(2048), sample(2048), Normalize((0.5,) * 3, (0.3,) * 3))
+    return Images(sample(2048), sample(4096), Normalize((0.5,) * 3, (0.3,) * 3))
 
 
 def _tiny_cnn(seed: int = 0) -> nn.Module:
@@ -141,24 +141,25 @@ def test_augment_batch(gate):
     assert not torch.equal(out, images)
 
 
-def _plain_logits(model: nn.Module, data: ImageData, batch_size: int = 1024) -> torch.Tensor:
-    """The reference evaluation: standardize, then plain ``model(x)`` passes in eval mode."""
+def _plain_logits(model: nn.Module, data: ImageData, batch_size: int) -> torch.Tensor:
+    """The reference evaluation: per chunk of images, standardize and run ``model(x)`` in eval
+    mode (the same memory traffic as ours, so other processes' cache pressure hits both alike)."""
     model.eval()
+    mean = torch.tensor([0.5] * 3).view(1, 3, 1, 1)
     with torch.no_grad():
-        x = (data.images.float() / 255 - torch.tensor([0.5] * 3).view(1, 3, 1, 1)) / 0.3
-        return torch.cat([model(chunk) for chunk in x.split(batch_size)])
+        return torch.cat([model((chunk.float() / 255 - mean) / 0.3) for chunk in data.images.split(batch_size)])
 
 
-@pytest.mark.gate(max_ratio=1.2, reference="standardize + plain model(x) passes of 256 images")
+@pytest.mark.gate(max_ratio=1.25, reference="per chunk of 256 images: standardize, plain model(x)")
 def test_predict(gate, images32):
-    """Evaluation logits of 2048 images, equal to plain forward passes of the model. Batches
+    """Evaluation logits of 4096 images, equal to plain forward passes of the model. Batches
     of 256, not predict's 1024: their activations stay in cache, while at 1024 a pass's CPU
-    time followed the memory traffic of other processes (0.12 to 0.32 s in one run)."""
+    time followed the memory traffic of other processes (0.12 to 0.32 s within one run)."""
     model = _tiny_cnn().eval()
     test = images32.test
 
     logits, plain = gate.compare(lambda: predict(model, test, images32.normalize, CPU, batch_size=256),
-                                 lambda: _plain_logits(model, test, batch_size=256), rounds=15)
+                                 lambda: _plain_logits(model, test, batch_size=256), rounds=9)
 
     assert logits.shape == (len(test), 10)
     torch.testing.assert_close(logits, plain, rtol=1e-4, atol=1e-4)
