@@ -192,7 +192,7 @@ def _reference_mia(member: np.ndarray, non_member: np.ndarray, target: np.ndarra
     return 100.0 * float(1.0 - attack.predict(target.reshape(-1, 1)).mean())
 
 
-@pytest.mark.gate(max_ratio=0.77, reference="plain SVC(C=3, gamma='auto') on the dense column, one predict")
+@pytest.mark.gate(max_ratio=0.79, reference="plain SVC(C=3, gamma='auto') on the dense column, one predict")
 def test_mia_attack(gate):
     """SVC fit on 3k members + 3k non-members and prediction of 1.5k targets; the result equals
     the reference SVC's exactly (same classifier, same inputs)."""
