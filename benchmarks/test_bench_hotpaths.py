@@ -1,16 +1,21 @@
-"""CPU speed benchmarks of the hot paths, each also a correctness check.
+"""CPU speed benchmarks of the hot paths, each timed against a fixed reference implementation
+of the same computation and each also a correctness check.
 
-Sizes are small so the whole file runs in about a minute on two cores; ``benchmarks/gate.sh``
-compares the timings with the stored baseline. With ``--benchmark-disable`` every function
-runs once and only the assertions remain. The reference-vs-ours comparison of the data path
-is a ratio measured within one run, so it holds on any machine.
+Every benchmark runs alternating rounds of the reference and ours in one process, and the
+gate (``conftest.py``) fails it when the median of the per-round ratios ours / reference
+exceeds its ``@pytest.mark.gate`` limit. The references are plain, obvious implementations
+that do not change when our code does: a per-image loop, plain ``model(x)`` passes, the dense
+sklearn SVC, a ``mul_`` loop, a bare ``torch.optim.SGD`` loop, a per-image PIL ``DataLoader``.
+The limits sit between the ratios measured on a loaded 2-core machine and 1.5 times them
+(benchmarks/README.md has the numbers), so a 1.5x regression of our side fails and load does not.
+With ``--benchmark-disable`` each side runs once and only the correctness checks remain.
 """
 
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Callable
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,16 +28,13 @@ from torch import nn
 from unlearnbench import (Augment, DeviceLoader, ImageData, Mask, Normalize, TrainRecipe, build_model,
                           fit)
 from unlearnbench.datasets.cifar import CIFAR_NORMALIZE
-from unlearnbench.run.config import RunConfig
+from unlearnbench.run.config import RunConfig, prepare
 from unlearnbench.run.trial import run
 from unlearnbench.train.masks import prunable_weights
 from unlearnbench.evaluate.metrics import mia_efficacy, predict
 from unlearnbench.train.runtime import Runtime
 
 CPU = Runtime.resolve("cpu", "fp32")
-# On one CPU thread our batch pipeline was about 6x faster than per-image PIL transforms when
-# this file was written (benchmarks/README.md); half of that is the floor.
-MIN_LOADER_SPEEDUP = 3.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Images:
 
 @pytest.fixture(scope="module")
 def images32() -> Images:
-    """2048 training and 5000 test 3x32x32 images of 10 classes, each class a noisy flat
+    """2048 training and 4096 test 3x32x32 images of 10 classes, each class a noisy flat
     colour: a tiny CNN learns it within one epoch, despite crops and flips."""
     g = torch.Generator().manual_seed(0)
     colours = torch.rand(10, 3, 1, 1, generator=g) * 255
@@ -54,7 +56,7 @@ def images32() -> Images:
         noisy = colours[labels] + 30 * torch.randn(n, 3, 32, 32, generator=g)
         return ImageData(noisy.round().clamp(0, 255).to(torch.uint8), labels)
 
-    return Images(sample(2048), sample(5000), Normalize((0.5,) * 3, (0.3,) * 3))
+    return Images(sample(2048), sample(4096), Normalize((0.5,) * 3, (0.3,) * 3))
 
 
 def _tiny_cnn(seed: int = 0) -> nn.Module:
@@ -72,17 +74,37 @@ def _train_mode_loss(model: nn.Module, loader: DeviceLoader) -> float:
     return total / len(loader.data)
 
 
-def test_train_epoch(benchmark, images32):
-    """One epoch (16 steps) of the shared SGD loop over the device loader, with crop + flip."""
+def _plain_sgd(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], epochs: int,
+               recipe: TrainRecipe) -> nn.Module:
+    """The reference training loop: bare ``torch.optim.SGD`` steps over ready-made batches."""
+    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                          weight_decay=recipe.weight_decay)
+    model.train()
+    for _ in range(epochs):
+        for x, y in batches:
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    return model
+
+
+@pytest.mark.gate(max_ratio=1.35, reference="bare SGD loop over the same 16 batches, made in advance")
+def test_train_epoch(gate, images32):
+    """One epoch (16 steps) of the shared SGD loop over the device loader, with crop + flip;
+    the reference runs the same steps on batches made beforehand, so ours also pays the loader."""
     start = _tiny_cnn()
     recipe = TrainRecipe(epochs=1, lr=0.1, batch_size=128)
-    loader = DeviceLoader(images32.train, normalize=images32.normalize, batch_size=128,
-                          shuffle=True, augment=Augment(crop_padding=4, hflip=True),
-                          generator=torch.Generator().manual_seed(0))
+
+    def loader(seed: int) -> DeviceLoader:
+        return DeviceLoader(images32.train, normalize=images32.normalize, batch_size=128, shuffle=True,
+                            augment=Augment(crop_padding=4, hflip=True),
+                            generator=torch.Generator().manual_seed(seed))
+    ours_loader, ready = loader(0), list(loader(1))
     plain = DeviceLoader(images32.train, normalize=images32.normalize, batch_size=1024)
 
-    trained = benchmark.pedantic(lambda m: fit(m, loader, recipe, CPU), rounds=5, warmup_rounds=1,
-                                 setup=lambda: ((copy.deepcopy(start),), {}))
+    trained, _ = gate.compare(lambda m: fit(m, ours_loader, recipe, CPU),
+                              lambda m: _plain_sgd(m, ready, 1, recipe),
+                              setup=lambda: ((copy.deepcopy(start),), {}), rounds=7)
 
     changed = [name for name, p in trained.named_parameters()
                if not torch.equal(p, dict(start.named_parameters())[name])]
@@ -103,30 +125,42 @@ def _reference_augment(images: torch.Tensor, padding: int, seed: int) -> torch.T
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
-def test_augment_batch(benchmark):
+@pytest.mark.gate(max_ratio=0.49, reference="per-image crop and flip loop, same random draws")
+def test_augment_batch(gate):
     """Random crop (zero padding 4) and flip of a 256-image batch, checked image by image."""
     images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(1))
     augment = Augment(crop_padding=4, hflip=True)
 
-    out = benchmark(lambda: augment(images, torch.Generator().manual_seed(7)))
+    out, expected = gate.compare(lambda: augment(images, torch.Generator().manual_seed(7)),
+                                 lambda: _reference_augment(images, 4, seed=7), rounds=101, warmup_rounds=5,
+                                 statistic="min")
 
     assert out.shape == images.shape and out.dtype == torch.uint8
-    assert torch.equal(out, _reference_augment(images, 4, seed=7))
+    assert torch.equal(out, expected)
     assert not torch.equal(out, images)
 
 
-def test_predict(benchmark, images32):
-    """Evaluation logits of 5k images, equal to plain forward passes of the model."""
+def _plain_logits(model: nn.Module, data: ImageData, batch_size: int) -> torch.Tensor:
+    """The reference evaluation: per chunk of images, standardize and run ``model(x)`` in eval
+    mode (the same memory traffic as ours, so other processes' cache pressure hits both alike)."""
+    model.eval()
+    mean = torch.tensor([0.5] * 3).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return torch.cat([model((chunk.float() / 255 - mean) / 0.3) for chunk in data.images.split(batch_size)])
+
+
+@pytest.mark.gate(max_ratio=1.25, reference="per chunk of 256 images: standardize, plain model(x)")
+def test_predict(gate, images32):
+    """Evaluation logits of 4096 images, equal to plain forward passes of the model. Batches
+    of 256, not predict's 1024: their activations stay in cache, while at 1024 a pass's CPU
+    time followed the memory traffic of other processes (0.12 to 0.32 s within one run)."""
     model = _tiny_cnn().eval()
     test = images32.test
 
-    logits = benchmark.pedantic(lambda: predict(model, test, images32.normalize, CPU), rounds=5,
-                                warmup_rounds=1)
+    logits, plain = gate.compare(lambda: predict(model, test, images32.normalize, CPU, batch_size=256),
+                                 lambda: _plain_logits(model, test, batch_size=256), rounds=9)
 
-    with torch.no_grad():
-        x = (test.images.float() / 255 - torch.tensor([0.5] * 3).view(1, 3, 1, 1)) / 0.3
-        plain = torch.cat([model(chunk) for chunk in x.split(1024)])
     assert logits.shape == (len(test), 10)
     torch.testing.assert_close(logits, plain, rtol=1e-4, atol=1e-4)
     assert torch.equal(logits.argmax(1), plain.argmax(1))
@@ -158,25 +192,22 @@ def _reference_mia(member: np.ndarray, non_member: np.ndarray, target: np.ndarra
     return 100.0 * float(1.0 - attack.predict(target.reshape(-1, 1)).mean())
 
 
-@pytest.fixture(scope="module")
-def mia_case():
-    member, non_member, target = realistic_confidences(seed=0)
-    target[:1000] = target[1000:2000]  # repeated values, as saturated confidences give
-    return member, non_member, target, _reference_mia(member, non_member, target)
+@pytest.mark.gate(max_ratio=0.79, reference="plain SVC(C=3, gamma='auto') on the dense column, one predict")
+def test_mia_attack(gate):
+    """SVC fit on 3k members + 3k non-members and prediction of 1.5k targets; the result equals
+    the reference SVC's exactly (same classifier, same inputs)."""
+    member, non_member, target = realistic_confidences(seed=0, members=3000, non_members=3000, targets=1500)
+    target[:300] = target[300:600]  # repeated values, as saturated confidences give
 
-
-def test_mia_attack(benchmark, mia_case):
-    """SVC fit on 10k members + 10k non-members and prediction of 5k targets; the result
-    equals the reference SVC's exactly (same classifier, same inputs)."""
-    member, non_member, target, expected = mia_case
-
-    value = benchmark.pedantic(lambda: mia_efficacy(member, non_member, target), rounds=2)
+    value, expected = gate.compare(lambda: mia_efficacy(member, non_member, target),
+                                   lambda: _reference_mia(member, non_member, target), rounds=7)
 
     assert value == expected
     assert 5.0 < value < 60.0, "the attack should call a minority of the targets non-members"
 
 
-def test_mask_apply(benchmark):
+@pytest.mark.gate(max_ratio=1.22, reference="a Python loop of w.mul_(keep) over the prunable weights")
+def test_mask_apply(gate):
     """Zeroing the pruned weights of a ResNet-18 (11M prunable weights) at 95% sparsity."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -186,8 +217,14 @@ def test_mask_apply(benchmark):
     g = torch.Generator().manual_seed(0)
     mask = Mask.from_scores({n: torch.rand(w.shape, generator=g) for n, w in weights.items()}, 0.95)
     apply = mask.bind(model)
+    pairs = [(w, mask.keep[n].to(w.dtype)) for n, w in weights.items()]
 
-    benchmark(apply)
+    @torch.no_grad()
+    def plain_loop() -> None:
+        for w, keep in pairs:
+            w.mul_(keep)
+
+    gate.compare(apply, plain_loop, rounds=41, warmup_rounds=3, statistic="min")
 
     assert mask.violations(model) == 0
     assert abs(mask.sparsity - 0.95) < 1e-6
@@ -197,18 +234,60 @@ def test_mask_apply(benchmark):
         assert (w[~keep] == 0).all()
 
 
-def test_full_tiny_run(benchmark, tmp_path: Path):
+def _plain_trial(shape: tuple[int, ...], classes: int, sizes: dict[str, int], original: TrainRecipe,
+                 unlearn: TrainRecipe, out: Path) -> dict[str, float]:
+    """The reference trial: the same amount of work as ``run`` with FT, written plainly: train
+    the original (bare SGD), save it, fine-tune on the retain set, predict every split, fit the
+    dense SVC attack, write a JSON record. Random images of the same shape stand in for the data."""
+    g = torch.Generator().manual_seed(0)
+
+    def batches(n: int, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = torch.randn((n, *shape), generator=g), torch.randint(0, classes, (n,), generator=g)
+        return list(zip(x.split(size), y.split(size)))
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model("tiny_cnn", num_classes=classes, in_chans=shape[0], image_size=shape[1])
+    _plain_sgd(model, batches(sizes["train"], original.batch_size), original.epochs, original)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "original.pt", "wb") as f:
+        torch.save(model.state_dict(), f)
+        os.fsync(f.fileno())
+    _plain_sgd(model, batches(sizes["retain"], unlearn.batch_size), unlearn.epochs, unlearn)
+    model.eval()
+    with torch.no_grad():
+        conf = {k: torch.softmax(model(torch.randn((sizes[k], *shape), generator=g)), 1)[:, 0].double().numpy()
+                for k in ("forget", "retain", "test")}
+    mia = _reference_mia(conf["retain"][:sizes["test"]], conf["test"], conf["forget"])
+    with open(out / "record.json", "w") as f:
+        json.dump({"MIA": mia, "conf": {k: v.tolist() for k, v in conf.items()}}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"MIA": mia}
+
+
+@pytest.mark.gate(max_ratio=1.4, reference="the same trial's work in plain code: bare SGD, dense SVC, JSON")
+def test_full_tiny_run(gate, tmp_path: Path):
     """A whole trial: train the original, fine-tune it (FT), evaluate, write the record."""
     counter = iter(range(1000))
 
-    def fresh_dirs():
+    def fresh_config() -> RunConfig:
         round_dir = tmp_path / f"round{next(counter)}"  # empty cache: the original is trained
-        config = RunConfig(method="ft", dataset="synthetic", forget="class:0", seeds=(0,),
-                           cache_dir=round_dir / "cache", output_dir=round_dir / "results",
-                           device="cpu", precision="fp32")
-        return (config,), {}
+        return RunConfig(method="ft", dataset="synthetic", forget="class:0", seeds=(0,),
+                         cache_dir=round_dir / "cache", output_dir=round_dir / "results",
+                         device="cpu", precision="fp32")
 
-    records = benchmark.pedantic(run, setup=fresh_dirs, rounds=5, warmup_rounds=1)
+    plan = prepare(fresh_config())
+    data = plan.dataset.load()
+    (probe,) = run(fresh_config())
+    sizes = {"train": probe.split.train, "retain": probe.split.retain, "forget": probe.split.forget,
+             "test": probe.split.test}
+    shape = tuple(data.train.images.shape[1:])
+
+    records, _ = gate.compare(
+        run, lambda config: _plain_trial(shape, data.num_classes, sizes, plan.recipe,
+                                         plan.unlearner.train_recipe(), Path(config.output_dir)),
+        setup=lambda: ((fresh_config(),), {}), rounds=7)
 
     (record,) = records
     m = record.metrics
@@ -219,7 +298,7 @@ def test_full_tiny_run(benchmark, tmp_path: Path):
     assert len(list(tmp_path.glob("round*/results/*.json"))) >= 1
 
 
-# -- the data path against a reference-style DataLoader, as a ratio within one run ----------
+# -- the data path against a reference-style DataLoader ----------------------------------------
 class _PilDataset(torch.utils.data.Dataset):
     """The classic CIFAR input pipeline: uint8 array -> PIL image -> torchvision transforms."""
 
@@ -238,39 +317,26 @@ class _PilDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), self.labels[i]
 
 
-def _epoch_seconds(batches: Callable[[], object], repeats: int) -> float:
-    """Best of ``repeats`` passes over every batch (the least disturbed by other processes)."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _batch in batches():
-            pass
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def test_loader_vs_pil_dataloader(benchmark):
+@pytest.mark.gate(max_ratio=0.105, reference="DataLoader with per-image PIL transforms, num_workers=0")
+def test_loader_vs_pil_dataloader(gate):
     """Our batch pipeline (gather, crop, flip, normalize) against per-image PIL transforms in
-    a single-process DataLoader, over the same 2048 uint8 images; ours must stay much faster."""
+    a single-process DataLoader, over the same 1024 uint8 images."""
     g = torch.Generator().manual_seed(0)
-    data = ImageData(torch.randint(0, 256, (2048, 3, 32, 32), dtype=torch.uint8, generator=g),
-                     torch.randint(0, 10, (2048,), generator=g))
+    data = ImageData(torch.randint(0, 256, (1024, 3, 32, 32), dtype=torch.uint8, generator=g),
+                     torch.randint(0, 10, (1024,), generator=g))
     ours = DeviceLoader(data, normalize=CIFAR_NORMALIZE, batch_size=256, shuffle=True,
                         augment=Augment(crop_padding=4, hflip=True), generator=g)
     reference = torch.utils.data.DataLoader(_PilDataset(data.images, data.labels), batch_size=256,
                                             shuffle=True, num_workers=0)
 
-    batches = benchmark(lambda: list(ours))
+    batches, reference_batches = gate.compare(lambda: list(ours), lambda: list(reference), rounds=9,
+                                                statistic="min")
 
-    x, y = batches[0]
-    rx, ry = next(iter(reference))
+    (x, y), (rx, ry) = batches[0], reference_batches[0]
     assert x.shape == rx.shape and x.dtype == rx.dtype and y.dtype == ry.dtype
-    assert sum(len(b[1]) for b in batches) == len(data)
+    assert sum(len(b[1]) for b in batches) == len(data) == sum(len(b[1]) for b in reference_batches)
     # Same value range: both map 0..255 through the same per-channel standardization.
     lowest = CIFAR_NORMALIZE(torch.zeros((1, 3, 1, 1), dtype=torch.uint8)).flatten()
     highest = CIFAR_NORMALIZE(torch.full((1, 3, 1, 1), 255, dtype=torch.uint8)).flatten()
     assert torch.allclose(rx.amin((0, 2, 3)), lowest, atol=1e-5)
     assert torch.allclose(x.amax((0, 2, 3)), highest, atol=1e-5)
-    speedup = _epoch_seconds(lambda: reference, 2) / _epoch_seconds(lambda: ours, 5)
-    print(f"\ndevice loader vs PIL DataLoader (num_workers=0): {speedup:.1f}x faster")
-    assert speedup > MIN_LOADER_SPEEDUP, f"our loader is only {speedup:.1f}x faster than PIL transforms"

@@ -13,6 +13,7 @@ from torch._dynamo.utils import counters
 from unlearnbench_baselines.unlearners.ft import FineTune
 from unlearnbench import TrainRecipe
 from unlearnbench.data.tensors import DeviceLoader, ImageData, Normalize
+from unlearnbench.train import runtime as runtime_module
 from unlearnbench.train.runtime import Runtime, Stopwatch
 from unlearnbench.testing import tiny_task
 from unlearnbench.run.timing import WarmUp, timed_unlearn
@@ -20,16 +21,52 @@ from unlearnbench.run.timing import WarmUp, timed_unlearn
 CPU = Runtime.resolve("cpu", "fp32")
 
 
-def test_the_stopwatch_leaves_out_what_runs_paused() -> None:
+class _Clock:
+    """``time`` for the stopwatch: the real ``perf_counter`` plus seconds a test adds at will, so
+    a test can make a block "last" 1000 s without waiting, and load cannot move the result."""
+
+    def __init__(self) -> None:
+        self.added = 0.0
+
+    def perf_counter(self) -> float:
+        return time.perf_counter() + self.added
+
+    def advance(self, seconds: float) -> None:
+        self.added += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> _Clock:
+    fake = _Clock()
+    monkeypatch.setattr(runtime_module, "time", fake)
+    return fake
+
+
+def test_the_stopwatch_leaves_out_what_runs_paused(clock) -> None:
+    start = time.perf_counter()
     with Stopwatch(CPU) as watch:
-        time.sleep(0.05)
+        clock.advance(50.0)
         with watch.paused():
-            time.sleep(0.3)
-    assert 0.05 <= watch.seconds < 0.3
-    assert watch.paused_seconds >= 0.3
+            clock.advance(1000.0)
+    real = time.perf_counter() - start  # what really passed, however loaded the machine
+    assert 50.0 <= watch.seconds <= 50.0 + real
+    assert 1000.0 <= watch.paused_seconds <= 1000.0 + real
     with watch.paused():  # not running: a plain block
-        pass
-    assert watch.paused_seconds < 0.6
+        clock.advance(1000.0)
+    assert watch.paused_seconds <= 1000.0 + real
+
+
+def test_the_stopwatch_on_the_real_clock() -> None:
+    """Sleeps last at least what they ask for, and the watch's interval lies inside the
+    test's: bounds that hold under any load (the paused part in ``seconds`` breaks them)."""
+    start = time.perf_counter()
+    with Stopwatch(CPU) as watch:
+        time.sleep(0.02)
+        with watch.paused():
+            time.sleep(0.1)
+    outside = time.perf_counter() - start
+    assert watch.seconds >= 0.02 and watch.paused_seconds >= 0.1
+    assert watch.seconds + watch.paused_seconds <= outside
 
 
 def _data(n: int) -> ImageData:
@@ -64,9 +101,11 @@ def test_each_shape_is_warmed_once_and_single_examples_never(monkeypatch) -> Non
     assert steps == [2, 16, 3]
 
 
-def test_rte_leaves_out_the_warm_up_and_results_do_not_depend_on_it(monkeypatch) -> None:
-    """A slow warm-up of every new shape is not in RTE; the unlearned model is the one
-    an untimed, unwarmed run makes from the same random state."""
+def test_rte_leaves_out_the_warm_up_and_results_do_not_depend_on_it(monkeypatch, clock) -> None:
+    """A warm-up of every new shape that lasts 1000 s on the stopwatch's clock is not in RTE;
+    the unlearned model is the one an untimed, unwarmed run makes from the same random state.
+    RTE itself is real seconds of a tiny FT, far below 1000 s under any load; counting one
+    warm-up step in it breaks the bound."""
     model, task = tiny_task()
     original = copy.deepcopy(model.state_dict())
     ft = FineTune(epochs=1, batch_size=16)
@@ -74,15 +113,18 @@ def test_rte_leaves_out_the_warm_up_and_results_do_not_depend_on_it(monkeypatch)
     plain = ft.unlearn(copy.deepcopy(model), task)
 
     real_step = WarmUp._step
+    injected = 1000.0
 
     def slow_step(self, batch):
-        time.sleep(0.2)
+        clock.advance(injected)
         real_step(self, batch)
     monkeypatch.setattr(WarmUp, "_step", slow_step)
     torch.manual_seed(0)
+    start = time.perf_counter()
     timed = timed_unlearn(ft, model, task)
-    assert timed.warmup_s >= 0.4  # the full batch of 16 and the last, smaller one
-    assert timed.rte < 0.2
+    real = time.perf_counter() - start
+    assert 2 * injected <= timed.warmup_s <= 2 * injected + real  # the batch of 16 and the last one
+    assert 0 < timed.rte <= real < injected
     for a, b in zip(plain.state_dict().values(), timed.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert all(torch.equal(original[k], v) for k, v in model.state_dict().items())  # a copy was unlearned
