@@ -15,6 +15,7 @@ from unlearnbench_baselines.pruners.imp import IterativeMagnitude, round_schedul
 from unlearnbench_baselines.pruners.omp import OneShotMagnitude
 from unlearnbench_baselines.pruners.random import RandomPruner
 from unlearnbench_baselines.pruners.synflow import SynFlow, compounding_schedule, linearized, synflow_mask, synflow_scores
+from unlearnbench.components import build_model
 from unlearnbench import PRUNERS, ConfigError, ImageData, Mask, PruningTask, prunable_weights
 from unlearnbench.run.config import RunConfig
 from unlearnbench.run.trial import run
@@ -254,3 +255,28 @@ def test_pruned_model_survives_the_cache_and_a_damaged_entry_is_rebuilt(tmp_path
 def _assert_same_metrics(a, b) -> None:
     for metric in ("UA", "MIA", "RA", "TA"):
         assert getattr(a.metrics, metric) == getattr(b.metrics, metric), metric
+
+
+# -- SynFlow on the suite's ResNet-18 (CIFAR stem) ---------------------------------------------
+def _resnet18() -> nn.Module:
+    torch.manual_seed(0)
+    return build_model("resnet18", num_classes=10, in_chans=3, image_size=32)
+
+
+def test_synflow_scores_of_the_suites_resnet18_are_not_degenerate() -> None:
+    # A zero-initialized BN at the end of a residual branch (timm's zero_init_last) cuts the
+    # branch out of the absolute-valued network: its convs' scores are all exactly 0 and tie
+    # order decides which of them survive. The reference ResNet-18 has no such zeros.
+    scores = synflow_scores(linearized(_resnet18()), (3, 16, 16))
+    zero_share = {name: (s == 0).double().mean().item() for name, s in scores.items()}
+    assert all(share < 0.01 for share in zero_share.values()), zero_share
+
+
+def test_synflow_prunes_no_residual_conv_of_resnet18_away() -> None:
+    # With zero-initialized residual BNs every residual conv of layers 1-3 was pruned whole at
+    # 95%. (A 1x1 downsample shortcut may legitimately go: the block's branch still carries
+    # the flow, so the network stays connected.)
+    mask = synflow_mask(_resnet18(), (3, 16, 16), 0.95, iterations=10)
+    density = {name: keep.double().mean().item() for name, keep in mask.keep.items()}
+    branch_convs = {name: d for name, d in density.items() if "downsample" not in name}
+    assert len(branch_convs) == 17 and min(branch_convs.values()) > 0, density

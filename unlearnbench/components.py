@@ -56,14 +56,28 @@ def build_model(arch: str, *, num_classes: int, in_chans: int, image_size: int) 
 
 
 def timm_model(arch: str, *, num_classes: int, in_chans: int, image_size: int) -> nn.Module:
-    """A randomly initialized timm model; for inputs up to 64 px a ResNet gets the stem of
-    the CIFAR ResNets (3x3 stride-1 first conv, no max-pool), as in Jia et al. 2023."""
+    """A randomly initialized timm model, with the initialization of the reference ResNets.
+
+    Two timm defaults are overridden, for every model that has them:
+
+    - ``zero_init_last``: timm starts the last BatchNorm weight of every residual branch at 0;
+      the reference ResNet-18 of Jia et al. 2023 (torchvision's layout) starts it at 1. The
+      zeros cut each branch out of the network at initialization, which breaks SynFlow (it
+      scores the absolute-valued network: every residual conv would score exactly 0).
+    - for inputs up to 64 px a ResNet gets the stem of the CIFAR ResNets (3x3 stride-1 first
+      conv, no max-pool), as in Jia et al. 2023; the new conv is initialized like timm's other
+      convs and the reference's (Kaiming normal, fan-out, ReLU gain).
+    """
     import timm
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans)
+    if any(hasattr(m, "zero_init_last") for m in model.modules()):
+        model = timm.create_model(arch, pretrained=False, num_classes=num_classes,
+                                  in_chans=in_chans, zero_init_last=False)
     if image_size <= 64 and isinstance(getattr(model, "conv1", None), nn.Conv2d) \
             and hasattr(model, "maxpool"):
         out_channels = model.conv1.out_channels
         model.conv1 = nn.Conv2d(in_chans, out_channels, 3, stride=1, padding=1, bias=False)
+        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
         model.maxpool = nn.Identity()
     elif image_size <= 64 and fnmatch.fnmatch(arch, "*resnet*"):
         raise ConfigError(f"cannot give {arch!r} the small-input stem: no conv1/maxpool found")
