@@ -64,7 +64,7 @@ class WarmUp:
         loss.backward()
         self.probe.zero_grad(set_to_none=True)
         self.probe.eval()
-        with torch.no_grad(), self.runtime.autocast():
+        with torch.no_grad():  # evaluation runs in fp32 (evaluate.metrics.predict)
             self.net(x)
 
 
