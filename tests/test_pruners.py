@@ -84,6 +84,32 @@ def test_magnitude_pruners_rewind_the_survivors(pruner_cls, params: dict, rewind
         torch.testing.assert_close(weight.detach(), expected, rtol=0, atol=1e-8)
 
 
+@pytest.mark.parametrize("rewind, start", [("early", 1), ("init", 0)])
+@pytest.mark.parametrize("pruner_cls, params, rounds", [(OneShotMagnitude, {}, 1),
+                                                        (IterativeMagnitude, {"rate": 0.3}, 2)])
+def test_magnitude_pruners_rewind_the_learning_rate_schedule_too(
+        pruner_cls, params: dict, rounds: int, rewind: str, start: int, task: PruningTask,
+        monkeypatch) -> None:
+    # The reference resumes its schedule at the rewind epoch (182 epochs rewound to 8: 174 more,
+    # decays at their 83rd and 128th). The tiny recipe: 4 epochs, lr 0.05, x0.1 at epochs 2 and
+    # 3; its early snapshot is epoch 1, so each retraining runs epochs 1-3 at 0.05, 0.005, 0.0005.
+    seen: list[float] = []
+    step = torch.optim.SGD.step
+
+    def recording(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording)
+    pruner_cls(rewind=rewind, **params).prune(dataclasses.replace(task, sparsity=0.5))
+    per_epoch = len(task.loader())
+    recipe = task.recipe
+    expected = [recipe.lr_at(epoch / recipe.epochs) for epoch in range(start, recipe.epochs)
+                for _ in range(per_epoch)]
+    assert expected[0] == 0.05 and expected[-1] == pytest.approx(0.0005)
+    assert seen == pytest.approx(expected * rounds)
+
+
 def test_early_rewind_without_an_early_snapshot_is_a_clear_error(task: PruningTask) -> None:
     only_init = dataclasses.replace(task, snapshots={0: task.snapshots[0]})
     with pytest.raises(ConfigError, match="rewind=init"):
