@@ -198,8 +198,7 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
         run(config, log=log)
     seconds = time.perf_counter() - start
     records = load_records(records_dir)
-    atomic_write_text(output / "table.md", f"# {recipe.name} ({scale})\n\n{recipe.description}\n\n"
-                      f"Published numbers: {recipe.paper}\n\n{render(records)}")
+    atomic_write_text(output / "table.md", table_text(recipe, scale, records, render(records)))
     summary = {"recipe": recipe.name, "scale": scale, "seeds": list(seeds), "runs": total,
                "ran": sum(len(c.seeds) for c in todo), "wall_clock_s": round(seconds, 1),
                "configs": [_jsonable(dataclasses.asdict(c)) for c in configs]}
@@ -209,6 +208,24 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
         plot_all(records, output / "plots", "png", log=log)
     log(f"{summary['ran']} runs in {seconds:.0f} s; table in {output / 'table.md'}")
     return summary
+
+
+def table_text(recipe: Recipe, scale: str, records: Sequence[Any], table: str) -> str:
+    """table.md: the recipe's description (the paper's setting), what the records themselves
+    ran (so a caption never names the paper's model over a small scale's runs), the table."""
+    return (f"# {recipe.name} ({scale})\n\n{recipe.description}\n\n{records_setting(records)}\n\n"
+            f"Published numbers: {recipe.paper}\n\n{table}")
+
+
+def records_setting(records: Sequence[Any]) -> str:
+    """One line naming the architectures, datasets and subset sizes the records ran."""
+    def sizes(r: Any) -> str:
+        train, test = r.config.get("train_size"), r.config.get("test_size")
+        if train is None and test is None:
+            return "all images"
+        return f"{train or 'all'} training / {test or 'all'} test images"
+    settings = sorted({f"{r.arch} on {r.dataset} ({sizes(r)})" for r in records})
+    return f"These records ran: {'; '.join(settings) or 'nothing yet'}."
 
 
 def _jsonable(value: Any) -> Any:
