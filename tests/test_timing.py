@@ -174,5 +174,5 @@ class _Sneaky(ImageData):
 def test_the_warm_up_runs_no_code_of_the_method_while_the_clock_is_paused() -> None:
     model, task = tiny_task()
     warm = WarmUp(model, CPU, task.normalize, Stopwatch(CPU))
-    with pytest.raises(UnlearnbenchError, match="expected the task's own ImageData"):
+    with pytest.raises(UnlearnbenchError, match="expected the task.s own ImageData"):
         warm(_Sneaky(task.retain.images, task.retain.labels), [16])

@@ -31,10 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.streaming import DiskImages
 from ..data.tensors import DeviceLoader, ImageData, Normalize
 from ..errors import UnlearnbenchError
 from ..train.runtime import Runtime, Stopwatch
 from ..unlearner import Unlearner, UnlearningTask
+
+
+_OWN_IMAGES = (torch.Tensor, DiskImages)  # exact types: a subclass could run code while paused
 
 
 class WarmUp:
@@ -49,10 +53,11 @@ class WarmUp:
         self.warm: set[tuple[int, ...]] = set()  # input shapes met so far
 
     def __call__(self, data: ImageData, batch_sizes: Iterable[int]) -> None:
-        if type(data) is not ImageData or type(data.images) is not torch.Tensor \
+        if type(data) is not ImageData or type(data.images) not in _OWN_IMAGES \
                 or type(data.labels) is not torch.Tensor:
-            raise UnlearnbenchError(f"the warm-up got {type(data).__name__} data: expected the "
-                                    f"task's own ImageData (plain tensors)")
+            raise UnlearnbenchError(
+                f"the warm-up got {type(data).__name__} data of {type(data.images).__name__} "
+                f"images: expected the task's own ImageData (plain tensors or streamed DiskImages)")
         image_shape = tuple(data.images.shape[1:])
         todo = sorted(int(n) for n in set(batch_sizes))
         todo = [n for n in todo if n >= 2 and (n, *image_shape) not in self.warm]
