@@ -42,3 +42,8 @@ def test_timm_resnet_has_the_reference_initialization() -> None:
     assert len(bn_weights) == 20 and all(bool((w == 1).all()) for w in bn_weights)
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
     assert model.conv1.weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.1)
+
+
+def test_mini_vgg_wide_is_the_documented_size() -> None:
+    model = build_model("mini_vgg_wide", num_classes=10, in_chans=3, image_size=32)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == 0.39

@@ -26,6 +26,7 @@ import torch
 from ..data.tensors import Augment, ImageData, Normalize
 from ..data.dataset import Dataset, LoadedDataset
 from ..errors import CorruptFileError, DataNotFoundError
+from ..params import param
 from ..train.loop import TrainRecipe
 from ._parquet import parquet_files, read_train_test
 
@@ -47,6 +48,8 @@ class _Cifar(Dataset):
     torchvision_class: ClassVar[str]
     normalize: ClassVar[Normalize]
     parquet_label: ClassVar[str] = "label"
+    augment: bool = param(True, help="random crop (pad 4) + flip in training; false: none, for a "
+                                     "small model that must fit its training set as the paper's does")
 
     def load(self, root: Path | None, download: bool = False) -> LoadedDataset:
         if root is None:
@@ -66,7 +69,8 @@ class _Cifar(Dataset):
                 f"(torchvision's layout) and for train*.parquet + test*.parquet files (Hugging Face "
                 f"datasets' layout). Pass --download to fetch it with torchvision, or point "
                 f"--data-root at a folder holding either layout.")
-        return LoadedDataset(train, test, names, self.normalize, Augment(crop_padding=4, hflip=True))
+        augment = Augment(crop_padding=4, hflip=True) if self.augment else Augment()
+        return LoadedDataset(train, test, names, self.normalize, augment)
 
     def default_recipe(self) -> TrainRecipe:
         return PAPER_RECIPE
