@@ -12,8 +12,9 @@ spent there are the record's ``warmup_s``.
 
 A method cannot pause the clock itself: what its task holds is a plain function that warms
 shapes (:func:`sealed`), not the :class:`WarmUp` or the stopwatch, and the warm-up accepts
-only the harness's own data (an exact :class:`ImageData` of plain tensors), so no code of the
-method runs while the clock is paused.
+only the harness's own data (an exact :class:`ImageData` of plain tensors or streamed
+:class:`~unlearnbench.data.streaming.DiskImages`), so no code of the method runs while the
+clock is paused.
 
 For the compiler the batch dimension is marked dynamic, so one graph serves every batch size
 of 2 or more. Not warmed: a batch of a single example (compiled and tuned at its first use;
