@@ -525,3 +525,17 @@ def test_a_whole_run_on_a_streamed_imagenet_tree(tmp_path: Path) -> None:
     assert (tmp_path / "out" / f"{record.run_id}.json").is_file()
     assert not (tmp_path / "cache" / "datasets").exists()  # streamed: no decoded-tensor cache
     assert (tmp_path / "cache" / "originals").is_dir()
+
+
+def test_cifar_augmentation_can_be_turned_off(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    images = _rng(4).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    for name in ("train", "test"):
+        (folder / name).write_bytes(pickle.dumps({b"data": images.reshape(4, 3072), b"fine_labels": [0, 1, 2, 3],
+                                                  b"coarse_labels": [0, 0, 1, 1]}, protocol=2))
+    (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": [n.encode() for n in FINE],
+                                                b"coarse_label_names": [n.encode() for n in COARSE]}))
+    assert Cifar100().load(tmp_path).augment == Augment(crop_padding=4, hflip=True)  # the paper's
+    plain = Cifar100.from_params({"augment": False}).load(tmp_path)
+    assert plain.augment == Augment() and not plain.augment.hflip and plain.augment.crop_padding == 0

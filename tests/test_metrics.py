@@ -229,3 +229,20 @@ def test_evaluate_on_known_outputs() -> None:
     assert metrics.RA == 100.0
     assert metrics.TA == 75.0
     assert metrics.MIA == 50.0
+
+
+def test_evaluation_is_fp32_under_a_bf16_runtime() -> None:
+    # The reference evaluates in fp32; bf16 autocast (the GPU default for training) must not
+    # reach UA/RA/TA, the MIA feature or a probe's features.
+    from unlearnbench.evaluate.probes import features
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(8, 4))
+    model.get_classifier = lambda: model[4]
+    data = ImageData(torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8), torch.arange(16) % 4)
+    normalize = Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    fp32, bf16 = Runtime(torch.device("cpu"), "fp32"), Runtime(torch.device("cpu"), "bf16")
+    with torch.no_grad(), bf16.autocast():  # what bf16 evaluation used to give: not fp32
+        assert model(normalize(data.images)).dtype == torch.bfloat16
+    assert torch.equal(predict(model, data, normalize, bf16), predict(model, data, normalize, fp32))
+    assert np.array_equal(features(model, data, normalize, bf16), features(model, data, normalize, fp32))

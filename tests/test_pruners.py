@@ -15,6 +15,7 @@ from unlearnbench_baselines.pruners.imp import IterativeMagnitude, round_schedul
 from unlearnbench_baselines.pruners.omp import OneShotMagnitude
 from unlearnbench_baselines.pruners.random import RandomPruner
 from unlearnbench_baselines.pruners.synflow import SynFlow, compounding_schedule, linearized, synflow_mask, synflow_scores
+from unlearnbench.components import build_model
 from unlearnbench import PRUNERS, ConfigError, ImageData, Mask, PruningTask, prunable_weights
 from unlearnbench.run.config import RunConfig
 from unlearnbench.run.trial import run
@@ -81,6 +82,32 @@ def test_magnitude_pruners_rewind_the_survivors(pruner_cls, params: dict, rewind
     for name, weight in prunable_weights(model).items():
         expected = snapshots[epoch][name] * mask.keep[name]
         torch.testing.assert_close(weight.detach(), expected, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("rewind, start", [("early", 1), ("init", 0)])
+@pytest.mark.parametrize("pruner_cls, params, rounds", [(OneShotMagnitude, {}, 1),
+                                                        (IterativeMagnitude, {"rate": 0.3}, 2)])
+def test_magnitude_pruners_rewind_the_learning_rate_schedule_too(
+        pruner_cls, params: dict, rounds: int, rewind: str, start: int, task: PruningTask,
+        monkeypatch) -> None:
+    # The reference resumes its schedule at the rewind epoch (182 epochs rewound to 8: 174 more,
+    # decays at their 83rd and 128th). The tiny recipe: 4 epochs, lr 0.05, x0.1 at epochs 2 and
+    # 3; its early snapshot is epoch 1, so each retraining runs epochs 1-3 at 0.05, 0.005, 0.0005.
+    seen: list[float] = []
+    step = torch.optim.SGD.step
+
+    def recording(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording)
+    pruner_cls(rewind=rewind, **params).prune(dataclasses.replace(task, sparsity=0.5))
+    per_epoch = len(task.loader())
+    recipe = task.recipe
+    expected = [recipe.lr_at(epoch / recipe.epochs) for epoch in range(start, recipe.epochs)
+                for _ in range(per_epoch)]
+    assert expected[0] == 0.05 and expected[-1] == pytest.approx(0.0005)
+    assert seen == pytest.approx(expected * rounds)
 
 
 def test_early_rewind_without_an_early_snapshot_is_a_clear_error(task: PruningTask) -> None:
@@ -280,3 +307,28 @@ def test_pruned_model_survives_the_cache_and_a_damaged_entry_is_rebuilt(tmp_path
 def _assert_same_metrics(a, b) -> None:
     for metric in ("UA", "MIA", "RA", "TA"):
         assert getattr(a.metrics, metric) == getattr(b.metrics, metric), metric
+
+
+# -- SynFlow on the suite's ResNet-18 (CIFAR stem) ---------------------------------------------
+def _resnet18() -> nn.Module:
+    torch.manual_seed(0)
+    return build_model("resnet18", num_classes=10, in_chans=3, image_size=32)
+
+
+def test_synflow_scores_of_the_suites_resnet18_are_not_degenerate() -> None:
+    # A zero-initialized BN at the end of a residual branch (timm's zero_init_last) cuts the
+    # branch out of the absolute-valued network: its convs' scores are all exactly 0 and tie
+    # order decides which of them survive. The reference ResNet-18 has no such zeros.
+    scores = synflow_scores(linearized(_resnet18()), (3, 16, 16))
+    zero_share = {name: (s == 0).double().mean().item() for name, s in scores.items()}
+    assert all(share < 0.01 for share in zero_share.values()), zero_share
+
+
+def test_synflow_prunes_no_residual_conv_of_resnet18_away() -> None:
+    # With zero-initialized residual BNs every residual conv of layers 1-3 was pruned whole at
+    # 95%. (A 1x1 downsample shortcut may legitimately go: the block's branch still carries
+    # the flow, so the network stays connected.)
+    mask = synflow_mask(_resnet18(), (3, 16, 16), 0.95, iterations=10)
+    density = {name: keep.double().mean().item() for name, keep in mask.keep.items()}
+    branch_convs = {name: d for name, d in density.items() if "downsample" not in name}
+    assert len(branch_convs) == 17 and min(branch_convs.values()) > 0, density

@@ -41,7 +41,7 @@ def test_bundled_recipes_are_valid_at_every_scale(recipe) -> None:
         configs = recipe.configs(scale=scale, seeds=(0, 1))  # validates every component
         assert configs and all(c.seeds == (0, 1) for c in configs)
         if scale == "small":
-            assert all(c.train_size and c.arch == "mini_vgg" for c in configs)
+            assert all(c.train_size and c.arch.startswith("mini_vgg") for c in configs)  # CPU-sized
 
 
 def test_main_table_recipe_is_the_papers_grid() -> None:

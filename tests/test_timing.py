@@ -12,6 +12,7 @@ from torch._dynamo.utils import counters
 
 from unlearnbench_baselines.unlearners.ft import FineTune
 from unlearnbench import TrainRecipe
+from unlearnbench.errors import UnlearnbenchError
 from unlearnbench.data.tensors import DeviceLoader, ImageData, Normalize
 from unlearnbench.train import runtime as runtime_module
 from unlearnbench.train.runtime import Runtime, Stopwatch
@@ -157,3 +158,63 @@ def test_with_compile_nothing_is_compiled_inside_the_timed_call(monkeypatch, war
     compiled = counters["stats"]["unique_graphs"] - before
     assert (compiled == 0) if warm else (compiled > 0)
     torch._dynamo.reset()
+
+
+def _reachable(root: object) -> list[object]:
+    """Every object reachable from ``root`` through attributes, bound methods and containers
+    (not through a function's closure or globals: that is introspection, not an interface)."""
+    import functools
+    import types
+    seen: dict[int, object] = {}
+    todo = [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (torch.Tensor, type, types.ModuleType, str, bytes, int, float)):
+            continue
+        seen[id(obj)] = obj
+        if isinstance(obj, dict):
+            todo += list(obj.keys()) + list(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            todo += list(obj)
+        elif isinstance(obj, types.MethodType):
+            todo += [obj.__self__, obj.__func__]
+        elif isinstance(obj, functools.partial):
+            todo += [obj.func, *obj.args, *obj.keywords.values()]
+        if hasattr(obj, "__dict__") and not isinstance(obj, types.FunctionType):
+            todo += list(vars(obj).values())
+        if dataclasses.is_dataclass(obj):
+            todo += [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+        todo += [getattr(obj, name) for name in getattr(type(obj), "__slots__", ()) if hasattr(obj, name)]
+    return list(seen.values())
+
+
+class _PeekingUnlearner(FineTune):
+    """Sleeps, with the RTE clock paused if anything in its task lets it pause the clock."""
+
+    def unlearn(self, model, task):
+        for obj in _reachable(task):
+            if isinstance(obj, Stopwatch):
+                with obj.paused():
+                    time.sleep(0.3)
+                return model
+        time.sleep(0.3)
+        return model
+
+
+def test_a_method_cannot_reach_the_rte_stopwatch() -> None:
+    model, task = tiny_task()
+    timed = timed_unlearn(_PeekingUnlearner(epochs=1), model, task)
+    assert timed.rte >= 0.3 and timed.warmup_s < 0.3
+
+
+class _Sneaky(ImageData):
+    def subset(self, index):
+        time.sleep(0.3)  # work a method would like the paused clock to hide
+        return super().subset(index)
+
+
+def test_the_warm_up_runs_no_code_of_the_method_while_the_clock_is_paused() -> None:
+    model, task = tiny_task()
+    warm = WarmUp(model, CPU, task.normalize, Stopwatch(CPU))
+    with pytest.raises(UnlearnbenchError, match="expected the task.s own ImageData"):
+        warm(_Sneaky(task.retain.images, task.retain.labels), [16])

@@ -142,6 +142,22 @@ def test_scrub_alternates_max_and_min_steps_with_the_reference_schedule(trained,
     assert lrs == pytest.approx([5e-4, 5e-4, 5e-4, 5e-5, 5e-5, 5e-6])
 
 
+def test_scrub_loaders_do_not_augment_as_in_the_reference(trained, monkeypatch) -> None:
+    # The reference's unlearning loaders use the test-time transform (no crop, no flip).
+    model, task = trained[0]
+    asked: list[bool] = []
+    real_loader = UnlearningTask.loader
+
+    def recording(self, data, **kwargs):
+        asked.append(kwargs.get("augment", True))
+        return real_loader(self, data, **kwargs)
+
+    monkeypatch.setattr(UnlearningTask, "loader", recording)
+    monkeypatch.setattr(UnlearningTask, "fit", lambda self, m, batches, recipe, **kw: m)
+    Scrub(epochs=1).unlearn(copy.deepcopy(model), task)
+    assert asked == [False, False]
+
+
 def test_scrub_max_step_pushes_forget_away_and_min_step_keeps_retain(trained) -> None:
     model, task = trained[0]
     scrub = Scrub(lr=0.05, batch_size=16, forget_batch_size=16)

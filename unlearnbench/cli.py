@@ -143,7 +143,7 @@ def _execution_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/unlearnbench"))
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+                        help="training precision; auto: bf16 autocast on CUDA, fp32 on CPU (evaluation is always fp32)")
     parser.add_argument("--compile", default="none",
                         choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],
                         help="torch.compile the training loop's model (warm-up excluded from RTE)")

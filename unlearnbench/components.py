@@ -65,24 +65,40 @@ def build_model(arch: str, *, num_classes: int, in_chans: int, image_size: int) 
 
 
 def timm_model(arch: str, *, num_classes: int, in_chans: int, image_size: int) -> nn.Module:
-    """A randomly initialized timm model for ``image_size`` px inputs: architectures that fix
-    their input size at construction (ViT, DeiT, Swin, ...) are built for ``image_size``; for
-    inputs up to 64 px a ResNet gets the stem of the CIFAR ResNets (3x3 stride-1 first conv, no
-    max-pool), as in Jia et al. 2023. An architecture that cannot take such inputs is refused
-    here, before any training, with a :class:`ConfigError`."""
+    """A randomly initialized timm model for ``image_size`` px inputs, with the initialization of
+    the reference ResNets. An architecture that cannot take such inputs is refused here, before
+    any training, with a :class:`ConfigError`.
+
+    - Architectures that fix their input size at construction (ViT, DeiT, Swin, ...) are built
+      for ``image_size``.
+    - ``zero_init_last``: timm starts the last BatchNorm weight of every residual branch at 0;
+      the reference ResNet-18 of Jia et al. 2023 (torchvision's layout) starts it at 1. The
+      zeros cut each branch out of the network at initialization, which breaks SynFlow (it
+      scores the absolute-valued network: every residual conv would score exactly 0). It is
+      turned off for every model that has it.
+    - for inputs up to 64 px a ResNet gets the stem of the CIFAR ResNets (3x3 stride-1 first
+      conv, no max-pool), as in Jia et al. 2023; the new conv is initialized like timm's other
+      convs and the reference's (Kaiming normal, fan-out, ReLU gain).
+    """
     import timm
     from torch import nn
 
-    def create(**size: int) -> nn.Module:
-        return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **size)
+    def create(**kwargs: Any) -> nn.Module:
+        return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans,
+                                 **kwargs)
 
-    try:
+    def sized(**kwargs: Any) -> nn.Module:
         try:
-            model = create(img_size=image_size)
+            return create(img_size=image_size, **kwargs)
         except TypeError as exc:  # the architecture takes any input size
             if "img_size" not in str(exc):
                 raise
-            model = create()
+            return create(**kwargs)
+
+    try:
+        model = sized()
+        if any(hasattr(m, "zero_init_last") for m in model.modules()):
+            model = sized(zero_init_last=False)
     except Exception as exc:
         raise ConfigError(f"--arch {arch!r} cannot be built for {in_chans}-channel {image_size}px "
                           f"images: {type(exc).__name__}: {_first_line(exc)}") from exc
@@ -90,6 +106,7 @@ def timm_model(arch: str, *, num_classes: int, in_chans: int, image_size: int) -
             and hasattr(model, "maxpool"):
         out_channels = model.conv1.out_channels
         model.conv1 = nn.Conv2d(in_chans, out_channels, 3, stride=1, padding=1, bias=False)
+        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
         model.maxpool = nn.Identity()
     elif image_size <= 64 and fnmatch.fnmatch(arch, "*resnet*"):
         raise ConfigError(f"cannot give {arch!r} the small-input stem: no conv1/maxpool found")

@@ -41,10 +41,11 @@ class PruningTask:
                             channels_last=self.runtime.channels_last)
 
     def train_masked(self, model: nn.Module, mask: Mask, *, recipe: TrainRecipe | None = None,
-                     desc: str = "retrain sparse") -> nn.Module:
-        """Train with the original recipe (or ``recipe``) while holding ``mask`` fixed."""
+                     desc: str = "retrain sparse", start_epoch: int = 0) -> nn.Module:
+        """Train with the original recipe (or ``recipe``) while holding ``mask`` fixed; from
+        ``start_epoch`` on, with that epoch's learning rate, when resuming a rewound run."""
         return fit(model, self.loader(stream=f"prune/{desc}"), recipe or self.recipe,
-                   self.runtime, mask=mask, desc=desc)
+                   self.runtime, mask=mask, desc=desc, start_epoch=start_epoch)
 
 
 class Pruner(Configurable, abc.ABC):

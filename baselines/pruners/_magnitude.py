@@ -5,7 +5,12 @@ lottery ticket hypothesis", "Linear mode connectivity and the lottery ticket hyp
 used by Jia et al. 2023: scores are ``|w|`` over all prunable weights at once (global,
 unstructured; conv/linear weights outside the classifier head), the survivors are reset to
 their values at an early epoch of the dense run, and the sparse network is retrained with the
-mask held fixed.
+mask held fixed. As in the reference, the learning-rate schedule is rewound with the weights:
+rewound to epoch ``r`` of an ``E``-epoch recipe, retraining runs the recipe's epochs ``r .. E-1``
+(the reference's 182-epoch recipe, rewound to epoch 8, retrains 174 epochs and decays the
+learning rate at its epochs 83 and 128). Rewound to the initialization, or not rewound, the
+sparse network retrains with the whole recipe; an explicit ``retrain_epochs`` is a fresh
+schedule of that length.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ def load_dense(task: PruningTask) -> nn.Module:
     return model
 
 
-def rewind_state(snapshots: Mapping[int, Mapping[str, torch.Tensor]],
-                 rewind: Rewind) -> Mapping[str, torch.Tensor] | None:
-    """The weights to rewind to: the early snapshot, the initialization, or None (keep).
+def rewind_point(snapshots: Mapping[int, Mapping[str, torch.Tensor]],
+                 rewind: Rewind) -> tuple[int, Mapping[str, torch.Tensor]] | None:
+    """The epoch and weights to rewind to: the early snapshot, the initialization (epoch 0),
+    or None (keep the trained weights).
 
     "early" is the earliest non-zero epoch the dense run saved (the harness saves one: epoch
     8 of the reference's 182, scaled to the recipe).
@@ -38,12 +44,12 @@ def rewind_state(snapshots: Mapping[int, Mapping[str, torch.Tensor]],
     if rewind == "none":
         return None
     if rewind == "init":
-        return snapshots[0]
+        return 0, snapshots[0]
     early = sorted(epoch for epoch in snapshots if epoch > 0)
     if not early:
         raise ConfigError(f"rewind='early' needs a snapshot after epoch 0, but the dense run saved "
                           f"epochs {sorted(snapshots)}; use rewind=init or rewind=none")
-    return snapshots[early[0]]
+    return early[0], snapshots[early[0]]
 
 
 def magnitude_mask(model: nn.Module, sparsity: float, previous: Mask | None = None) -> Mask:
@@ -67,8 +73,13 @@ def prune_rewind_retrain(model: nn.Module, task: PruningTask, sparsity: float, *
                          desc: str = "retrain sparse") -> tuple[nn.Module, Mask]:
     """One magnitude round on a trained ``model`` (modified in place): mask, rewind, retrain."""
     mask = magnitude_mask(model, sparsity, previous)
-    state = rewind_state(task.snapshots, rewind)
-    if state is not None:
+    point = rewind_point(task.snapshots, rewind)
+    start_epoch = 0
+    if point is not None:
+        start_epoch, state = point
         model.load_state_dict(state, strict=True)
-    recipe = task.recipe if retrain_epochs is None else task.recipe.replace(epochs=retrain_epochs)
-    return task.train_masked(model, mask, recipe=recipe, desc=desc), mask
+    if retrain_epochs is not None:
+        recipe, start_epoch = task.recipe.replace(epochs=retrain_epochs), 0
+    else:
+        recipe = task.recipe
+    return task.train_masked(model, mask, recipe=recipe, desc=desc, start_epoch=start_epoch), mask

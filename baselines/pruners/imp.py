@@ -17,8 +17,9 @@ Defaults and their sources:
 - ``rate=0.2``: the reference's per-round pruning rate (sparsity 1 - 0.8^k after k rounds).
 - ``rewind="early"``: the reference rewinds to epoch 8 of its 182-epoch recipe, scaled here
   to the recipe's length (``unlearnbench.run.artifacts.rewind_epoch``).
-- ``retrain_epochs=None``: each round retrains with the original model's recipe, as the
-  reference does; set it to shorten every round.
+- ``retrain_epochs=None``: each round retrains with the original model's recipe resumed at
+  the rewind epoch (weights and learning-rate schedule rewound together), as the reference
+  does; set it to retrain every round for that many epochs on a fresh schedule instead.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ Defaults and their sources:
 
 - ``rewind="early"``: the reference rewinds to epoch 8 of its 182-epoch recipe; the harness
   saves that epoch scaled to the recipe's length (``unlearnbench.run.artifacts.rewind_epoch``).
-- ``retrain_epochs=None``: retrain with the original model's recipe, as the reference does
-  (182 epochs on CIFAR-10); set it to shorten only the length.
+- ``retrain_epochs=None``: retrain with the original model's recipe resumed at the rewind
+  epoch, as the reference does (epochs 8-181 of 182 on CIFAR-10, learning-rate decays
+  included); set it to retrain for that many epochs on a fresh schedule instead.
 """
 
 from __future__ import annotations

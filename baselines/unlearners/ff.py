@@ -10,9 +10,14 @@ kept; the others, which carry information specific to the forget set, are scramb
 
 ``F`` is the diagonal of the *true* Fisher (an expectation over the model's own predictive
 distribution, every class weighted by p(y|x), not the sampled label's "empirical" Fisher),
-and it is a **mean** over the retain examples, exactly as the reference code computes it (it
-divides the accumulated squares by the number of examples), so ``alpha`` does not scale with
-|D_r|. It is computed with the model in eval mode, with batched per-example Jacobians
+from **per-example** gradients, averaged over the retain examples, so ``alpha`` does not
+scale with |D_r|. This is not what the reference code computes: it squares the gradient of
+a whole batch's class-weighted loss (one squared gradient per batch and class, not per
+example) and averages those over batches. The square of a batch-mean gradient is not the
+mean of squared per-example gradients (it adds cross terms between examples, and where
+those average out it is about 1/batch-size of it), so ``alpha`` here is **not on the
+reference's scale** and values cannot be carried over.
+It is computed with the model in eval mode, with batched per-example Jacobians
 (``torch.func``: ``vmap`` of ``jacrev``), in chunks sized by ``gradient_memory_mb``.
 
 Two guards, both documented values rather than hidden constants:
@@ -22,16 +27,17 @@ dead units, rarely active filters), which would otherwise receive unbounded nois
 reference caps ``1/F`` at 1e3, i.e. the variance at ``1e3 * alpha``; it is a separate,
 absolute cap here so that it does not move when ``alpha`` is searched.
 
-Differences from the reference code, on purpose: no class-wise special case (the reference
-zeroes the forgotten class's head row whenever 4,500 examples are forgotten, which also
-fires in random forgetting); no per-row averaging of the variance and no extra x10 for the
-head and BN (undocumented heuristics); one alpha for every parameter. FF is a one-shot update
+Differences from the reference code, on purpose: no class-wise special case in any scenario
+(the reference zeroes the forgotten class's head row whenever 4,500 examples are forgotten,
+which also fires in random forgetting); the per-example Fisher above; no per-row averaging
+of the variance and no extra x10 for the head and BN (undocumented heuristics); one alpha for every parameter. FF is a one-shot update
 outside the training loop, so it re-applies the task's mask itself (noise on a pruned weight
 must not survive).
 
-``alpha`` is undocumented in the paper (the launcher's ~3e-8, the code's default 3e-6, both
-for this mean Fisher). The default 2e-7 is the choice of the search of ``baselines/search.py``
-on digits class-wise forgetting: among the alphas whose mean RA stays within 5 points of
+``alpha`` is undocumented in the paper (its launcher uses about 3e-8; the reference's
+``--alpha`` flag defaults to 0.2, a flag it shares with other methods), and neither value
+transfers to this Fisher (see above). The default 2e-7 is the choice of the search of
+``baselines/search.py`` on digits class-wise forgetting: among the alphas whose mean RA stays within 5 points of
 Retrain's, the one with the smallest worse-of-|UA - UA_retrain|-and-|RA - RA_retrain| (forget
 and retain sets only, never the test set). Means over seeds 0, 1, 2 (small_cnn, 30-epoch original)::
 

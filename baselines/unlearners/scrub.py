@@ -18,7 +18,8 @@ Defaults, the reference's CIFAR-10 ResNet-18 setting (the "SCRUB Forgetting" cel
 ``large_scale_unlearning.ipynb``): SGD lr 5e-4, momentum 0.9, weight decay 5e-4, 3 epochs
 (``sgda_epochs``), msteps 2, kd_T 4, gamma 0.99 (weight of CE), alpha 0.001 (weight of KL),
 lr decay 0.1 after epochs 3, 5, 9 (so constant over 3 epochs); retain batches of 256 and forget
-batches of 512 (the batch sizes its loaders are built with). As in the code, gamma weighs the
+batches of 512 (the batch sizes its loaders are built with), without data augmentation (its
+unlearning loaders use the test-time transform; so do this method's loaders). As in the code, gamma weighs the
 CE and alpha the KL: with these values the min-step is almost plain fine-tuning on the retain
 set, and the forgetting comes from the max-steps.
 
@@ -94,8 +95,10 @@ class Scrub(Unlearner):
 
     def unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         teacher = frozen_copy(model)
-        forget = task.loader(task.forget, batch_size=self.forget_batch_size, stream="scrub/forget")
-        retain = task.loader(task.retain, batch_size=self.batch_size, stream="scrub/retain")
+        forget = task.loader(task.forget, batch_size=self.forget_batch_size, augment=False,
+                             stream="scrub/forget")
+        retain = task.loader(task.retain, batch_size=self.batch_size, augment=False,
+                             stream="scrub/retain")
         maximize, minimize = self.max_loss(teacher), self.min_loss(teacher)
         optimizer = task.optimizer(model, self.recipe(1))
         for epoch in range(1, self.epochs + 1):

@@ -29,6 +29,7 @@ import torch
 from ..data.tensors import Augment, ImageData, Normalize
 from ..data.dataset import Dataset, LoadedDataset, guarded_download
 from ..errors import CorruptFileError, DataNotFoundError
+from ..params import param
 from ..train.loop import TrainRecipe
 from ._parquet import (parquet_files, read_saved_train_test, read_train_test, saved_files,
                        saved_split_folders)
@@ -51,6 +52,8 @@ class _Cifar(Dataset):
     torchvision_class: ClassVar[str]
     normalize: ClassVar[Normalize]
     parquet_label: ClassVar[str] = "label"
+    augment: bool = param(True, help="random crop (pad 4) + flip in training; false: none, for a "
+                                     "small model that must fit its training set as the paper's does")
 
     def load(self, root: Path | None, download: bool = False) -> LoadedDataset:
         if root is None:
@@ -76,7 +79,8 @@ class _Cifar(Dataset):
                 f"datasets' layout) and for a datasets save_to_disk folder (dataset_dict.json, or "
                 f"train/ and test/ holding state.json). Pass --download to fetch it with "
                 f"torchvision, or point --data-root at a folder holding one of these layouts.")
-        return LoadedDataset(train, test, names, self.normalize, Augment(crop_padding=4, hflip=True))
+        augment = Augment(crop_padding=4, hflip=True) if self.augment else Augment()
+        return LoadedDataset(train, test, names, self.normalize, augment)
 
     def default_recipe(self) -> TrainRecipe:
         return PAPER_RECIPE

@@ -6,7 +6,9 @@
   "non-member". The attack is the paper's: feature = softmax probability of the true label;
   classifier = ``SVC(C=3, gamma="auto", kernel="rbf")`` trained on ``|test|`` retain examples
   (members, label 1) against the test set (non-members, label 0); then applied to the forget
-  set. Models are evaluated in eval mode without augmentation.
+  set. Models are evaluated in eval mode without augmentation, in fp32 whatever the training
+  precision (``--precision bf16`` trains under bf16 autocast; the reference evaluates in fp32,
+  and bf16 logits would move the MIA feature and the accuracies near ties).
 """
 
 from __future__ import annotations
@@ -114,15 +116,15 @@ def _predict_in_threads(classifier, features: np.ndarray, min_rows: int = 512) -
 @torch.no_grad()
 def predict(model: nn.Module, data: ImageData, normalize: Normalize, runtime: Runtime,
             batch_size: int = 1024) -> torch.Tensor:
-    """Logits (float32, on the CPU) of ``model`` in eval mode, no augmentation."""
+    """Logits (fp32, computed in fp32 even under a bf16 runtime; on the CPU) of ``model`` in
+    eval mode, no augmentation."""
     was_training = model.training
     model.eval()
     outputs = []
     loader = DeviceLoader(data, normalize=normalize, batch_size=batch_size,
                           channels_last=runtime.channels_last)
     for x, _ in tqdm(loader, desc="evaluate", unit="batch", leave=False, disable=None):
-        with runtime.autocast():
-            outputs.append(model(x).float())  # kept on the device: one copy, not one sync per batch
+        outputs.append(model(x).float())  # kept on the device: one copy, not one sync per batch
     model.train(was_training)
     if not outputs:
         raise ConfigError("cannot evaluate a model on an empty set of examples")

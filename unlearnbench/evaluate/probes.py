@@ -106,7 +106,8 @@ class TransferProbe(Probe):
 @torch.no_grad()
 def features(model: nn.Module, data: ImageData, normalize: Normalize, runtime: Runtime,
              batch_size: int = 1024) -> np.ndarray:
-    """The classification head's input for every image (float64, on the CPU)."""
+    """The classification head's input for every image (computed in fp32 whatever the
+    runtime's precision, returned as float64, on the CPU)."""
     head = classifier(model)
     if head is None:
         raise ConfigError(f"{type(model).__name__} has no classification head to take features from")
@@ -118,8 +119,7 @@ def features(model: nn.Module, data: ImageData, normalize: Normalize, runtime: R
     try:
         for x, _ in DeviceLoader(data, normalize=normalize, batch_size=batch_size,
                                  channels_last=runtime.channels_last):
-            with runtime.autocast():
-                model(x)
+            model(x)
     finally:
         hook.remove()
         model.train(was_training)

@@ -35,3 +35,10 @@ class MiniVGG(nn.Module):
 
 def mini_vgg(*, num_classes: int, in_chans: int, image_size: int) -> nn.Module:
     return MiniVGG(num_classes=num_classes, in_chans=in_chans, width=16)
+
+
+def mini_vgg_wide(*, num_classes: int, in_chans: int, image_size: int) -> nn.Module:
+    """Width 32: 0.39 M parameters, 4x the multiply-adds. Without augmentation it fits 99.8% of
+    2,500 JPEG CIFAR-10 training images in 30 epochs at batch 32 (test accuracy 60.1%), the
+    memorizing regime of the paper's ResNet-18 at a CPU's cost (the main table's small scale)."""
+    return MiniVGG(num_classes=num_classes, in_chans=in_chans, width=32)

@@ -21,7 +21,7 @@ from ..train.loop import TrainRecipe
 from ..train.runtime import Runtime
 from ..unlearner import Unlearner
 
-CACHE_FORMAT = 2  # bump when a change to training code makes old cached models stale
+CACHE_FORMAT = 3  # bump when a change to training code makes old cached models stale
 
 
 @dataclass(frozen=True)

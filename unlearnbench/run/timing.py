@@ -10,6 +10,12 @@ batch size that loader will yield and that has not been met yet. The random stat
 process is left as it was, so a run's results do not depend on what was warm. The seconds
 spent there are the record's ``warmup_s``.
 
+A method cannot pause the clock itself: what its task holds is a plain function that warms
+shapes (:func:`sealed`), not the :class:`WarmUp` or the stopwatch, and the warm-up accepts
+only the harness's own data (an exact :class:`ImageData` of plain tensors or streamed
+:class:`~unlearnbench.data.streaming.DiskImages`), so no code of the method runs while the
+clock is paused.
+
 For the compiler the batch dimension is marked dynamic, so one graph serves every batch size
 of 2 or more. Not warmed: a batch of a single example (compiled and tuned at its first use;
 a training step on it would fail BatchNorm layers of 1x1 maps) and work that does not go
@@ -20,21 +26,26 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.streaming import DiskImages
 from ..data.tensors import DeviceLoader, ImageData, Normalize
+from ..errors import UnlearnbenchError
 from ..train.runtime import Runtime, Stopwatch
 from ..unlearner import Unlearner, UnlearningTask
 
 
+_OWN_IMAGES = (torch.Tensor, DiskImages)  # exact types: a subclass could run code while paused
+
+
 class WarmUp:
     """Pays the one-time costs of batch shapes on a throwaway copy of the model, with
-    ``stopwatch`` paused (its ``paused_seconds`` are the warm-up's); callable as
-    :attr:`UnlearningTask.warm_up`."""
+    ``stopwatch`` paused (its ``paused_seconds`` are the warm-up's). The task gets it only
+    through :func:`sealed`."""
 
     def __init__(self, model: nn.Module, runtime: Runtime, normalize: Normalize, stopwatch: Stopwatch):
         self.probe = copy.deepcopy(model)
@@ -43,8 +54,14 @@ class WarmUp:
         self.warm: set[tuple[int, ...]] = set()  # input shapes met so far
 
     def __call__(self, data: ImageData, batch_sizes: Iterable[int]) -> None:
+        if type(data) is not ImageData or type(data.images) not in _OWN_IMAGES \
+                or type(data.labels) is not torch.Tensor:
+            raise UnlearnbenchError(
+                f"the warm-up got {type(data).__name__} data of {type(data.images).__name__} "
+                f"images: expected the task's own ImageData (plain tensors or streamed DiskImages)")
         image_shape = tuple(data.images.shape[1:])
-        todo = sorted(n for n in set(batch_sizes) if n >= 2 and (n, *image_shape) not in self.warm)
+        todo = sorted(int(n) for n in set(batch_sizes))
+        todo = [n for n in todo if n >= 2 and (n, *image_shape) not in self.warm]
         if not todo:
             return
         devices = [self.runtime.device] if self.runtime.device.type == "cuda" else []
@@ -64,7 +81,7 @@ class WarmUp:
         loss.backward()
         self.probe.zero_grad(set_to_none=True)
         self.probe.eval()
-        with torch.no_grad(), self.runtime.autocast():
+        with torch.no_grad():  # evaluation runs in fp32 (evaluate.metrics.predict)
             self.net(x)
 
 
@@ -75,11 +92,19 @@ class Timed:
     warmup_s: float  # seconds of the one-time costs met during the call, paid with the clock paused
 
 
+def sealed(warm_up: WarmUp) -> Callable[[ImageData, Iterable[int]], None]:
+    """The task's ``warm_up``: a function that warms shapes and exposes nothing else (neither
+    the :class:`WarmUp` nor the stopwatch it pauses is an attribute of it)."""
+    def warm_up_shapes(data: ImageData, batch_sizes: Iterable[int]) -> None:
+        warm_up(data, batch_sizes)
+    return warm_up_shapes
+
+
 def timed_unlearn(unlearner: Unlearner, model: nn.Module, task: UnlearningTask) -> Timed:
     """Run ``unlearner`` on a copy of ``model`` and time it as RTE (see the module docstring)."""
     stopwatch = Stopwatch(task.runtime)
-    warm_up = WarmUp(model, task.runtime, task.normalize, stopwatch)
-    task = dataclasses.replace(task, warm_up=warm_up)
+    task = dataclasses.replace(task, warm_up=sealed(WarmUp(model, task.runtime, task.normalize,
+                                                           stopwatch)))
     model = copy.deepcopy(model).train()  # the contract: the model arrives in training mode
     with stopwatch:
         unlearned = unlearner.unlearn(model, task)

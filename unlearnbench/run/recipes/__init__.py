@@ -210,8 +210,7 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
         diverged += sum(r.diverged for r in run(config, log=log))
     seconds = time.perf_counter() - start
     records = load_records(records_dir, log=log)
-    atomic_write_text(output / "table.md", f"# {recipe.name} ({scale})\n\n{recipe.description}\n\n"
-                      f"Published numbers: {recipe.paper}\n\n{render(records)}")
+    atomic_write_text(output / "table.md", table_text(recipe, scale, records, render(records)))
     summary = {"recipe": recipe.name, "scale": scale, "seeds": list(seeds), "runs": total,
                "ran": sum(len(c.seeds) for c in todo), "wall_clock_s": round(seconds, 1),
                "configs": [_jsonable(dataclasses.asdict(c)) for c in configs]}
@@ -262,6 +261,22 @@ def write_provenance(path: Path, summary: dict[str, Any], log: Callable[[str], N
                     else summary[key] + previous[key]
         summary["seeds"] = sorted(set(summary["seeds"]) | set(previous.get("seeds") or []))
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+def table_text(recipe: Recipe, scale: str, records: Sequence[Any], table: str) -> str:
+    """table.md: the recipe's description (the paper's setting), what the records themselves
+    ran (so a caption never names the paper's model over a small scale's runs), the table."""
+    return (f"# {recipe.name} ({scale})\n\n{recipe.description}\n\n{records_setting(records)}\n\n"
+            f"Published numbers: {recipe.paper}\n\n{table}")
+
+
+def records_setting(records: Sequence[Any]) -> str:
+    """One line naming the architectures, datasets and subset sizes the records ran."""
+    def sizes(r: Any) -> str:
+        train, test = r.config.get("train_size"), r.config.get("test_size")
+        if train is None and test is None:
+            return "all images"
+        return f"{train or 'all'} training / {test or 'all'} test images"
+    settings = sorted({f"{r.arch} on {r.dataset} ({sizes(r)})" for r in records})
+    return f"These records ran: {'; '.join(settings) or 'nothing yet'}."
 
 
 def _jsonable(value: Any) -> Any:
