@@ -308,7 +308,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def _one_line_warnings() -> None:
     """Our own warnings (e.g. a trial recorded twice) print as one line, like errors."""
-    from .report.records import DuplicateRecordWarning
+    from .errors import DuplicateRecordWarning
 
     show = warnings.showwarning
     if getattr(show, "unlearnbench", False):

@@ -60,3 +60,7 @@ class PluginError(UnlearnbenchError):
 
 class NonFiniteError(UnlearnbenchError):
     """A model's weights or logits are NaN or infinite: training diverged."""
+
+
+class DuplicateRecordWarning(UserWarning):
+    """A folder holds one trial (one identity) more than once; the newest record is used."""

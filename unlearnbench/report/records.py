@@ -15,7 +15,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import CorruptFileError, DataNotFoundError
+from ..errors import CorruptFileError, DataNotFoundError, DuplicateRecordWarning
 from ..storage import atomic_write_text
 
 SCHEMA_VERSION = 3
@@ -206,10 +206,6 @@ def _matches(tp: Any, value: Any) -> bool:
     if tp is Any:
         return True
     return isinstance(value, origin or tp)
-
-
-class DuplicateRecordWarning(UserWarning):
-    """A folder holds one trial (one identity) more than once; the newest record is used."""
 
 
 def load_records(path: Path, *, log: Callable[[str], None] | None = None) -> list[RunRecord]:
