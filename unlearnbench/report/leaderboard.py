@@ -123,6 +123,10 @@ def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
                      + "): do not compare RTE across them.")
     else:
         notes.append(f"RTE measured on {devices[0]}.")
+    if shared := [r for r in records if r.timings.shared_by]:
+        notes.append(f"Warning: the RTE of {len(shared)} of {len(records)} runs was measured while "
+                     f"other trials shared the device (up to {max(r.timings.shared_by for r in shared)}"
+                     f" at once; record field timings.shared_by): those RTEs are not comparable.")
     if fmt == "latex":
         return text + "\n" + "\n".join(f"% {n}" for n in notes) + "\n"
     return text + "\n\n" + "\n".join(notes) + "\n"
