@@ -28,7 +28,7 @@ from ...errors import ConfigError
 from ...params import param
 from ...storage import CheckpointCache, stable_hash
 from ..config import RunConfig, prepare
-from . import Executor, Trial
+from . import Executor
 
 Entries = dict[tuple[str, str], dict[str, Any]]
 
@@ -52,6 +52,9 @@ class RayExecutor(Executor):
     max_retries: int = param(3, ge=0, help="retries of a task whose worker process died")
     exclusive_timing: bool = param(True, help="at most one timed unlearning call per device")
     num_cpus: int | None = param(None, ge=1, help="CPUs of a local instance (default: all)")
+
+    def validate(self) -> None:
+        import_ray()  # a missing extra is named before any trial starts
 
     def run(self, trials, *, on_done, on_failed, log) -> None:
         ray = import_ray()
