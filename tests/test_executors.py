@@ -374,3 +374,27 @@ def test_ray_retries_a_trial_whose_worker_was_killed(plugin_env: dict[str, str],
     [path] = output.iterdir()  # exactly one record, and nothing else
     record = json.loads(path.read_text())
     assert record["method"] == "dies_once" and record["seed"] == 0
+
+
+def test_the_hyperparameter_search_is_one_grid_on_an_executor(shared_cache: Path, tmp_path: Path) -> None:
+    from unlearnbench_baselines.search import search
+
+    grids: list[int] = []
+
+    class Counting(LocalExecutor):
+        def run(self, trials, **kwargs):
+            grids.append(len(trials))
+            super().run(trials, **kwargs)
+
+    result = search("ft", {"epochs": [1, 2]}, dataset="synthetic", seeds=(0,),
+                    cache_dir=shared_cache, output_dir=tmp_path, executor=Counting())
+    assert grids == [3]  # the reference and both candidates in one grid
+    assert [c.params for c in result.candidates] == [{"epochs": 1}, {"epochs": 2}]
+    again = search("ft", {"epochs": [2]}, dataset="synthetic", seeds=(0,), cache_dir=shared_cache,
+                   output_dir=tmp_path / "b", executor=Counting(),
+                   reference_records=load_records(tmp_path / "retrain"))
+    assert grids == [3, 1] and again.candidates[0] == result.candidates[1]
+    with pytest.raises(ConfigError, match="reference records do not match"):
+        search("ft", {"epochs": [1]}, dataset="synthetic", seeds=(0, 1), cache_dir=shared_cache,
+               output_dir=tmp_path / "c", reference_records=load_records(tmp_path / "retrain"))
+    assert not (tmp_path / "c").exists()
