@@ -42,7 +42,7 @@ def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None,
     from .executors import LocalExecutor, Trial, run_grid
     prepare(config)  # a bad configuration fails here, before any executor starts
     trials = [Trial(config, seed) for seed in config.seeds]
-    return run_grid(trials, executor or LocalExecutor(), log=log, progress=False)
+    return run_grid(trials, executor or LocalExecutor(), log=log, progress=executor is not None)
 
 
 def load_data(plan: Plan) -> LoadedDataset:

@@ -54,6 +54,9 @@ class RayExecutor(Executor):
     num_cpus: int | None = param(None, ge=1, help="CPUs of a local instance (default: all)")
 
     def validate(self) -> None:
+        if self.address is not None and self.num_cpus is not None:
+            raise ConfigError(f"num_cpus={self.num_cpus} is invalid with address={self.address!r}: "
+                              f"a running cluster has its own CPUs")
         import_ray()  # a missing extra is named before any trial starts
 
     def run(self, trials, *, on_done, on_failed, log) -> None:
@@ -157,7 +160,8 @@ def _setup(setup: tuple[int, bool]) -> None:
 def _load_data_task(config: RunConfig, setup: tuple[int, bool]):
     from ..trial import load_data
     _setup(setup)
-    return load_data(prepare(config))
+    # decoding needs no accelerator, and this task reserves none: resolve the device as the CPU
+    return load_data(prepare(dataclasses.replace(config, device="cpu", compile="none")))
 
 
 def _models_task(config: RunConfig, seed: int, setup: tuple[int, bool], data, *given: Entries) -> Entries:
