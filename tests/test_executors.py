@@ -28,7 +28,7 @@ from unlearnbench.components import EXECUTORS
 from unlearnbench.report.records import RunRecord, load_records
 from unlearnbench.run import sharing
 from unlearnbench.run.config import RunConfig
-from unlearnbench.run.executors import Executor, LocalExecutor, Trial, make_executor, run_grid
+from unlearnbench.run.executors import Executor, LocalExecutor, Trial, run_grid
 from unlearnbench.run.trial import run
 
 TINY = dict(dataset="synthetic", arch="tiny_cnn", train_params={"epochs": 2})
@@ -302,13 +302,19 @@ def test_a_trial_uses_the_cpus_it_was_given(tmp_path: Path) -> None:
     assert out.stdout.split() == ["1", "1", "1"]
 
 
-def test_local_records_equal_the_ones_of_run(shared_cache: Path, tmp_path: Path) -> None:
+def test_local_records_equal_the_ones_of_run(shared_cache: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from unlearnbench.train.runtime import cpu_budget
+
+    monkeypatch.setenv("UNLEARNBENCH_DEVICE_DIR", str(tmp_path / "devices"))  # alone on the CPU
+    threads, budget = torch.get_num_threads(), cpu_budget()
     config = RunConfig(method="ft", **TINY, seeds=(0, 1), cache_dir=shared_cache,
                        output_dir=tmp_path / "a")
     first = run(config)
     again = run_grid([Trial(config, 1), Trial(config, 0)], LocalExecutor(cpus_per_trial=1))
     assert _results(first) == _results(again[::-1])
     assert all(isinstance(r, RunRecord) and r.timings.shared_by == 0 for r in first)
+    assert (torch.get_num_threads(), cpu_budget()) == (threads, budget)  # restored afterwards
 
 
 # -- ray, on loopback only ----------------------------------------------------------------------

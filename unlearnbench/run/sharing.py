@@ -29,10 +29,12 @@ except ImportError:  # pragma: no cover - not on Linux/macOS: nobody is counted
 _EXCLUSIVE = True
 
 
-def set_exclusive_timing(exclusive: bool) -> None:
-    """False lets timed unlearning calls overlap on a device (faster grids, noisier RTE)."""
+def set_exclusive_timing(exclusive: bool) -> bool:
+    """False lets timed unlearning calls overlap on a device (faster grids, noisier RTE).
+    Returns the previous setting."""
     global _EXCLUSIVE
-    _EXCLUSIVE = bool(exclusive)
+    previous, _EXCLUSIVE = _EXCLUSIVE, bool(exclusive)
+    return previous
 
 
 def device_key(device: torch.device) -> str:

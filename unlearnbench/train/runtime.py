@@ -127,14 +127,16 @@ def generator(seed: int, stream: str) -> torch.Generator:
 _CPU_BUDGET: int | None = None
 
 
-def set_cpu_budget(cpus: int | None) -> None:
+def set_cpu_budget(cpus: int | None) -> int | None:
     """Give this process ``cpus`` cores (None: all it may run on): torch's intra-op threads,
-    the MIA's prediction threads and the image-decoding pool all follow it."""
+    the MIA's prediction threads and the image-decoding pool (made at its first use) follow it.
+    Returns the previous setting."""
     global _CPU_BUDGET
     if cpus is not None and cpus < 1:
         raise ConfigError(f"cpus={cpus} is invalid: expected at least 1")
-    _CPU_BUDGET = cpus
+    previous, _CPU_BUDGET = _CPU_BUDGET, cpus
     torch.set_num_threads(cpu_budget())
+    return previous
 
 
 def cpu_budget() -> int:

@@ -18,6 +18,7 @@ its configuration and seed (timings aside).
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,22 +65,46 @@ class LocalExecutor(Executor):
     exclusive_timing: bool = param(True, help="at most one timed unlearning call per device")
 
     def run(self, trials, *, on_done, on_failed, log) -> None:
+        import torch
+
         from ...train.runtime import set_cpu_budget
         from ..sharing import set_exclusive_timing
+
+        threads = torch.get_num_threads()
+        cpus = set_cpu_budget(self.cpus_per_trial) if self.cpus_per_trial is not None else None
+        exclusive = set_exclusive_timing(self.exclusive_timing)
+        try:
+            self._run(trials, on_done, log)
+        finally:  # this process is the driver's too: give it back its settings
+            if self.cpus_per_trial is not None:
+                set_cpu_budget(cpus)
+                torch.set_num_threads(threads)
+            set_exclusive_timing(exclusive)
+
+    def _run(self, trials, on_done, log) -> None:
         from ..config import prepare
         from ..trial import load_data, trial_probes, trial_record
 
-        if self.cpus_per_trial is not None:
-            set_cpu_budget(self.cpus_per_trial)
-        set_exclusive_timing(self.exclusive_timing)
-        prepared = None  # consecutive seeds of one configuration share its plan and data
+        prepared = None  # consecutive seeds of one configuration share its plan and probes
+        datasets: dict[str, object] = {}  # and configurations of one dataset share its tensors
         for index, trial in enumerate(trials):
             if prepared is None or prepared[0] != trial.config:
                 plan = prepare(trial.config)
-                data = load_data(plan)
+                key = data_key(trial.config)
+                if key not in datasets:
+                    datasets.clear()  # hold one dataset at a time
+                    datasets[key] = load_data(plan)
+                data = datasets[key]
                 prepared = (trial.config, plan, data, trial_probes(plan, data))
             _, plan, data, probes = prepared
             on_done(index, trial_record(plan, data, trial.seed, log=log, probes=probes))
+
+
+def data_key(config: RunConfig) -> str:
+    """What determines a configuration's dataset tensors (its files, parameters and subset)."""
+    return json.dumps([config.dataset, dict(config.dataset_params), config.data_root,
+                       config.download, config.train_size, config.test_size, config.cache_dir],
+                      sort_keys=True, default=str)
 
 
 def make_executor(name: str, params: dict | None = None) -> Executor:

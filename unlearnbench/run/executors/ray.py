@@ -28,7 +28,7 @@ from ...errors import ConfigError
 from ...params import param
 from ...storage import CheckpointCache, stable_hash
 from ..config import RunConfig, prepare
-from . import Executor
+from . import Executor, data_key
 
 Entries = dict[tuple[str, str], dict[str, Any]]
 
@@ -85,10 +85,10 @@ class RayExecutor(Executor):
         pending: dict[Any, int] = {}
         for index, trial in enumerate(trials):
             config = trial.single
-            data_key = _data_key(config)
-            if data_key not in datasets:
-                datasets[data_key] = load.remote(config, setup)
-            data = datasets[data_key]
+            dataset = data_key(config)
+            if dataset not in datasets:
+                datasets[dataset] = load.remote(config, setup)
+            data = datasets[dataset]
             original_key = _original_key(config, trial.seed)
             if original_key not in originals:
                 dense = dataclasses.replace(config, pruner=None, sparsity=None, pruner_params={})
@@ -131,15 +131,10 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _data_key(config: RunConfig) -> str:
-    return _json([config.dataset, dict(config.dataset_params), config.data_root, config.download,
-                  config.train_size, config.test_size, config.cache_dir])
-
-
 def _original_key(config: RunConfig, seed: int) -> str:
     plan = prepare(config)
     poison = str(plan.forget) if plan.forget.poisons else None  # a poisoned original is another model
-    return _json([_data_key(config), plan.arch, plan.recipe.get_params(), seed, config.val_fraction,
+    return _json([data_key(config), plan.arch, plan.recipe.get_params(), seed, config.val_fraction,
                   config.device, config.precision, config.compile, poison])
 
 
