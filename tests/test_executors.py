@@ -404,3 +404,41 @@ def test_the_hyperparameter_search_is_one_grid_on_an_executor(shared_cache: Path
         search("ft", {"epochs": [1]}, dataset="synthetic", seeds=(0, 1), cache_dir=shared_cache,
                output_dir=tmp_path / "c", reference_records=load_records(tmp_path / "retrain"))
     assert not (tmp_path / "c").exists()
+
+
+def test_ray_driver_interrupted_keeps_finished_records_and_resumes(tmp_path: Path) -> None:
+    recipe = tmp_path / "grid.toml"
+    recipe.write_text(textwrap.dedent("""
+        description = "four cells"
+        paper = "none"
+        [run]
+        dataset = "synthetic"
+        arch = "tiny_cnn"
+        train = { epochs = 2 }
+        [grid]
+        method = ["ft", "ga", "retrain", "rl"]
+        pruning = ["dense"]
+        forget = ["class:1"]
+    """))
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "unlearnbench.cli", "reproduce", str(recipe), "--no-plots",
+               "--output", str(output), "--cache-dir", str(tmp_path / "cache"), "--executor", "ray",
+               "--executor-param", "num_cpus=1"]
+    _loopback(["true"], dict(os.environ), tmp_path)  # skips here when no namespace can be made
+    proc = subprocess.Popen(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+                             *command], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # exec: the driver keeps this pid and gets the signal
+    deadline = time.monotonic() + 300
+    while not list((output / "records").glob("*.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    done = load_records(output / "records")
+    assert 1 <= len(done) < 4
+    assert not [p for p in (output / "records").iterdir() if p.suffix != ".json"]
+    rerun = _loopback(command, dict(os.environ), tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"4 runs, {4 - len(done)} to do" in rerun.stderr
+    assert len(load_records(output / "records")) == 4
