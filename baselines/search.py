@@ -2,8 +2,8 @@
 
 Used to pick the defaults of FF's ``alpha``, IU's ``alpha`` and to report sparse FT's
 ``gamma`` on the bundled ``digits`` dataset. Every candidate runs through the standard
-harness (``unlearnbench.run.trial.run``), so it sees exactly the benchmark's data, splits,
-original model (cached) and mask. The criterion never touches the test set:
+harness (one grid of trials on an executor, ``--executor local|ray``), so it sees exactly
+the benchmark's data, splits, original model (cached) and mask. The criterion never touches the test set:
 
     score = mean over seeds of max( |UA - UA_ref|, |RA - RA_ref| )
 
@@ -45,7 +45,7 @@ from typing import Any
 
 from unlearnbench.errors import ConfigError
 from unlearnbench.run.config import RunConfig
-from unlearnbench.run.trial import run
+from unlearnbench.run.executors import Executor, LocalExecutor, Trial, make_executor, run_grid
 from unlearnbench.report.records import RunRecord, load_records
 from unlearnbench.data.splits import ForgetSpec
 
@@ -105,7 +105,7 @@ def search(method: str, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str
            pruner: str | None = None, sparsity: float | None = None, reference: str = "retrain",
            cache_dir: Path, output_dir: Path, device: str = "auto",
            reference_records: Sequence[RunRecord] | None = None, ra_tolerance: float = 5.0,
-           log: Callable[[str], None] = lambda m: None) -> SearchResult:
+           log: Callable[[str], None] = lambda m: None, executor: Executor | None = None) -> SearchResult:
     """Run ``method`` for every combination in ``grid`` and score it (module docstring).
 
     ``reference_records`` (one per seed, from an earlier search of the same setting) spares
@@ -117,26 +117,37 @@ def search(method: str, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str
                          cache_dir=Path(cache_dir), output_dir=out, device=device)
 
     output_dir = Path(output_dir)
+    if reference_records is not None:  # checked before anything runs
+        _check_reference(reference_records, reference, dataset, forget, pruner, seeds)
+    names = list(grid)
+    combos = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+    configs = [config(method, {**(fixed or {}), **params}, output_dir / f"{method}-{i:02d}")
+               for i, params in enumerate(combos)]
     if reference_records is None:
-        log(f"reference: {reference}")
-        reference_records = run(config(reference, {}, output_dir / reference), log=log)
-    ref = {r.seed: r for r in reference_records}
+        configs.insert(0, config(reference, {}, output_dir / reference))
+    trials = [Trial(c, seed) for c in configs for seed in c.seeds]  # one grid: reference and candidates
+    log(f"{len(trials)} trials: {'' if reference_records else 'the reference and '}{len(combos)} candidates")
+    records = run_grid(trials, executor or LocalExecutor(), log=log)
+    by_config = [records[i * len(seeds):(i + 1) * len(seeds)] for i in range(len(configs))]
+    if reference_records is None:
+        reference_records = by_config.pop(0)
+    ref = _check_reference(reference_records, reference, dataset, forget, pruner, seeds)
+    candidates = [Candidate(params, _mean([r.metrics.UA for r in recs]),
+                            _mean([r.metrics.RA for r in recs]), gap_score(recs, ref))
+                  for params, recs in zip(combos, by_config)]
+    return SearchResult(method, reference, _mean([r.metrics.UA for r in ref.values()]),
+                        _mean([r.metrics.RA for r in ref.values()]), candidates, ra_tolerance)
+
+
+def _check_reference(records: Sequence[RunRecord], reference: str, dataset: str, forget: str,
+                     pruner: str | None, seeds: Sequence[int]) -> dict[int, RunRecord]:
+    ref = {r.seed: r for r in records}
     setting = (reference, dataset, str(ForgetSpec.parse(forget)), pruner)
     if sorted(ref) != sorted(seeds) or any(
             (r.method, r.dataset, r.forget, r.pruner) != setting for r in ref.values()):
         raise ConfigError(f"reference records do not match {reference} on {dataset} {forget} "
-                         f"(pruner {pruner}) for seeds {list(seeds)}")
-    names = list(grid)
-    candidates = []
-    for i, values in enumerate(itertools.product(*(grid[n] for n in names))):
-        params = dict(zip(names, values))
-        log(f"candidate {i}: {params}")
-        records = run(config(method, {**(fixed or {}), **params}, output_dir / f"{method}-{i:02d}"),
-                      log=log)
-        candidates.append(Candidate(params, _mean([r.metrics.UA for r in records]),
-                                    _mean([r.metrics.RA for r in records]), gap_score(records, ref)))
-    return SearchResult(method, reference, _mean([r.metrics.UA for r in ref.values()]),
-                        _mean([r.metrics.RA for r in ref.values()]), candidates, ra_tolerance)
+                          f"(pruner {pruner}) for seeds {list(seeds)}")
+    return ref
 
 
 def _grid_item(text: str) -> tuple[str, list[str]]:
@@ -164,7 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache-dir", type=Path, default=Path("~/.cache/unlearnbench"))
     parser.add_argument("--output", type=Path, default=Path("results/search"))
+    parser.add_argument("--executor", default="local", help="local (default) or ray")
+    parser.add_argument("--executor-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter of the executor, e.g. cpus_per_trial=1 or address=HOST:6379")
     args = parser.parse_args(argv)
+    executor = make_executor(args.executor, dict(item.split("=", 1) for item in args.executor_param))
     fixed = dict(item.split("=", 1) for item in args.fixed)
     reference_records = load_records(args.reference_from) if args.reference_from else None
     result = search(args.method, dict(_grid_item(g) for g in args.grid), fixed=fixed,
@@ -173,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     sparsity=args.sparsity, reference=args.reference,
                     ra_tolerance=args.ra_tolerance, reference_records=reference_records,
                     cache_dir=args.cache_dir,
-                    output_dir=args.output, device=args.device,
+                    output_dir=args.output, device=args.device, executor=executor,
                     log=lambda m: print(m, file=sys.stderr, flush=True))
     print(result.table())
     print(f"\nbest: {result.best.params}")

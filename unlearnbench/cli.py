@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _execution_flags(rep)
 
     ls = sub.add_parser("ls", help="list registered components and where they come from")
-    ls.add_argument("kind", nargs="?", choices=["datasets", "models", "pruners", "unlearners"])
+    ls.add_argument("kind", nargs="?", choices=["datasets", "models", "pruners", "unlearners", "executors"])
     ls.add_argument("pattern", nargs="?", default=None, help="wildcard filter, e.g. '*ft*'")
 
     board = sub.add_parser("leaderboard", help="render run records as a table")
@@ -147,12 +147,45 @@ def _execution_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", default="none",
                         choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],
                         help="torch.compile the training loop's model (warm-up excluded from RTE)")
+    parser.add_argument("--executor", default="local",
+                        help="where the trials run: local (default, in-process) or ray "
+                             "(see `unlearnbench ls executors`)")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="--executor ray: a running Ray cluster (default: a local instance)")
+    parser.add_argument("--cpus-per-trial", type=float, default=None, metavar="N",
+                        help="CPUs (and torch threads) a trial uses (ray default 1; local: all)")
+    parser.add_argument("--gpus-per-trial", type=float, default=None, metavar="G",
+                        help="--executor ray: GPUs a trial reserves, e.g. 0.25 for four per GPU")
+    parser.add_argument("--executor-param", action="append", metavar="KEY=VALUE",
+                        help="any other parameter of the executor")
 
 
 def _execution(args: argparse.Namespace) -> dict:
     return dict(data_root=args.data_root, download=args.download, cache_dir=args.cache_dir,
                 device=args.device, precision=args.precision, compile=args.compile,
                 transfer_root=args.transfer_root)
+
+
+def _executor(args: argparse.Namespace):
+    """The executor the flags ask for, validated before any trial starts."""
+    from .run.executors import make_executor
+
+    params = _key_values(args.executor_param, "--executor-param")
+    flags = {"address": ("--ray-address", args.ray_address),
+             "cpus_per_trial": ("--cpus-per-trial", args.cpus_per_trial),
+             "gpus_per_trial": ("--gpus-per-trial", args.gpus_per_trial)}
+    for key, (flag, value) in flags.items():
+        if value is None:
+            continue
+        if args.executor == "local" and key == "cpus_per_trial":
+            if value != int(value) or value < 1:
+                raise ConfigError(f"--cpus-per-trial {value:g} is invalid for --executor local: "
+                                  f"expected a whole number of CPUs >= 1")
+            value = int(value)
+        elif args.executor == "local":
+            raise ConfigError(f"{flag} needs --executor ray (or an executor that takes {key})")
+        params[key] = value
+    return make_executor(args.executor, params)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -171,7 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report.records import load_records
 
     config = RunConfig(**fields)
-    records = _finishing(lambda: run(config, log=_log), args.output)
+    records = _finishing(lambda: run(config, log=_log, executor=_executor(args)), args.output)
     for r in records:
         m = r.metrics
         if r.diverged:
@@ -229,8 +262,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                   f"seeds to run: {','.join(map(str, c.seeds)) or '(all done)'}")
         print(f"{len(configs)} settings x {len(seeds)} seeds -> {output}/records")
         return 0
+    executor = _executor(args)
     summary = _finishing(lambda: reproduce(recipe, output=output, scale=args.scale, seeds=seeds,
-                                           plots=not args.no_plots, log=_log, **_execution(args)),
+                                           plots=not args.no_plots, executor=executor, log=_log,
+                                           **_execution(args)),
                          output / "records")
     print((output / "table.md").read_text())
     if summary.get("diverged"):

@@ -1,4 +1,4 @@
-"""The four registries, and building a model from an architecture name.
+"""The registries of components and executors, and building a model from an architecture name.
 
 Nothing here names a component: built-ins arrive through the same entry points as plugins.
 This module imports no torch (the base classes are imported when a component is first
@@ -37,8 +37,18 @@ UNLEARNERS: Registry[type[Unlearner]] = Registry(
     "unlearner", "unlearnbench.unlearners", subclass_of("unlearnbench.unlearner:Unlearner"),
     "a subclass of unlearnbench.Unlearner")
 
+
+def _is_executor(obj: Any) -> bool:
+    from .run.executors import Executor  # not at import time: executors import the harness
+    return isinstance(obj, type) and issubclass(obj, Executor)
+
+
+EXECUTORS: Registry[type] = Registry(
+    "executor", "unlearnbench.executors", _is_executor, "a subclass of unlearnbench.run.executors.Executor")
+
 REGISTRIES: dict[str, Registry[Any]] = {
-    "datasets": DATASETS, "models": MODELS, "pruners": PRUNERS, "unlearners": UNLEARNERS}
+    "datasets": DATASETS, "models": MODELS, "pruners": PRUNERS, "unlearners": UNLEARNERS,
+    "executors": EXECUTORS}
 
 
 def timm_names(pattern: str | None = None) -> list[str]:

@@ -4,6 +4,9 @@ A file is written to a temporary name in its folder, flushed to disk, then renam
 target, so a killed process leaves either the old file or the new one, never half of one.
 Cache entries carry a sha256 sidecar and the full description of what produced them; an
 entry whose checksum or description does not match is reported and rebuilt, never loaded.
+
+Several processes may share one cache: :meth:`CheckpointCache.lock` holds an entry's file lock,
+so exactly one of them builds a missing entry while the others wait and then load it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +60,17 @@ class CheckpointCache:
 
     def path(self, kind: str, description: Mapping[str, Any]) -> Path:
         return self.root / kind / f"{stable_hash(description)}.pt"
+
+    @contextmanager
+    def lock(self, kind: str, description: Mapping[str, Any]) -> Iterator[None]:
+        """Hold the entry's lock (``<key>.lock``, an OS file lock that dies with its process):
+        load-or-build inside it, so one process builds and the others wait, then load."""
+        from filelock import FileLock
+
+        path = self.path(kind, description)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path.with_suffix(".lock"))):
+            yield
 
     def load(self, kind: str, description: Mapping[str, Any]) -> dict[str, Any] | None:
         """The cached payload, or None if absent; a damaged entry warns and counts as absent."""

@@ -272,8 +272,8 @@ def decode_pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-                else os.cpu_count() or 1
+            from ..train.runtime import cpu_budget
+            cores = cpu_budget()
             _POOL = ThreadPoolExecutor(max_workers=min(32, cores),
                                        thread_name_prefix="unlearnbench-decode")
         return _POOL

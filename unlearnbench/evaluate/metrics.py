@@ -102,10 +102,11 @@ def _predict_in_threads(classifier, features: np.ndarray, min_rows: int = 512) -
 
     Each chunk's labels are exactly those of the single call: prediction is row-wise.
     """
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from ..train.runtime import cpu_budget
+
+    cores = cpu_budget()
     workers = min(cores, max(1, len(features) // min_rows))
     if workers <= 1:
         return classifier.predict(features)

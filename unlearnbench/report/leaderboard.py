@@ -197,4 +197,8 @@ def table_notes(records: Sequence[RunRecord], summary: pd.DataFrame | None = Non
                      + "): do not compare RTE across them.")
     else:
         notes.append(f"RTE measured on {devices[0]}.")
+    if shared := [r for r in records if r.timings.shared_by]:
+        notes.append(f"Warning: the RTE of {len(shared)} of {len(records)} runs was measured while "
+                     f"other trials shared the device (up to {max(r.timings.shared_by for r in shared)}"
+                     f" at once; record field timings.shared_by): those RTEs are not comparable.")
     return notes

@@ -46,6 +46,7 @@ class Timings:
     unlearn_s: float
     eval_s: float
     warmup_s: float = 0.0  # one-time warm-up (cuDNN autotuning, compilation), excluded from RTE
+    shared_by: int = 0  # other trials on the device while RTE was timed (0: it had the device alone)
 
 
 @dataclass(frozen=True)

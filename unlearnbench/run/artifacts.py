@@ -42,20 +42,21 @@ def load_dataset(dataset: Dataset, name: str, root: Path | None, download: bool,
     description = {"format": CACHE_FORMAT, "kind": "dataset", "layout": 2, "dataset": name,
                    "params": dataset.get_params(), "root": str(root.resolve()),
                    "files": fingerprint}
-    cached = cache.load("datasets", description)
-    if cached is not None:
-        return LoadedDataset(
-            ImageData(cached["train_images"], cached["train_labels"]),
-            ImageData(cached["test_images"], cached["test_labels"]), tuple(cached["class_names"]),
-            Normalize(tuple(cached["mean"]), tuple(cached["std"])),
-            Augment(**cached["augment"]))
-    data = dataset.load(root, download)
-    cache.save("datasets", description, {
-        "train_images": data.train.images, "train_labels": data.train.labels,
-        "test_images": data.test.images, "test_labels": data.test.labels,
-        "class_names": list(data.class_names), "mean": list(data.normalize.mean),
-        "std": list(data.normalize.std), "augment": dataclasses.asdict(data.augment)})
-    return data
+    with cache.lock("datasets", description):  # one process decodes, the others load
+        cached = cache.load("datasets", description)
+        if cached is not None:
+            return LoadedDataset(
+                ImageData(cached["train_images"], cached["train_labels"]),
+                ImageData(cached["test_images"], cached["test_labels"]), tuple(cached["class_names"]),
+                Normalize(tuple(cached["mean"]), tuple(cached["std"])),
+                Augment(**cached["augment"]))
+        data = dataset.load(root, download)
+        cache.save("datasets", description, {
+            "train_images": data.train.images, "train_labels": data.train.labels,
+            "test_images": data.test.images, "test_labels": data.test.labels,
+            "class_names": list(data.class_names), "mean": list(data.normalize.mean),
+            "std": list(data.normalize.std), "augment": dataclasses.asdict(data.augment)})
+        return data
 
 
 
@@ -64,12 +65,13 @@ def probe_before(plan: Plan, probe: Probe, model: nn.Module, context: ProbeConte
     """A probe of the model before unlearning; shared by every method run on that model."""
     description = {"format": CACHE_FORMAT, "kind": "probe", "model": model_key,
                    "probe": probe.identity(), "test": len(context.test)}
-    cached = plan.cache.load("probes", description)
-    if cached is not None:
-        return cached["values"]
-    values = probe.measure(model, context)
-    plan.cache.save("probes", description, {"values": values})
-    return values
+    with plan.cache.lock("probes", description):
+        cached = plan.cache.load("probes", description)
+        if cached is not None:
+            return cached["values"]
+        values = probe.measure(model, context)
+        plan.cache.save("probes", description, {"values": values})
+        return values
 
 
 # -- the original model ------------------------------------------------------------------
@@ -101,11 +103,18 @@ def original_model(plan: Plan, data: LoadedDataset, train: ImageData, split: Spl
     if plan.forget.poisons:  # same indices, different images: the scenario is part of the key
         description["poison"] = {"spec": str(plan.forget), "forget": tensor_hash(split.forget)}
     model = new_model(derive_seed(seed, "original/init"))
-    cached = plan.cache.load("originals", description)
-    if cached is not None:
-        model.load_state_dict(cached["state"], strict=True)
-        return model, cached["seconds"], True, cached["snapshots"], description
+    with plan.cache.lock("originals", description):  # trained by one process, loaded by the others
+        cached = plan.cache.load("originals", description)
+        if cached is not None:
+            model.load_state_dict(cached["state"], strict=True)
+            return model, cached["seconds"], True, cached["snapshots"], description
+        seconds, snapshots = _train_original(plan, data, train, seed, model)
+        plan.cache.save("originals", description,
+                        {"state": cpu_state(model), "snapshots": snapshots, "seconds": seconds})
+    return model, seconds, False, snapshots, description
 
+
+def _train_original(plan: Plan, data: LoadedDataset, train: ImageData, seed: int, model: nn.Module):
     snapshots = {0: cpu_state(model)}
     keep_at = rewind_epoch(plan.recipe)
 
@@ -118,9 +127,7 @@ def original_model(plan: Plan, data: LoadedDataset, train: ImageData, split: Spl
         fit(model, loader, plan.recipe, plan.runtime, desc="train original", on_epoch_end=snapshot)
     _refuse_diverged(model, plan, data, train, f"the original model ({plan.arch}, lr {plan.recipe.lr:g})",
                      "lower the learning rate (--train lr=...)")
-    plan.cache.save("originals", description,
-                    {"state": cpu_state(model), "snapshots": snapshots, "seconds": watch.seconds})
-    return model, watch.seconds, False, snapshots, description
+    return watch.seconds, snapshots
 
 
 def pruned_model(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
@@ -130,13 +137,21 @@ def pruned_model(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
                    "pruner": plan.config.pruner, "pruner_params": plan.pruner.get_params(),
                    "sparsity": plan.config.sparsity}
     model = new_model(derive_seed(seed, "pruned/init"))
-    cached = plan.cache.load("pruned", description)
-    if cached is not None:
-        mask = Mask(cached["mask"])
-        model.load_state_dict(cached["state"], strict=True)
-        mask.check_model(model)
-        return model, mask, cached["seconds"], True, description
+    with plan.cache.lock("pruned", description):
+        cached = plan.cache.load("pruned", description)
+        if cached is not None:
+            mask = Mask(cached["mask"])
+            model.load_state_dict(cached["state"], strict=True)
+            mask.check_model(model)
+            return model, mask, cached["seconds"], True, description
+        model, mask, seconds = _prune(plan, data, train, seed, new_model, original, snapshots)
+        plan.cache.save("pruned", description,
+                        {"state": cpu_state(model), "mask": mask.state_dict(), "seconds": seconds})
+    return model, mask, seconds, False, description
 
+
+def _prune(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
+           new_model: Callable[[int], nn.Module], original: nn.Module, snapshots: Mapping[int, Any]):
     task = PruningTask(
         sparsity=plan.config.sparsity, train=train, recipe=plan.recipe, normalize=data.normalize,
         augment=data.augment, runtime=plan.runtime, seed=seed,
@@ -151,9 +166,7 @@ def pruned_model(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
     if mask.violations(model):
         raise UnlearnbenchError(f"pruner {plan.config.pruner!r} returned a model whose pruned "
                                 f"weights are not zero")
-    plan.cache.save("pruned", description,
-                    {"state": cpu_state(model), "mask": mask.state_dict(), "seconds": watch.seconds})
-    return model, mask, watch.seconds, False, description
+    return model, mask, watch.seconds
 
 
 def _refuse_diverged(model: nn.Module, plan: Plan, data: LoadedDataset, train: ImageData, what: str,

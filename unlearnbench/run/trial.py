@@ -12,7 +12,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -34,16 +34,21 @@ from ..unlearner import UnlearningTask
 from .artifacts import load_dataset, model_factory, original_model, probe_before, pruned_model
 from .config import Plan, RunConfig, prepare
 from .guard import call_plugin, check_same_architecture
+from .sharing import TimedSlot, on_device
 from .timing import timed_unlearn
 
+if TYPE_CHECKING:
+    from .executors import Executor
 
-def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None) -> list[RunRecord]:
-    """Run every seed of ``config``; returns the records (also written to ``output_dir``)."""
-    plan = prepare(config)
-    data = load_data(plan)
-    model_factory(plan, data)(0)  # an architecture that cannot take these images fails before any trial
-    probes = [_transfer_probe(plan, data)] if plan.transfer is not None else []
-    return [run_trial(plan, data, seed, log=log, probes=probes) for seed in config.seeds]
+
+def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None,
+        executor: Executor | None = None) -> list[RunRecord]:
+    """Run every seed of ``config`` (on ``executor``, default in-process); returns the records
+    in seed order (also written to ``output_dir``)."""
+    from .executors import LocalExecutor, Trial, run_grid
+    prepare(config)  # a bad configuration fails here, before any executor starts
+    trials = [Trial(config, seed) for seed in config.seeds]
+    return run_grid(trials, executor or LocalExecutor(), log=log, progress=executor is not None)
 
 
 def load_data(plan: Plan) -> LoadedDataset:
@@ -74,6 +79,52 @@ def _transfer_probe(plan: Plan, data: LoadedDataset) -> TransferProbe:
     return probe
 
 
+def trial_probes(plan: Plan, data: LoadedDataset) -> list[Probe]:
+    """The probes every seed of ``plan`` measures besides the scenario's own."""
+    return [_transfer_probe(plan, data)] if plan.transfer is not None else []
+
+
+@dataclass
+class TrialModels:
+    """What a trial starts from: its split and training images, and the model given to the
+    unlearner (the original, or the pruned original) with its mask and cache key."""
+
+    split: Any
+    train_all: ImageData
+    new_model: Callable[[int], nn.Module]
+    model: nn.Module
+    mask: Mask | None
+    model_key: dict
+    original_s: float
+    original_cached: bool
+    prune_s: float = 0.0
+    prune_cached: bool = True
+
+
+def trial_models(plan: Plan, data: LoadedDataset, seed: int, *,
+                 log: Callable[[str], None] = lambda m: None) -> TrialModels:
+    """The split, then the original model and (with a pruner) the pruned one, each trained or
+    loaded from ``plan.cache``."""
+    runtime = plan.runtime
+    split = make_split(data.train.labels, data.test.labels, plan.forget,
+                       num_classes=data.num_classes, val_fraction=plan.config.val_fraction, seed=seed)
+    train_all = data.train.to(runtime.device)
+    if plan.forget.poisons:  # the original model learns the backdoor from the forget set
+        train_all = poison(train_all, split.forget, plan.forget.target)
+    new_model = model_factory(plan, data)
+
+    log(f"[seed {seed}] original model ({plan.arch} on {plan.config.dataset})")
+    original, original_s, original_cached, snapshots, model_key = original_model(
+        plan, data, train_all.subset(split.train), split, seed, new_model)
+    models = TrialModels(split, train_all, new_model, original, None, model_key, original_s,
+                         original_cached)
+    if plan.pruner is not None:
+        log(f"[seed {seed}] pruning with {plan.config.pruner} to sparsity {plan.config.sparsity}")
+        models.model, models.mask, models.prune_s, models.prune_cached, models.model_key = pruned_model(
+            plan, data, train_all.subset(split.train), seed, new_model, original, snapshots, model_key)
+    return models
+
+
 @dataclass(frozen=True)
 class TrialOutcome:
     """A trial's record and what its metrics were measured on, to check a number independently.
@@ -94,44 +145,55 @@ class TrialOutcome:
     normalize: Normalize
 
 
-def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
-              log: Callable[[str], None] = lambda m: None, probes: Sequence[Probe] = ()) -> RunRecord:
-    return run_trial_outcome(plan, data, seed, log=log, probes=probes).record
-
-
 def mia_members(num_retain: int, num_test: int, seed: int) -> torch.Tensor:
     """Indices into the retain set of the MIA's member examples: a seeded random subset of the
     retain set with as many examples as the test set (the attack's non-members)."""
     return torch.randperm(num_retain, generator=generator(seed, "mia-shadow"))[:num_test]
 
 
+def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
+              log: Callable[[str], None] = lambda m: None, probes: Sequence[Probe] = ()) -> RunRecord:
+    """One trial; its record is written to ``output_dir`` and returned."""
+    return run_trial_outcome(plan, data, seed, log=log, probes=probes).record
+
+
 def run_trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
                       log: Callable[[str], None] = lambda m: None,
                       probes: Sequence[Probe] = ()) -> TrialOutcome:
-    """One trial (see the module docstring): writes its record, and, when the configuration
-    has ``save_model``, the unlearned model beside it; returns both with the evaluation data."""
-    runtime = plan.runtime
-    split = make_split(data.train.labels, data.test.labels, plan.forget,
-                       num_classes=data.num_classes, val_fraction=plan.config.val_fraction, seed=seed)
-    train_all = data.train.to(runtime.device)
-    probes = list(probes)
-    if plan.forget.poisons:  # the original model learns the backdoor from the forget set
-        train_all = poison(train_all, split.forget, plan.forget.target)
-        probes.insert(0, BackdoorProbe(plan.forget.target))
-    new_model = model_factory(plan, data)
+    """One trial (see the module docstring): writes its record (and, when the configuration
+    has ``save_model``, the unlearned model beside it); returns both with the evaluation data."""
+    outcome = trial_outcome(plan, data, seed, log=log, probes=probes)
+    outcome.record.save(Path(plan.config.output_dir) / f"{outcome.record.run_id}.json")
+    return outcome
 
-    log(f"[seed {seed}] original model ({plan.arch} on {plan.config.dataset})")
-    original, original_s, original_cached, snapshots, model_key = original_model(
-        plan, data, train_all.subset(split.train), split, seed, new_model)
-    model, mask, prune_s, prune_cached = original, None, 0.0, True
-    if plan.pruner is not None:
-        log(f"[seed {seed}] pruning with {plan.config.pruner} to sparsity {plan.config.sparsity}")
-        model, mask, prune_s, prune_cached, model_key = pruned_model(
-            plan, data, train_all.subset(split.train), seed, new_model, original, snapshots, model_key)
+
+def trial_record(plan: Plan, data: LoadedDataset, seed: int, *,
+                 log: Callable[[str], None] = lambda m: None, probes: Sequence[Probe] = ()) -> RunRecord:
+    """One trial, announced on its device while it runs; returns its record (written by the caller)."""
+    return trial_outcome(plan, data, seed, log=log, probes=probes).record
+
+
+def trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
+                  log: Callable[[str], None] = lambda m: None,
+                  probes: Sequence[Probe] = ()) -> TrialOutcome:
+    """One trial, announced on its device while it runs; the record is not written here."""
+    with on_device(plan.runtime.device):
+        return _trial(plan, data, seed, log, probes)
+
+
+def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None],
+           probes: Sequence[Probe]) -> TrialOutcome:
+    runtime = plan.runtime
+    models = trial_models(plan, data, seed, log=log)
+    split, train_all, new_model, model, mask = (models.split, models.train_all, models.new_model,
+                                                models.model, models.mask)
+    probes = list(probes)
+    if plan.forget.poisons:
+        probes.insert(0, BackdoorProbe(plan.forget.target))
     full_test = data.test.to(runtime.device)
     context = ProbeContext(full_test, data.normalize, runtime)
     before = {key: value for probe in probes
-              for key, value in probe_before(plan, probe, model, context, model_key).items()}
+              for key, value in probe_before(plan, probe, model, context, models.model_key).items()}
 
     forget, retain = train_all.subset(split.forget), train_all.subset(split.retain)
     task = UnlearningTask(
@@ -144,7 +206,9 @@ def run_trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
 
     log(f"[seed {seed}] unlearning with {plan.config.method}")
     torch.manual_seed(derive_seed(seed, "unlearn"))
-    timed = call_plugin(UNLEARNERS, plan.config.method, lambda: timed_unlearn(plan.unlearner, model, task))
+    with TimedSlot(runtime.device) as slot:  # one timed call per device at a time (sharing.py)
+        timed = call_plugin(UNLEARNERS, plan.config.method,
+                            lambda: timed_unlearn(plan.unlearner, model, task))
     unlearned, rte, warmup_s = timed.model, timed.rte, timed.warmup_s
     check_same_architecture(UNLEARNERS, plan.config.method, model, unlearned)
     if mask is not None and (bad := mask.violations(unlearned)):
@@ -169,15 +233,15 @@ def run_trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
             after = {key: None for key in before}
 
     record = make_record(plan, data, seed, split, unlearned, metrics, rte,
-                     Timings(original_s, original_cached, prune_s, prune_cached, rte, evaluation.seconds, warmup_s),
+                     Timings(models.original_s, models.original_cached, models.prune_s,
+                             models.prune_cached, rte, evaluation.seconds, warmup_s, slot.shared_by),
                      {k: {"before": before[k], "after": after[k]} for k in after})
     if divergence is not None:
         record = dataclasses.replace(record, status="diverged",
                                      config={**record.config, "divergence": divergence})
-    record.save(Path(plan.config.output_dir) / f"{record.run_id}.json")
     if plan.config.save_model is not None:
-        save_model(Path(plan.config.save_model).expanduser() / f"{record.run_id}.pt", unlearned, mask, data, split,
-                   shadow, record)
+        save_model(Path(plan.config.save_model).expanduser() / f"{record.run_id}.pt", unlearned, mask,
+                   data, split, shadow, record)
     return TrialOutcome(record, unlearned.eval(), mask, forget, retain, test, shadow, data.normalize)
 
 

@@ -189,9 +189,11 @@ def pruning_label(config: RunConfig) -> str:
 
 
 def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple[int, ...] = (0,),
-              log: Callable[[str], None] = print, plots: bool = True, **common: Any) -> dict[str, Any]:
-    """Run every pending trial of ``recipe``, then render the table and the pictures."""
-    from ..trial import run
+              log: Callable[[str], None] = print, plots: bool = True, executor: Any = None,
+              **common: Any) -> dict[str, Any]:
+    """Run every pending trial of ``recipe`` (on ``executor``, default in-process), then render
+    the table and the pictures."""
+    from ..executors import LocalExecutor, Trial, run_grid
     from ...report.leaderboard import render
     from ...report.records import load_records
     from ...storage import atomic_write_text
@@ -203,11 +205,9 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
     total = sum(len(c.seeds) for c in configs)
     log(f"recipe {recipe.name} ({scale}): {total} runs, {sum(len(c.seeds) for c in todo)} to do")
     start = time.perf_counter()
-    diverged = 0
-    for i, config in enumerate(todo, 1):
-        log(f"[{i}/{len(todo)}] {config.label or config.method} {pruning_label(config)} {config.forget} "
-            f"seeds {','.join(map(str, config.seeds))}")
-        diverged += sum(r.diverged for r in run(config, log=log))
+    records = run_grid([Trial(config, seed) for config in todo for seed in config.seeds],
+                       executor or LocalExecutor(), log=log)
+    diverged = sum(r.diverged for r in records)
     seconds = time.perf_counter() - start
     records = load_records(records_dir, log=log)
     atomic_write_text(output / "table.md", table_text(recipe, scale, records, render(records)))

@@ -1,0 +1,214 @@
+"""The ``ray`` executor: the trials of a grid as Ray Core tasks, on a local instance or a cluster.
+
+Shared work is done once, as a task whose result is an object reference that every consumer
+takes as an argument (a dependency, not a race on a file):
+
+* one task per distinct decoded dataset (configuration's dataset, parameters, root and subset);
+* one task per distinct original model (dataset, architecture, recipe, seed, ...), returning
+  its cache entry (weights, rewind snapshots, seconds);
+* one task per distinct pruned model, taking the original's entry;
+* one task per trial, taking the dataset and the entries of its models, returning its record.
+
+Models travel through Ray's object store, so a cluster needs no shared filesystem; each node
+still keeps its own on-disk cache (``--cache-dir``), under the cache's file locks. Records come
+back to the driver, which writes them. A task whose worker process died is retried by Ray
+(``max_retries``); an exception raised by a trial is not retried and is reported as a failure.
+Ray is an optional extra: ``pip install "unlearnbench[ray]"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ...errors import ConfigError
+from ...params import param
+from ...storage import CheckpointCache, stable_hash
+from ..config import RunConfig, prepare
+from . import Executor, data_key
+
+Entries = dict[tuple[str, str], dict[str, Any]]
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(f'--executor ray needs Ray, which is not installed ({exc}): '
+                          f'pip install "unlearnbench[ray]"') from None
+    return ray
+
+
+class RayExecutor(Executor):
+    """Each trial (and each shared model) a Ray task; see the module docstring."""
+
+    address: str | None = param(None, help="a running Ray cluster (ray start --head ...); "
+                                           "default: start a local instance")
+    cpus_per_trial: float = param(1.0, gt=0, help="CPUs a task reserves (and its torch threads)")
+    gpus_per_trial: float = param(0.0, ge=0, help="GPUs a task reserves (0.25: four per GPU)")
+    max_retries: int = param(3, ge=0, help="retries of a task whose worker process died")
+    exclusive_timing: bool = param(True, help="at most one timed unlearning call per device")
+    num_cpus: int | None = param(None, ge=1, help="CPUs of a local instance (default: all)")
+
+    def validate(self) -> None:
+        if self.address is not None and self.num_cpus is not None:
+            raise ConfigError(f"num_cpus={self.num_cpus} is invalid with address={self.address!r}: "
+                              f"a running cluster has its own CPUs")
+        import_ray()  # a missing extra is named before any trial starts
+
+    def run(self, trials, *, on_done, on_failed, log) -> None:
+        ray = import_ray()
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=self.address, num_cpus=self.num_cpus if not self.address else None,
+                     include_dashboard=False, logging_level="warning", log_to_driver=True,
+                     runtime_env={"env_vars": {"TQDM_DISABLE": "1"}})  # no per-epoch bars from workers
+        try:
+            self._run(ray, trials, on_done, on_failed, log)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _run(self, ray, trials, on_done, on_failed, log) -> None:
+        options = dict(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                       max_retries=self.max_retries, retry_exceptions=False)
+        setup = (max(1, int(self.cpus_per_trial)), self.exclusive_timing)
+        load = ray.remote(_load_data_task).options(**{**options, "num_gpus": 0})
+        models = ray.remote(_models_task).options(**options)
+        trial_task = ray.remote(_trial_task).options(**options)
+        datasets: dict[str, Any] = {}
+        originals: dict[str, Any] = {}
+        pruned: dict[str, Any] = {}
+        pending: dict[Any, int] = {}
+        for index, trial in enumerate(trials):
+            config = trial.single
+            dataset = data_key(config)
+            if dataset not in datasets:
+                datasets[dataset] = load.remote(config, setup)
+            data = datasets[dataset]
+            original_key = _original_key(config, trial.seed)
+            if original_key not in originals:
+                dense = dataclasses.replace(config, pruner=None, sparsity=None, pruner_params={})
+                originals[original_key] = models.remote(dense, trial.seed, setup, data)
+            entries = [originals[original_key]]
+            if config.pruner is not None:
+                pruned_key = _pruned_key(config, trial.seed)
+                if pruned_key not in pruned:
+                    pruned[pruned_key] = models.remote(config, trial.seed, setup, data, *entries)
+                entries.append(pruned[pruned_key])
+            pending[trial_task.remote(config, trial.seed, setup, data, *entries)] = index
+        log(f"ray: {len(trials)} trials, {len(datasets)} datasets, {len(originals)} original and "
+            f"{len(pruned)} pruned models on {ray.cluster_resources().get('CPU', 0):g} CPUs, "
+            f"{ray.cluster_resources().get('GPU', 0):g} GPUs")
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    index = pending.pop(ref)
+                    try:
+                        record = ray.get(ref)
+                    except Exception as exc:  # the trial's (or a model's) error, or a lost worker
+                        on_failed(index, _cause(exc))
+                    else:
+                        on_done(index, record)
+        except BaseException:  # Ctrl-C: finished records are written; stop the rest
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+
+def _cause(exc: BaseException) -> BaseException:
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+# -- what identifies shared work (coarser keys only cost duplicate work, never wrong results:
+#    a model is handed over under its exact cache key and looked up by it) --------------------
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _original_key(config: RunConfig, seed: int) -> str:
+    plan = prepare(config)
+    poison = str(plan.forget) if plan.forget.poisons else None  # a poisoned original is another model
+    return _json([data_key(config), plan.arch, plan.recipe.get_params(), seed, config.val_fraction,
+                  config.device, config.precision, config.compile, poison])
+
+
+def _pruned_key(config: RunConfig, seed: int) -> str:
+    return _json([_original_key(config, seed), config.pruner, config.sparsity,
+                  dict(config.pruner_params)])
+
+
+# -- the tasks (module-level functions: workers import them from the installed package) --------
+def _setup(setup: tuple[int, bool]) -> None:
+    from ...train.runtime import set_cpu_budget
+    from ..sharing import set_exclusive_timing
+    cpus, exclusive = setup
+    set_cpu_budget(cpus)
+    set_exclusive_timing(exclusive)
+
+
+def _load_data_task(config: RunConfig, setup: tuple[int, bool]):
+    from ..trial import load_data
+    _setup(setup)
+    # decoding needs no accelerator, and this task reserves none: resolve the device as the CPU
+    return load_data(prepare(dataclasses.replace(config, device="cpu", compile="none")))
+
+
+def _models_task(config: RunConfig, seed: int, setup: tuple[int, bool], data, *given: Entries) -> Entries:
+    """The original (and, with a pruner, the pruned) model of a trial, as cache entries."""
+    from ..sharing import on_device
+    from ..trial import trial_models
+    _setup(setup)
+    plan = prepare(config)
+    cache = HandedOver(plan.cache, given)
+    with on_device(plan.runtime.device):
+        trial_models(dataclasses.replace(plan, cache=cache), data, seed)
+    return cache.used
+
+
+def _trial_task(config: RunConfig, seed: int, setup: tuple[int, bool], data, *given: Entries):
+    from ..trial import trial_probes, trial_record
+    _setup(setup)
+    plan = prepare(config)
+    plan = dataclasses.replace(plan, cache=HandedOver(plan.cache, given))
+    return trial_record(plan, data, seed, probes=trial_probes(plan, data))
+
+
+class HandedOver:
+    """The checkpoint cache of a task: entries handed over by other tasks first, then the
+    node's own disk cache. ``used`` holds every entry the task loaded or built."""
+
+    def __init__(self, disk: CheckpointCache, given: tuple[Entries, ...] = ()):
+        self.disk = disk
+        self.given: Entries = {key: payload for entries in given for key, payload in entries.items()}
+        self.used: Entries = {}
+
+    @staticmethod
+    def key(kind: str, description: Mapping[str, Any]) -> tuple[str, str]:
+        return kind, stable_hash(description)
+
+    @contextlib.contextmanager
+    def lock(self, kind: str, description: Mapping[str, Any]) -> Iterator[None]:
+        if self.key(kind, description) in self.given:
+            yield
+        else:
+            with self.disk.lock(kind, description):
+                yield
+
+    def load(self, kind: str, description: Mapping[str, Any]) -> dict[str, Any] | None:
+        key = self.key(kind, description)
+        payload = self.given.get(key)
+        if payload is None:
+            payload = self.disk.load(kind, description)
+        if payload is not None:
+            self.used[key] = payload
+        return payload
+
+    def save(self, kind: str, description: Mapping[str, Any], payload: dict[str, Any]):
+        self.used[self.key(kind, description)] = payload
+        return self.disk.save(kind, description, payload)
