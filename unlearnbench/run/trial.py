@@ -79,8 +79,11 @@ def _transfer_probe(plan: Plan, data: LoadedDataset) -> TransferProbe:
     return probe
 
 
-def trial_probes(plan: Plan, data: LoadedDataset) -> list[Probe]:
-    """The probes every seed of ``plan`` measures besides the scenario's own."""
+def setup_trials(plan: Plan, data: LoadedDataset) -> list[Probe]:
+    """What every seed of ``plan`` shares, set up before its first trial: an architecture that
+    cannot take these images fails here, before any training; returns the probes every seed
+    measures besides the scenario's own."""
+    model_factory(plan, data)(0)
     return [_transfer_probe(plan, data)] if plan.transfer is not None else []
 
 

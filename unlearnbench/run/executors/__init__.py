@@ -83,7 +83,7 @@ class LocalExecutor(Executor):
 
     def _run(self, trials, on_done, log) -> None:
         from ..config import prepare
-        from ..trial import load_data, trial_probes, trial_record
+        from ..trial import load_data, setup_trials, trial_record
 
         prepared = None  # consecutive seeds of one configuration share its plan and probes
         datasets: dict[str, object] = {}  # and configurations of one dataset share its tensors
@@ -95,7 +95,7 @@ class LocalExecutor(Executor):
                     datasets.clear()  # hold one dataset at a time
                     datasets[key] = load_data(plan)
                 data = datasets[key]
-                prepared = (trial.config, plan, data, trial_probes(plan, data))
+                prepared = (trial.config, plan, data, setup_trials(plan, data))
             _, plan, data, probes = prepared
             on_done(index, trial_record(plan, data, trial.seed, log=log, probes=probes))
 

@@ -172,11 +172,11 @@ def _models_task(config: RunConfig, seed: int, setup: tuple[int, bool], data, *g
 
 
 def _trial_task(config: RunConfig, seed: int, setup: tuple[int, bool], data, *given: Entries):
-    from ..trial import trial_probes, trial_record
+    from ..trial import setup_trials, trial_record
     _setup(setup)
     plan = prepare(config)
     plan = dataclasses.replace(plan, cache=HandedOver(plan.cache, given))
-    return trial_record(plan, data, seed, probes=trial_probes(plan, data))
+    return trial_record(plan, data, seed, probes=setup_trials(plan, data))
 
 
 class HandedOver:
