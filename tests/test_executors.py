@@ -197,7 +197,7 @@ def test_ctrl_c_leaves_whole_records_and_the_rerun_resumes(tmp_path: Path) -> No
         [run]
         dataset = "synthetic"
         arch = "tiny_cnn"
-        train = { epochs = 2 }
+        train = { epochs = 300 }  # a second or so per original and per retrain: Ctrl-C lands mid-grid
         [grid]
         method = ["ft", "ga", "retrain"]
         pruning = ["dense"]
@@ -414,7 +414,7 @@ def test_ray_driver_interrupted_keeps_finished_records_and_resumes(tmp_path: Pat
         [run]
         dataset = "synthetic"
         arch = "tiny_cnn"
-        train = { epochs = 2 }
+        train = { epochs = 300 }  # a second or so per original and per retrain: Ctrl-C lands mid-grid
         [grid]
         method = ["ft", "ga", "retrain", "rl"]
         pruning = ["dense"]
