@@ -189,6 +189,13 @@ def test_two_processes_share_the_cache_one_trains_the_other_loads(tmp_path: Path
     assert _results([a]) == _results([b])
 
 
+def _interruptible() -> None:
+    """In the child before exec: SIGINT as a terminal delivers it. A test run started in the
+    background (nohup, `cmd &` in a script) inherits SIGINT ignored, and Python then never
+    raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_leaves_whole_records_and_the_rerun_resumes(tmp_path: Path) -> None:
     recipe = tmp_path / "grid.toml"
     recipe.write_text(textwrap.dedent("""
@@ -207,7 +214,7 @@ def test_ctrl_c_leaves_whole_records_and_the_rerun_resumes(tmp_path: Path) -> No
     command = [sys.executable, "-m", "unlearnbench.cli", "reproduce", str(recipe), "--num-seeds", "2",
                "--output", str(output), "--cache-dir", str(tmp_path / "cache"), "--no-plots"]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_interruptible)
     deadline = time.monotonic() + 240
     while not list((output / "records").glob("*.json")) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1]
@@ -427,7 +434,7 @@ def test_ray_driver_interrupted_keeps_finished_records_and_resumes(tmp_path: Pat
     _loopback(["true"], dict(os.environ), tmp_path)  # skips here when no namespace can be made
     proc = subprocess.Popen(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
                              *command], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # exec: the driver keeps this pid and gets the signal
+                            text=True, preexec_fn=_interruptible)  # exec: the driver keeps this pid
     deadline = time.monotonic() + 300
     while not list((output / "records").glob("*.json")) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
