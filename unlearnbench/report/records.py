@@ -237,10 +237,11 @@ def scan_records(path: Path) -> tuple[list[RunRecord], list[tuple[Path, str]]]:
     for file in sorted(path.rglob("*.json")):
         if not file.is_file():
             continue
-        if (reason := _not_a_record(file)) is not None:
+        data, reason = _read_record(file)
+        if reason is not None:
             skipped.append((file, reason))
             continue
-        record = RunRecord.load(file)
+        record = RunRecord.from_dict(data, str(file))
         if (earlier := kept.get(record.identity)) is not None:
             (new, new_path), (old, old_path) = sorted(
                 [earlier, (record, file)], key=lambda rp: (rp[0].created, str(rp[1])), reverse=True)
@@ -254,15 +255,21 @@ def scan_records(path: Path) -> tuple[list[RunRecord], list[tuple[Path, str]]]:
     return sorted((r for r, _ in kept.values()), key=lambda r: r.run_id), skipped
 
 
-def _not_a_record(path: Path) -> str | None:
-    """Why ``path`` is no run record, or None when it claims to be one."""
+def _read_record(path: Path) -> tuple[Any, str | None]:
+    """``path``'s parsed JSON and None when it claims to be a run record, else why it is none.
+
+    A file that mentions ``schema_version`` but does not parse (a record cut short) is loaded
+    as a record, so the error names it instead of skipping it."""
     try:
         text = path.read_text()
+    except OSError as exc:
+        return None, f"not readable ({type(exc).__name__})"
+    try:
         data = json.loads(text)
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, ValueError) and '"schema_version"' in text:
-            return None  # a record cut short or damaged: loading it raises, naming the file
-        return f"not readable JSON ({type(exc).__name__})"
+    except ValueError as exc:
+        if '"schema_version"' in text:
+            RunRecord.load(path)  # raises CorruptFileError naming the file
+        return None, f"not readable JSON ({type(exc).__name__})"
     if not isinstance(data, dict) or "schema_version" not in data:
-        return "not a run record (no schema_version)"
-    return None
+        return None, "not a run record (no schema_version)"
+    return data, None

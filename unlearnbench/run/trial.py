@@ -154,12 +154,6 @@ def mia_members(num_retain: int, num_test: int, seed: int) -> torch.Tensor:
     return torch.randperm(num_retain, generator=generator(seed, "mia-shadow"))[:num_test]
 
 
-def run_trial(plan: Plan, data: LoadedDataset, seed: int, *,
-              log: Callable[[str], None] = lambda m: None, probes: Sequence[Probe] = ()) -> RunRecord:
-    """One trial; its record is written to ``output_dir`` and returned."""
-    return run_trial_outcome(plan, data, seed, log=log, probes=probes).record
-
-
 def run_trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
                       log: Callable[[str], None] = lambda m: None,
                       probes: Sequence[Probe] = ()) -> TrialOutcome:
