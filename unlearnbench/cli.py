@@ -114,6 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-plots", action="store_true", help="skip drawing the pictures")
     _execution_flags(rep)
 
+    aud = sub.add_parser("audit", help="a population audit (KLoM, U-LiRA): many models per method")
+    aud.add_argument("recipe", nargs="?", help="a bundled audit's name or an audit .toml file")
+    aud.add_argument("--list", action="store_true", help="list the bundled audits")
+    aud.add_argument("--scale", default="full", help="full, or small: a subset and a smaller model")
+    aud.add_argument("--models", type=int, default=None, metavar="N",
+                     help="models per population (originals, oracles, shadows; default: the recipe's)")
+    aud.add_argument("--output", type=Path, default=None,
+                     help="results folder (default: leaderboard/audit-NAME[-SCALE])")
+    aud.add_argument("--dry-run", action="store_true", help="print the cost, run nothing")
+    aud.add_argument("--no-plots", action="store_true", help="skip drawing the pictures")
+    _execution_flags(aud)
+
     ls = sub.add_parser("ls", help="list registered components and where they come from")
     ls.add_argument("kind", nargs="?", choices=["datasets", "models", "pruners", "unlearners", "executors"])
     ls.add_argument("pattern", nargs="?", default=None, help="wildcard filter, e.g. '*ft*'")
@@ -163,7 +175,7 @@ def _execution_flags(parser: argparse.ArgumentParser) -> None:
 def _execution(args: argparse.Namespace) -> dict:
     return dict(data_root=args.data_root, download=args.download, cache_dir=args.cache_dir,
                 device=args.device, precision=args.precision, compile=args.compile,
-                transfer_root=args.transfer_root)
+                transfer_root=getattr(args, "transfer_root", None))
 
 
 def _executor(args: argparse.Namespace):
@@ -274,6 +286,28 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .run.audit import bundled_audits, load_audit, run_audit
+
+    if args.list or not args.recipe:
+        from tabulate import tabulate
+        specs = [load_audit(p.stem) for p in bundled_audits()]
+        print(tabulate([(s.name, s.description.split(". ")[0]) for s in specs], headers=["audit", "what"],
+                       tablefmt="simple"))
+        return 0
+    if args.models is not None and args.models < 2:
+        raise ConfigError(f"--models {args.models} is invalid: expected at least 2 models per population")
+    execution = {k: v for k, v in _execution(args).items() if k != "transfer_root"}
+    spec = load_audit(args.recipe, scale=args.scale, models=args.models, **execution)
+    output = args.output or Path("leaderboard") / f"audit-{spec.name}"
+    executor = None if args.dry_run else _executor(args)
+    _finishing(lambda: run_audit(spec, output=output, executor=executor, log=_log,
+                                 plots=not args.no_plots, dry_run=args.dry_run), output / "records")
+    if not args.dry_run:
+        print((output / "table.md").read_text())
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -365,7 +399,7 @@ class DivergedRuns(UnlearnbenchError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "reproduce": cmd_reproduce, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
+    handler = {"run": cmd_run, "reproduce": cmd_reproduce, "audit": cmd_audit, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
                "plot": cmd_plot}[args.command]
     warnings.simplefilter("default")
     _one_line_warnings()

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 
 def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model: nn.Module, metrics,
-            rte: float, timings: Timings, probes: dict[str, dict[str, float]]) -> RunRecord:
+            rte: float, timings: Timings, probes: dict[str, dict[str, float]],
+            margins: dict[str, list[float]] | None = None) -> RunRecord:
     cfg = plan.config
     roles = {"dataset": (DATASETS, cfg.dataset), "unlearner": (UNLEARNERS, cfg.method)}
     if plan.arch in MODELS:
@@ -63,7 +64,7 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
                 "forget_class_name": (data.class_names[plan.forget.forget_class]
                                       if plan.forget.forget_class is not None else None)},
         components={role: f"{name} ({origins[role]})" for role, (_, name) in roles.items()},
-        probes=probes, resolved=resolved, identity=identity,
+        probes=probes, margins=margins, resolved=resolved, identity=identity,
         config_identity=config_identity(resolved), data_hash=data.content_hash)
 
 

@@ -97,6 +97,9 @@ class RunRecord:
     # {"ASR": {"before": 99.6, "after": 14.2}, ...}; values in percent.
     probes: dict[str, dict[str, float]] = field(default_factory=dict)
     label: str | None = None  # the row name of a method variant (default: the method's name)
+    # A population audit's trial (config "population"): the margins of its scored examples,
+    # {"train": [...], "test": [...]} (unlearnbench.data.population, unlearnbench.run.audit)
+    margins: dict[str, list[float]] | None = None
     # The identity (unlearnbench.run.identity): the resolved configuration the hashes cover,
     # the trial's sha256 (configuration and seed; its first 12 digits end the file name) and
     # the configuration's (over all seeds: one leaderboard row). Derived when not given.

@@ -54,6 +54,9 @@ class RunConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: str = "none"
+    # a trial of a population audit: its fixed split, replicate and scored examples
+    # (unlearnbench.data.population.Membership as a mapping; empty for an ordinary trial)
+    population: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ def prepare(config: RunConfig) -> Plan:
         raise ConfigError(f"label {config.label!r} is invalid: use letters, digits and _ . + -")
     if config.save_model is not None and Path(config.save_model).expanduser().is_file():
         raise ConfigError(f"--save-model {config.save_model} is a file: expected a folder for the models")
+    if config.population:
+        check_population(config)
     transfer = (DATASETS.get(config.transfer).from_params(config.transfer_params)
                 if config.transfer else None)
     plan = Plan(config, dataset, arch, recipe, unlearner, pruner, ForgetSpec.parse(config.forget),
@@ -103,6 +108,18 @@ def prepare(config: RunConfig) -> Plan:
                 CheckpointCache(config.cache_dir), transfer)
     check_locations(plan)
     return plan
+
+
+def check_population(config: RunConfig) -> None:
+    """A population's trial forgets exactly the examples it lists: its forget spec must say
+    ``random:N`` with N their number (what records and tables show)."""
+    from ..data.population import Membership
+
+    membership = Membership.from_mapping(config.population)
+    expected = f"random:{len(membership.forget)}"
+    if str(ForgetSpec.parse(config.forget)) != expected:
+        raise ConfigError(f"forget spec {config.forget!r} does not describe the population's forget "
+                          f"set: expected {expected!r}")
 
 
 def check_locations(plan: Plan) -> None:

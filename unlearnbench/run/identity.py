@@ -115,6 +115,7 @@ def resolved_config(plan: Plan) -> dict[str, Any]:
         "val_fraction": cfg.val_fraction, "train_size": cfg.train_size, "test_size": cfg.test_size,
         "transfer": transfer,
         "precision": plan.runtime.precision, "compile": plan.runtime.compile,
+        **({"population": dict(cfg.population)} if cfg.population else {}),
     }
 
 

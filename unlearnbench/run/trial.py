@@ -22,7 +22,8 @@ from ..data.dataset import LoadedDataset
 from ..data.splits import make_split, subsample
 from ..data.tensors import ImageData, Normalize
 from ..errors import CorruptFileError, NonFiniteError, UnlearnbenchError
-from ..evaluate.metrics import Metrics, evaluate, non_finite_weights
+from ..data.population import Membership, population_split
+from ..evaluate.metrics import Metrics, evaluate, non_finite_weights, predict
 from ..evaluate.probes import BackdoorProbe, Probe, ProbeContext, TransferProbe
 from ..report.provenance import make_record
 from ..report.records import RunRecord, Timings
@@ -104,13 +105,27 @@ class TrialModels:
     prune_cached: bool = True
 
 
+def membership(plan: Plan) -> Membership | None:
+    """The trial's place in a population (an audit), or None for an ordinary trial."""
+    return Membership.from_mapping(plan.config.population) if plan.config.population else None
+
+
+def trial_split(plan: Plan, data: LoadedDataset, seed: int):
+    """The seeded split of an ordinary trial, or the fixed split of a population's trial."""
+    member = membership(plan)
+    if member is not None:
+        return population_split(data.train.labels.cpu(), data.test.labels.cpu(), member,
+                                val_fraction=plan.config.val_fraction)
+    return make_split(data.train.labels, data.test.labels, plan.forget,
+                      num_classes=data.num_classes, val_fraction=plan.config.val_fraction, seed=seed)
+
+
 def trial_models(plan: Plan, data: LoadedDataset, seed: int, *,
                  log: Callable[[str], None] = lambda m: None) -> TrialModels:
     """The split, then the original model and (with a pruner) the pruned one, each trained or
     loaded from ``plan.cache``."""
     runtime = plan.runtime
-    split = make_split(data.train.labels, data.test.labels, plan.forget,
-                       num_classes=data.num_classes, val_fraction=plan.config.val_fraction, seed=seed)
+    split = trial_split(plan, data, seed)
     train_all = data.train.to(runtime.device)
     if plan.forget.poisons:  # the original model learns the backdoor from the forget set
         train_all = poison(train_all, split.forget, plan.forget.target)
@@ -193,16 +208,18 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
               for key, value in probe_before(plan, probe, model, context, models.model_key).items()}
 
     forget, retain = train_all.subset(split.forget), train_all.subset(split.retain)
+    member = membership(plan)
+    unlearn_seed = member.unlearning_seed(seed) if member is not None else seed
     task = UnlearningTask(
         forget=forget, retain=retain,
         validation=train_all.subset(split.validation) if len(split.validation) else None,
         num_classes=data.num_classes, recipe=plan.recipe, normalize=data.normalize,
-        augment=data.augment, runtime=runtime, seed=seed,
+        augment=data.augment, runtime=runtime, seed=unlearn_seed,
         mask=mask.to(runtime.device) if mask is not None else None,
-        new_model=lambda: new_model(derive_seed(seed, "unlearn/new-model")))
+        new_model=lambda: new_model(derive_seed(unlearn_seed, "unlearn/new-model")))
 
     log(f"[seed {seed}] unlearning with {plan.config.method}")
-    torch.manual_seed(derive_seed(seed, "unlearn"))
+    torch.manual_seed(derive_seed(unlearn_seed, "unlearn"))
     with TimedSlot(runtime.device) as slot:  # one timed call per device at a time (sharing.py)
         timed = call_plugin(UNLEARNERS, plan.config.method,
                             lambda: timed_unlearn(plan.unlearner, model, task))
@@ -223,16 +240,18 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
             metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
                                normalize=data.normalize, runtime=runtime, shadow_index=shadow)
             after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
+            margins = scored_margins(unlearned, member, train_all, full_test, data.normalize, runtime)
         except NonFiniteError as exc:  # recorded as diverged: a result about the method, not a crash
             divergence = str(exc)
             log(f"[seed {seed}] diverged: {divergence}")
             metrics = Metrics(UA=None, MIA=None, RA=None, TA=None)
             after = {key: None for key in before}
+            margins = None
 
     record = make_record(plan, data, seed, split, unlearned, metrics, rte,
                      Timings(models.original_s, models.original_cached, models.prune_s,
                              models.prune_cached, rte, evaluation.seconds, warmup_s, slot.shared_by),
-                     {k: {"before": before[k], "after": after[k]} for k in after})
+                     {k: {"before": before[k], "after": after[k]} for k in after}, margins=margins)
     if divergence is not None:
         record = dataclasses.replace(record, status="diverged",
                                      config={**record.config, "divergence": divergence})
@@ -240,6 +259,22 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
         save_model(Path(plan.config.save_model).expanduser() / f"{record.run_id}.pt", unlearned, mask,
                    data, split, shadow, record)
     return TrialOutcome(record, unlearned.eval(), mask, forget, retain, test, shadow, data.normalize)
+
+
+def scored_margins(model: nn.Module, member: Membership | None, train_all: ImageData, test: ImageData,
+                   normalize: Normalize, runtime) -> dict[str, list[float]] | None:
+    """A population's trial keeps the margins (``unlearnbench.evaluate.margins``) of its
+    scored examples: ``{"train": [...], "test": [...]}`` in the order the population lists them."""
+    if member is None or not (member.score or member.score_test):
+        return None
+    from ..evaluate.margins import margins as margin_of
+    out = {}
+    for part, data, index in (("train", train_all, member.score), ("test", test, member.score_test)):
+        if index:
+            subset = data.subset(torch.tensor(index, device=data.labels.device))
+            logits = predict(model, subset, normalize, runtime)
+            out[part] = [float(v) for v in margin_of(logits, subset.labels.cpu())]
+    return out
 
 
 def save_model(path: Path, model: nn.Module, mask: Mask | None, data: LoadedDataset, split,

@@ -134,8 +134,10 @@ def _json(value: Any) -> str:
 def _original_key(config: RunConfig, seed: int) -> str:
     plan = prepare(config)
     poison = str(plan.forget) if plan.forget.poisons else None  # a poisoned original is another model
+    # a population's original depends on its hold-out and excluded examples, not on the rest
+    membership = {k: config.population.get(k) for k in ("split_seed", "exclude")} if config.population else None
     return _json([data_key(config), plan.arch, plan.recipe.get_params(), seed, config.val_fraction,
-                  config.device, config.precision, config.compile, poison])
+                  config.device, config.precision, config.compile, poison, membership])
 
 
 def _pruned_key(config: RunConfig, seed: int) -> str:

@@ -1,0 +1,122 @@
+"""Population audits (KLoM, U-LiRA) end to end on tiny models, against known answers.
+
+The data are pure noise with random labels (the synthetic dataset at a huge pixel noise), so a
+model can fit its training set only by memorizing it: a model that still holds the forget set
+(``none``, no unlearning) is far from models that never saw it, while Retrain is one of them.
+So KLoM on forget examples must be large for ``none`` and near the null for Retrain, and the
+U-LiRA attack must beat 50% clearly on ``none`` and not on Retrain (evaluation.md, checks 3, 4).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from unlearnbench import ConfigError
+from unlearnbench.cli import main
+from unlearnbench.data.population import Membership, population_split
+from unlearnbench.run.audit import AuditSpec, load_audit, run_audit
+
+NOISE = {"num_classes": 4, "train_per_class": 24, "test_per_class": 8, "noise": 2000.0,
+         "image_size": 6}
+
+
+def spec(tmp_path: Path, cache: Path, *, models: int = 6, methods=("none", "retrain"),
+         metrics=None) -> AuditSpec:
+    return AuditSpec(
+        name="tiny", description="memorizing noise",
+        base={"dataset": "synthetic", "dataset_params": NOISE, "arch": "tiny_cnn",
+              "train_params": {"epochs": 40, "lr": 0.05, "batch_size": 16}, "val_fraction": 0.1,
+              "cache_dir": cache},
+        methods=tuple({"method": m} for m in methods), prunings=({},),
+        metrics=metrics or {"klom": {"points": 20}, "ulira": {"runs_per_shadow": 2}},
+        models=models, forget=6)
+
+
+def test_population_split_is_fixed_and_checked() -> None:
+    labels = torch.arange(4).repeat(10)
+    member = Membership(split_seed=3, forget=(0, 1), exclude=(5,), score=(0, 1, 2))
+    one = population_split(labels, torch.arange(4), member, val_fraction=0.1)
+    two = population_split(labels, torch.arange(4), member, val_fraction=0.1)
+    assert one.hash == two.hash
+    assert one.forget.tolist() == [0, 1] and 5 not in one.train.tolist()
+    assert set(one.retain.tolist()) == set(one.train.tolist()) - {0, 1}
+    validation = one.validation.tolist()[0]
+    with pytest.raises(ConfigError, match="not in this trial's training set"):
+        population_split(labels, torch.arange(4), Membership(3, forget=(validation,)), val_fraction=0.1)
+    with pytest.raises(ConfigError, match="out of range"):
+        population_split(labels, torch.arange(4), Membership(3, forget=(400,)), val_fraction=0.1)
+    with pytest.raises(ConfigError, match="unknown keys"):
+        Membership.from_mapping({"split_seed": 0, "forget": [1], "forgot": [2]})
+
+
+def test_audit_known_answers_and_resume(tmp_path: Path, capsys) -> None:
+    cache = tmp_path / "cache"
+    out = tmp_path / "audit"
+    summary = run_audit(spec(tmp_path, cache), output=out, log=print, plots=True)
+    rows = {(r["metric"], r["method"]): r for r in summary["rows"]}
+    none, retrain = rows[("klom", "none")], rows[("klom", "retrain")]
+    assert retrain["is_null"] and retrain["forget"] == retrain["null_forget"]
+    # no unlearning: the forget examples are far from the oracles; Retrain is at the null
+    assert none["forget"] > retrain["forget"] + 3
+    assert none["forget_gaussian"] > 10 * max(retrain["forget_gaussian"], 0.1)
+    assert none["UA"] < 20 and retrain["UA"] > 40  # memorized vs never seen
+    attack_none, attack_retrain = rows[("ulira", "none")], rows[("ulira", "retrain")]
+    assert attack_none["accuracy"] > 75 and attack_none["auc"] > 0.8
+    assert 30 < attack_retrain["accuracy"] < 70
+    # what was written: the record, per-example arrays, the table and the pictures
+    stored = json.loads((out / "audit.json").read_text())
+    assert stored["rows"] == json.loads(json.dumps(summary["rows"]))
+    arrays = np.load(out / "per_example.npz")
+    assert arrays["klom/dense/none/forget"].shape == (6,)
+    assert (out / "plots" / "klom-per-example.png").is_file()
+    assert "KLoM" in (out / "table.md").read_text()
+    printed = capsys.readouterr().out
+    assert "original models" in printed and "unlearning runs" in printed
+    # resumed: nothing left to run, the same numbers
+    again = run_audit(spec(tmp_path, cache), output=out, log=print, plots=False)
+    assert again["cost"]["to_do"] == 0
+    assert again["rows"] == summary["rows"]
+
+
+def test_audit_shares_models_across_methods(tmp_path: Path) -> None:
+    """One more method adds only its own unlearning runs: originals and oracles are recorded."""
+    cache, out = tmp_path / "cache", tmp_path / "audit"
+    metrics = {"klom": {"points": 5}}
+    run_audit(spec(tmp_path, cache, models=3, methods=("retrain",), metrics=metrics), output=out,
+              log=print, plots=False)
+    more = run_audit(spec(tmp_path, cache, models=3, methods=("retrain", "none"), metrics=metrics),
+                     output=out, log=print, plots=False, dry_run=True)
+    assert more["cost"]["to_do"] == 3  # the three `none` runs
+    assert more["cost"]["originals"] == 3
+
+
+def test_cli_audit_dry_run_prints_the_cost(tmp_path: Path, capsys) -> None:
+    code = main(["audit", "random-forgetting", "--scale", "small", "--models", "3", "--dry-run",
+                 "--data-root", str(tmp_path), "--output", str(tmp_path / "out"),
+                 "--cache-dir", str(tmp_path / "cache")])
+    assert code != 0  # no CIFAR-10 there: a clear error, after the recipe was read
+
+
+def test_bundled_audit_recipe_is_valid() -> None:
+    audit = load_audit("random-forgetting", scale="small")
+    assert audit.models >= 8 and audit.forget <= 0.01
+    assert {"retrain", "ft", "ga", "sparse_ft"} <= {m["method"] for m in audit.methods}
+    assert [p.get("pruner") for p in audit.prunings] == [None, "omp"]
+    assert set(audit.metrics) == {"klom", "ulira"}
+    assert load_audit("random-forgetting", scale="small", models=16).models == 16
+
+
+def test_audit_refuses_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least 2"):
+        spec(tmp_path, tmp_path, models=1)
+    with pytest.raises(ConfigError, match="unknown"):
+        run_audit(spec(tmp_path, tmp_path, metrics={"klomm": {}}), output=tmp_path / "o", log=print)
+    with pytest.raises(ConfigError, match="per-trial metric"):
+        run_audit(spec(tmp_path, tmp_path, metrics={"UA": {}}), output=tmp_path / "o", log=print)
+    with pytest.raises(ConfigError, match="suggest|Did you mean|recipe|audit"):
+        load_audit("random-forgeting")
