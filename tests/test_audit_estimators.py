@@ -1,4 +1,4 @@
-"""The per-example audit estimators (margin, KLoM, Gaussian KL) on known answers:
+"""The per-example audit estimators (margin, KLoM, Gaussian KL, U-LiRA) on known answers:
 closed forms, hand-computed toys, an independent per-example reference, and simulated nulls."""
 
 from __future__ import annotations
@@ -8,11 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
 
 from unlearnbench.errors import ConfigError
 from unlearnbench.evaluate.klom import (gaussian_kl_per_example, klom_per_example, simulated_null,
                                         summarize)
 from unlearnbench.evaluate.margins import margins
+from unlearnbench.evaluate.ulira import fit_side, ulira
 
 CAP = math.log(1e5)  # the largest histogram KL: all of p in bins where q is empty
 
@@ -248,3 +250,153 @@ def test_gaussian_null_matches_its_closed_form_and_the_note(n_models: int, note:
     assert round(exact, 2) == note
     null = simulated_null(n_models, n_examples=40_000, seed=3, estimator=gaussian_kl_per_example)
     assert abs(null.mean - exact) <= 4 * null.sem
+
+
+# ---------------------------------------------------------------------------- U-LiRA
+
+def population(rng: np.random.Generator, *, shadows: int, runs: int, pool: int, forget: int,
+               gap: float) -> tuple[np.ndarray, ...]:
+    """Unlearning runs of shadow originals that each hold a random half of the pool.
+
+    φ ~ N(gap, 1) where the run forgot x, N(0, 1) where its original never held x, and N(5, 1)
+    where it kept x: retained points must never enter U, O or the targets (5 would show).
+    """
+    shadow = np.repeat(np.arange(shadows), runs)
+    halves = np.argsort(rng.random((shadows, pool)), axis=1) < pool // 2
+    held = halves[shadow]
+    forgotten = np.zeros_like(held)
+    for run, mask in enumerate(held):
+        forgotten[run, rng.choice(np.flatnonzero(mask), forget, replace=False)] = True
+    phi = rng.normal(size=held.shape) + np.where(forgotten, gap, np.where(held, 5.0, 0.0))
+    return phi, shadow, held, forgotten
+
+
+def test_ulira_on_a_one_sigma_gap_reaches_the_optimum() -> None:
+    # With known Gaussians N(1, 1) vs N(0, 1), Λ > 0 iff φ > 1/2: balanced accuracy Φ(1/2) =
+    # 0.691; the AUC of φ is P(φ_U > φ_O) = Φ(1/√2) = 0.760. Here each x has ≈ 64 U and ≈ 128
+    # O samples (per-example σ, 64 shadows): over 20 seeds the means were 0.691 ± 0.003 and
+    # 0.756 ± 0.003 (fit noise costs the AUC 0.004), so 0.015 is 5 spreads from the optimum.
+    result = ulira(*population(np.random.default_rng(5), shadows=64, runs=4, pool=200,
+                               forget=50, gap=1.0))
+    assert result.variance == "per_example" and result.n_targets == 256
+    assert result.skipped_points == 0 and result.skipped_targets == 0
+    assert result.accuracy_mean == pytest.approx(norm.cdf(0.5), abs=0.015)
+    assert result.auc_mean == pytest.approx(norm.cdf(1 / math.sqrt(2)), abs=0.015)
+    assert 0 < result.accuracy_std < 0.1
+
+
+def test_ulira_null_is_one_half() -> None:
+    # Forgotten and never-held margins from one distribution: nothing to detect. Over 20 seeds
+    # the means were 0.500 ± 0.005 (accuracy and AUC), so 0.02 is 4 spreads.
+    result = ulira(*population(np.random.default_rng(6), shadows=64, runs=4, pool=200,
+                               forget=50, gap=0.0))
+    assert result.accuracy_mean == pytest.approx(0.5, abs=0.02)
+    assert result.auc_mean == pytest.approx(0.5, abs=0.02)
+
+
+def test_ulira_hand_built_case() -> None:
+    """Five shadows, one run each, candidates x0, x1, x2.
+
+    run  held        forgotten   φ(x0)  φ(x1)  φ(x2)
+    S0   x0, x2      x0, x2      1.5    0.5    9
+    S1   x0, x2      x0          2      0      7
+    S2   x0, x2      x0          4     -2      7
+    S3   x1, x2      x1          0      2      7
+    S4   x1, x2      x1         -2      4      7
+
+    Target S0 (fit on S1..S4, per-example σ): U_x0 = {2, 4} (μ 3, σ² 2), O_x0 = {0, -2}
+    (μ -1, σ² 2), so Λ(x0) = [-(1.5 - 3)² + (1.5 + 1)²] / (2 * 2) = (-2.25 + 6.25) / 4 = +1:
+    "unlearned", right. x1, never held by S0, is its one negative: U_x1 = {2, 4}, O_x1 = {0, -2},
+    Λ(x1) = (-(0.5 - 3)² + (0.5 + 1)²) / 4 = -1: "never seen", right. x2 has no U sample
+    (no other run forgot it): skipped. Were S0's own run in its fit, U_x0 = {1.5, 2, 4} would
+    move μ_U to 2 and Λ off ±1.
+    S3 and S4 have one forgotten point, x1, with one U sample (S4 resp. S3): skipped, and
+    their negative x0 has one O sample: skipped; both targets are dropped. S1 and S2 score.
+    """
+    phi = np.array([[1.5, 0.5, 9], [2, 0, 7], [4, -2, 7], [0, 2, 7], [-2, 4, 7]], dtype=float)
+    held = np.array([[1, 0, 1], [1, 0, 1], [1, 0, 1], [0, 1, 1], [0, 1, 1]], dtype=bool)
+    forgotten = np.array([[1, 0, 1], [1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0]], dtype=bool)
+    result = ulira(phi, np.arange(5), held, forgotten, variance="per_example")
+    assert (result.n_targets, result.skipped_targets, result.skipped_points) == (3, 2, 5)
+    np.testing.assert_array_equal(result.target_runs, [0, 1, 2])
+    scores = result.scores
+    of_s0 = scores.run == 0
+    np.testing.assert_array_equal(scores.example[of_s0], [0, 1])
+    np.testing.assert_array_equal(scores.label[of_s0], [True, False])
+    np.testing.assert_allclose(scores.llr[of_s0], [1.0, -1.0], rtol=1e-12)
+    assert result.accuracies[0] == 1.0 and result.aucs[0] == 1.0
+
+
+def balanced_population(rng: np.random.Generator, *, shadows: int, pool: int,
+                        gap: float) -> tuple[np.ndarray, ...]:
+    """One run per shadow that forgets all it held; every x is held by exactly half the shadows,
+    so a target sees 4-5 U and 5-4 O samples of each x when there are 10 shadows."""
+    held = (np.argsort(rng.random((pool, shadows)), axis=1) < shadows // 2).T
+    phi = rng.normal(size=held.shape) + np.where(held, gap, 0.0)
+    return phi, np.arange(shadows), held, held.copy()
+
+
+def test_ulira_few_shadows_global_sigma() -> None:
+    # The note: 4 shadows per side at a 1σ gap give ≈ 0.64 with a global σ, 0.62 with
+    # per-example σ. With 4-5 per side, 30 seeds gave 0.644 ± 0.006 (global) and 0.611 ± 0.008.
+    data = balanced_population(np.random.default_rng(7), shadows=10, pool=1000, gap=1.0)
+    pooled = ulira(*data)  # auto: 10 shadows < 64, one global σ
+    separate = ulira(*data, variance="per_example")
+    assert pooled.variance == "global"
+    assert pooled.accuracy_mean == pytest.approx(0.64, abs=0.03)
+    assert separate.accuracy_mean == pytest.approx(0.62, abs=0.03)
+    assert pooled.accuracy_mean > separate.accuracy_mean  # the reason for the global σ
+
+
+def test_ulira_is_seeded() -> None:
+    data = population(np.random.default_rng(8), shadows=4, runs=2, pool=40, forget=5, gap=1.0)
+    first, again = ulira(*data, seed=3), ulira(*data, seed=3)
+    np.testing.assert_array_equal(first.scores.example, again.scores.example)
+    other = ulira(*data, seed=4)
+    assert not np.array_equal(first.scores.example, other.scores.example)  # other negatives
+
+
+def test_pooled_variance_by_hand() -> None:
+    # Column 0 holds (1, 3): squares about its mean 2 sum to 2, 1 degree of freedom; column 1
+    # holds (10, 14, 12): squares about 12 sum to 8, 2 degrees. Pooled: (2 + 8) / 3 = 10/3.
+    phi = np.array([[1, 10], [3, 14], [99, 12]], dtype=float)
+    mask = np.array([[1, 1], [1, 1], [0, 1]], dtype=bool)
+    median, variance, count = fit_side(phi, mask, per_example=False)
+    np.testing.assert_allclose(median, [2, 12])
+    np.testing.assert_allclose(variance, [10 / 3, 10 / 3])
+    np.testing.assert_array_equal(count, [2, 3])
+    _, per_example, _ = fit_side(phi, mask, per_example=True)
+    np.testing.assert_allclose(per_example, [2, 4])
+
+
+def test_ulira_rejects_bad_input() -> None:
+    phi, shadow, held, forgotten = population(np.random.default_rng(9), shadows=4, runs=2,
+                                              pool=20, forget=3, gap=1.0)
+    with pytest.raises(ConfigError, match=r"held must be a boolean array of shape \(8, 20\)"):
+        ulira(phi, shadow, held[:, :19], forgotten)
+    with pytest.raises(ConfigError, match=r"shadow must be integers of shape \(8,\)"):
+        ulira(phi, shadow[:7], held, forgotten)
+    with pytest.raises(ConfigError, match="forgotten must be a boolean"):
+        ulira(phi, shadow, held, forgotten.astype(int))
+    bad = forgotten.copy()
+    outside = np.argwhere(~held[0])[0][0]
+    bad[0, outside] = True
+    with pytest.raises(ConfigError, match=f"run 0 forgets candidate {outside}, which its original "
+                                          "never trained on"):
+        ulira(phi, shadow, held, bad)
+    mixed = held.copy()
+    mixed[1] = ~mixed[1] | forgotten[1]
+    with pytest.raises(ConfigError, match="the runs of shadow 0 disagree"):
+        ulira(phi, shadow, mixed, forgotten)
+    with pytest.raises(ConfigError, match="variance must be one of auto, global, per_example"):
+        ulira(phi, shadow, held, forgotten, variance="pooled")
+    with pytest.raises(ConfigError, match="at least 2 shadow originals"):
+        ulira(phi, np.zeros(8, dtype=int), np.repeat(held[:1], 8, axis=0), np.zeros_like(held))
+
+
+def test_ulira_without_usable_targets_says_why() -> None:
+    # Two shadows: each target's fit has one U and one O sample per x, too few for a
+    # per-example σ, so every point is skipped.
+    data = population(np.random.default_rng(10), shadows=2, runs=1, pool=20, forget=3, gap=1.0)
+    with pytest.raises(ConfigError, match=r"no usable target.*needs >= 2 U and O samples"):
+        ulira(*data, variance="per_example")
