@@ -14,7 +14,7 @@ from unlearnbench.errors import ConfigError
 from unlearnbench.evaluate.klom import (gaussian_kl_per_example, klom_per_example, simulated_null,
                                         summarize)
 from unlearnbench.evaluate.margins import margins
-from unlearnbench.evaluate.ulira import fit_side, ulira
+from unlearnbench.evaluate.ulira import _fit_side, ulira
 
 CAP = math.log(1e5)  # the largest histogram KL: all of p in bins where q is empty
 
@@ -116,7 +116,8 @@ def test_no_value_exceeds_ln_1e5() -> None:
 def test_argument_order_is_unlearned_then_oracle() -> None:
     # Joint range [0, 3], 2 bins. Unlearned all at 0: p = (1, 0); oracle 0, 0, 3, 3: q = (1/2, 1/2).
     # KL(unlearned || oracle) = 1 * ln(1 / (1/2)) = ln 2 = 0.693.
-    # Reversed, KL(oracle || unlearned) = 1/2 ln(1/2 / 1) + 1/2 ln(1/2 / 1e-5) = 1/2 ln(2.5e4) = 5.06.
+    # Reversed, KL(oracle || unlearned) = 1/2 ln(1/2 / 1) + 1/2 ln(1/2 / 1e-5) = 1/2 ln(2.5e4)
+    # = 5.06.
     concentrated, spread = column(0, 0, 0, 0), column(0, 0, 3, 3)
     np.testing.assert_allclose(klom_per_example(concentrated, spread, bins=2), [math.log(2)])
     np.testing.assert_allclose(klom_per_example(spread, concentrated, bins=2),
@@ -170,17 +171,21 @@ def test_summarize_is_numpys_linear_percentile() -> None:
     assert summarize([0.0, 10.0], percentile=50) == 5.0
 
 
+KL = klom_per_example
+
+
 @pytest.mark.parametrize("call, message", [
-    (lambda: klom_per_example(np.zeros((3, 4)), np.zeros((3, 5))), "same examples, got 4 and 5"),
-    (lambda: klom_per_example(np.zeros(3), np.zeros((3, 1))), r"unlearned margins must have shape"),
-    (lambda: klom_per_example(np.full((2, 1), np.nan), np.zeros((2, 1))), "unlearned margins hold 2 NaN"),
-    (lambda: klom_per_example(np.zeros((2, 1)), np.zeros((2, 1)), bins=0), "bins must be a positive"),
-    (lambda: klom_per_example(np.zeros((2, 1)), np.zeros((2, 1)), floor=0), r"floor must lie in \(0, 1\)"),
-    (lambda: gaussian_kl_per_example(np.zeros((1, 3)), np.zeros((4, 3))), "at least 2 models per set"),
+    (lambda: KL(np.zeros((3, 4)), np.zeros((3, 5))), "same examples, got 4 and 5"),
+    (lambda: KL(np.zeros(3), np.zeros((3, 1))), r"unlearned margins must have shape"),
+    (lambda: KL(np.full((2, 1), np.nan), np.zeros((2, 1))), "unlearned margins hold 2 NaN"),
+    (lambda: KL(np.zeros((2, 1)), np.zeros((2, 1)), bins=0), "bins must be a positive"),
+    (lambda: KL(np.zeros((2, 1)), np.zeros((2, 1)), floor=0), r"floor must lie in \(0, 1\)"),
+    (lambda: gaussian_kl_per_example(np.zeros((1, 3)), np.zeros((4, 3))), "at least 2 models"),
     (lambda: summarize([]), "empty"),
     (lambda: summarize([1.0, np.nan]), "1 NaN"),
     (lambda: summarize([1.0], percentile=101), r"percentile must lie in \[0, 100\], got 101"),
     (lambda: simulated_null(1), "n_models >= 2"),
+    (lambda: simulated_null(8, estimator="histogram"), "estimator must be a function"),
 ])
 def test_klom_rejects_bad_input(call, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -361,11 +366,11 @@ def test_pooled_variance_by_hand() -> None:
     # holds (10, 14, 12): squares about 12 sum to 8, 2 degrees. Pooled: (2 + 8) / 3 = 10/3.
     phi = np.array([[1, 10], [3, 14], [99, 12]], dtype=float)
     mask = np.array([[1, 1], [1, 1], [0, 1]], dtype=bool)
-    median, variance, count = fit_side(phi, mask, per_example=False)
+    median, variance, count = _fit_side(phi, mask, per_example=False)
     np.testing.assert_allclose(median, [2, 12])
     np.testing.assert_allclose(variance, [10 / 3, 10 / 3])
     np.testing.assert_array_equal(count, [2, 3])
-    _, per_example, _ = fit_side(phi, mask, per_example=True)
+    _, per_example, _ = _fit_side(phi, mask, per_example=True)
     np.testing.assert_allclose(per_example, [2, 4])
 
 

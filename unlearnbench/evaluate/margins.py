@@ -49,14 +49,14 @@ def margins(logits: Any, labels: Any) -> np.ndarray:
     if not np.isfinite(z).all():
         raise ConfigError("logits hold NaN or infinite values: the model diverged or the input "
                           "is not logits")
-    y = integer_labels(labels, n=z.shape[-2], classes=z.shape[-1])
+    y = _integer_labels(labels, n=z.shape[-2], classes=z.shape[-1])
     true_class = np.arange(z.shape[-1]) == y[:, None]  # [n, classes]
     true_logit = np.where(true_class, z, 0.0).sum(axis=-1)
     others = np.where(true_class, -np.inf, z)
     return true_logit - logsumexp(others, axis=-1)
 
 
-def integer_labels(labels: Any, *, n: int, classes: int) -> np.ndarray:
+def _integer_labels(labels: Any, *, n: int, classes: int) -> np.ndarray:
     """Labels as an int64 vector of length ``n``, each in ``[0, classes)``, or a ConfigError."""
     if hasattr(labels, "detach"):
         labels = labels.detach().to("cpu").numpy()

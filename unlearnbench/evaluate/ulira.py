@@ -14,13 +14,15 @@ that never held x; a Gaussian is fitted to each, and a target model's margin φ(
 Λ(x) = log N(φ; μ_U, σ_U) − log N(φ; μ_O, σ_O) ("unlearned" if Λ > 0). Ideal: balanced
 accuracy 0.5 and AUC 0.5, what retraining from scratch gets.
 
-Choices, each defensible and stated (the paper's code was not reachable):
+The steps are reconstructed from LiRA's code and the re-run, not from the paper's text. The
+choices, each stated:
 
-* O_x comes from *unlearned* shadows that never held x, not from the shadow originals (the
-  re-run's choice): then "unlearned" and "never seen" differ only in whether x was learned and
-  unlearned, not in whether the model went through the unlearning procedure at all.
-* μ = median and σ = standard deviation, as LiRA's ``plot.py``. σ uses ddof = 1 (LiRA's
-  ``np.std`` has ddof = 0; the two agree at LiRA's scale and ddof = 1 is unbiased at 4–8 samples).
+* O_x comes from *unlearned* shadows that never held x, not from the shadow originals as in the
+  re-run: then "unlearned" and "never seen" differ only in whether x was learned and unlearned,
+  not also in whether the model went through the unlearning procedure at all.
+* μ = median and σ = standard deviation, as LiRA's ``plot.py``. σ² uses ddof = 1, the unbiased
+  variance at the 4–8 samples of a small audit (LiRA's ``np.std`` has ddof = 0; the two agree
+  at LiRA's scale).
 * Below 64 shadows one global σ per side (LiRA's ``fix_variance``), else one per example. The
   global σ here is the pooled within-example deviation, Σ_x Σ_i (φ_i − mean_x)² / Σ_x (n_x − 1),
   fitted separately for U and O. LiRA's ``fix_variance`` takes ``np.std`` of all in-scores
@@ -76,7 +78,7 @@ class ULiraResult:
 
 
 @dataclass(frozen=True)
-class Fit:
+class _Fit:
     """Gaussians for U_x and O_x of every candidate, fitted on the runs of the other shadows."""
 
     mu_u: np.ndarray
@@ -113,42 +115,39 @@ def ulira(phi: Any, shadow: Any, held: Any, forgotten: Any, *, variance: str = "
     Source and deviations: see the module docstring (O_x from unlearned shadows; LiRA's median
     and std, ddof = 1; a pooled, per-side global σ).
     """
-    phi, shadow, held, forgotten = checked_population(phi, shadow, held, forgotten)
+    phi, shadow, held, forgotten = _checked_population(phi, shadow, held, forgotten)
     shadows = np.unique(shadow)
-    mode = resolve_variance(variance, n_shadows=len(shadows), per_example_from=per_example_from)
+    mode = _resolve_variance(variance, n_shadows=len(shadows), per_example_from=per_example_from)
     if not variance_floor > 0:
         raise ConfigError(f"variance_floor must be > 0, got {variance_floor}")
     rng = np.random.default_rng(seed)
-    targets: list[tuple[int, float, float]] = []
-    parts: list[tuple[np.ndarray, ...]] = []
+    scored: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # run, x, Λ, label
     skipped_points = skipped_targets = 0
     for k in shadows:
         others = (shadow != k)[:, None]
-        fit = fit_gaussians(phi, forgotten & others, ~held & others, per_example=mode == "per_example",
-                            variance_floor=variance_floor)
+        fit = _fit_gaussians(phi, forgotten & others, ~held & others,
+                             per_example=mode == "per_example", variance_floor=variance_floor)
         for m in np.flatnonzero(shadow == k):
-            x, label = target_candidates(forgotten[m], held[m], rng)
+            x, label = _target_candidates(forgotten[m], held[m], rng)
             keep = fit.usable[x]
             skipped_points += int((~keep).sum())
             x, label = x[keep], label[keep]
-            llr = fit.llr(phi[m, x], x)
             if label.all() or not label.any():
                 skipped_targets += 1
-                continue
-            targets.append((int(m), balanced_accuracy(llr > 0, label), float(roc_auc_score(label, llr))))
-            parts.append((np.full(len(x), m), x, llr, label))
-    if not targets:
+            else:
+                scored.append((int(m), x, fit.llr(phi[m, x], x), label))
+    if not scored:
         raise ConfigError(
             f"U-LiRA has no usable target: every run lacks a forgotten or a never-held candidate "
             f"with enough samples ({skipped_points} points skipped; each needs >= "
             f"{2 if mode == 'per_example' else 1} U and O samples from other shadows, "
             f"variance={mode!r}, {len(shadows)} shadows)")
-    return result(targets, parts, skipped_points=skipped_points, skipped_targets=skipped_targets,
-                  variance=mode)
+    return _result(scored, skipped_points=skipped_points, skipped_targets=skipped_targets,
+                   variance=mode)
 
 
-def target_candidates(forgotten: np.ndarray, held: np.ndarray,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _target_candidates(forgotten: np.ndarray, held: np.ndarray,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One target run's candidates: its forgotten points (label True), then as many points its
     original never held (label False, drawn without replacement; all of them if fewer)."""
     positives = np.flatnonzero(forgotten)
@@ -160,19 +159,19 @@ def target_candidates(forgotten: np.ndarray, held: np.ndarray,
     return x, label
 
 
-def fit_gaussians(phi: np.ndarray, in_u: np.ndarray, in_o: np.ndarray, *, per_example: bool,
-                  variance_floor: float) -> Fit:
+def _fit_gaussians(phi: np.ndarray, in_u: np.ndarray, in_o: np.ndarray, *, per_example: bool,
+                   variance_floor: float) -> _Fit:
     """Fit U_x (samples where ``in_u``) and O_x (where ``in_o``) for every candidate x."""
-    mu_u, var_u, count_u = fit_side(phi, in_u, per_example=per_example)
-    mu_o, var_o, count_o = fit_side(phi, in_o, per_example=per_example)
+    mu_u, var_u, count_u = _fit_side(phi, in_u, per_example=per_example)
+    mu_o, var_o, count_o = _fit_side(phi, in_o, per_example=per_example)
     needed = 2 if per_example else 1
     usable = (count_u >= needed) & (count_o >= needed) & np.isfinite(var_u) & np.isfinite(var_o)
-    return Fit(mu_u=mu_u, sigma_u=np.sqrt(np.maximum(var_u, variance_floor)),
+    return _Fit(mu_u=mu_u, sigma_u=np.sqrt(np.maximum(var_u, variance_floor)),
                mu_o=mu_o, sigma_o=np.sqrt(np.maximum(var_o, variance_floor)), usable=usable)
 
 
-def fit_side(phi: np.ndarray, mask: np.ndarray, *,
-             per_example: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fit_side(phi: np.ndarray, mask: np.ndarray, *,
+              per_example: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per column of ``phi`` restricted to ``mask``: the median, the variance (per column, or one
     pooled within-column variance for all; NaN where undefined) and the sample count."""
     count = mask.sum(axis=0)
@@ -180,7 +179,8 @@ def fit_side(phi: np.ndarray, mask: np.ndarray, *,
     ordered = np.sort(values, axis=0)  # NaNs sort last, so the samples lead each column
     columns = np.arange(phi.shape[1])
     # The middle one or two samples; a column without samples reads NaN from row 0.
-    median = 0.5 * (ordered[(np.maximum(count, 1) - 1) // 2, columns] + ordered[count // 2, columns])
+    lower_middle = ordered[(np.maximum(count, 1) - 1) // 2, columns]
+    median = 0.5 * (lower_middle + ordered[count // 2, columns])
     mean = np.nansum(values, axis=0) / np.maximum(count, 1)
     squares = np.where(mask, (phi - mean) ** 2, 0.0).sum(axis=0)
     if per_example:
@@ -192,36 +192,42 @@ def fit_side(phi: np.ndarray, mask: np.ndarray, *,
     return median, variance, count
 
 
-def balanced_accuracy(predicted: np.ndarray, label: np.ndarray) -> float:
+def _balanced_accuracy(predicted: np.ndarray, label: np.ndarray) -> float:
     """Mean of the true-positive and true-negative rates (both classes must be present)."""
     return float(0.5 * (predicted[label].mean() + (~predicted[~label]).mean()))
 
 
-def result(targets: list[tuple[int, float, float]], parts: list[tuple[np.ndarray, ...]], *,
-           skipped_points: int, skipped_targets: int, variance: str) -> ULiraResult:
-    """Collect the per-target values and scores into a :class:`ULiraResult`."""
-    runs, accuracies, aucs = (np.array(column) for column in zip(*targets))
-    run, example, llr, label = (np.concatenate(column) for column in zip(*parts))
+def _result(scored: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], *, skipped_points: int,
+            skipped_targets: int, variance: str) -> ULiraResult:
+    """Each target's balanced accuracy (Λ > 0: "unlearned") and AUC of Λ, and their summary."""
+    runs, examples, llrs, labels = zip(*scored)
+    accuracies = np.array([_balanced_accuracy(llr > 0, label) for llr, label in zip(llrs, labels)])
+    aucs = np.array([roc_auc_score(label, llr) for llr, label in zip(llrs, labels)], dtype=float)
+    run = np.repeat(np.array(runs, dtype=np.int64), [len(x) for x in examples])
     return ULiraResult(
         accuracy_mean=float(accuracies.mean()), accuracy_std=float(accuracies.std()),
         auc_mean=float(aucs.mean()), auc_std=float(aucs.std()), n_targets=len(runs),
         skipped_points=skipped_points, skipped_targets=skipped_targets, variance=variance,
-        target_runs=runs.astype(np.int64), accuracies=accuracies, aucs=aucs,
-        scores=TargetScores(run=run.astype(np.int64), example=example.astype(np.int64),
-                            llr=llr, label=label.astype(bool)))
+        target_runs=np.array(runs, dtype=np.int64), accuracies=accuracies, aucs=aucs,
+        scores=TargetScores(run=run, example=np.concatenate(examples).astype(np.int64),
+                            llr=np.concatenate(llrs), label=np.concatenate(labels)))
 
 
-def resolve_variance(variance: str, *, n_shadows: int, per_example_from: int) -> str:
+def _resolve_variance(variance: str, *, n_shadows: int, per_example_from: int) -> str:
     """"global" or "per_example" for the ``variance`` setting and the number of shadows."""
     if variance not in VARIANCES:
         raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
+    if isinstance(per_example_from, bool) or not isinstance(per_example_from, (int, np.integer)) \
+            or per_example_from < 1:
+        raise ConfigError(f"per_example_from must be a positive number of shadows, got "
+                          f"{per_example_from!r}")
     if variance != "auto":
         return variance
     return "per_example" if n_shadows >= per_example_from else "global"
 
 
-def checked_population(phi: Any, shadow: Any, held: Any,
-                       forgotten: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _checked_population(phi: Any, shadow: Any, held: Any,
+                        forgotten: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The four inputs as arrays, or a ConfigError naming what does not fit the design."""
     phi = as_float64(phi, "phi")
     if phi.ndim != 2 or 0 in phi.shape:
@@ -235,7 +241,8 @@ def checked_population(phi: Any, shadow: Any, held: Any,
     if len(np.unique(shadow)) < 2:
         raise ConfigError("U-LiRA needs runs from at least 2 shadow originals (targets are "
                           "scored against the other shadows)")
-    held, forgotten = checked_mask(held, "held", phi.shape), checked_mask(forgotten, "forgotten", phi.shape)
+    held = _checked_mask(held, "held", phi.shape)
+    forgotten = _checked_mask(forgotten, "forgotten", phi.shape)
     outside = forgotten & ~held
     if outside.any():
         m, x = np.argwhere(outside)[0]
@@ -249,7 +256,7 @@ def checked_population(phi: Any, shadow: Any, held: Any,
     return phi, shadow, held, forgotten
 
 
-def checked_mask(mask: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+def _checked_mask(mask: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
     """A boolean mask of the given shape (integers 0/1 are not accepted: they read as indices)."""
     mask = np.asarray(mask)
     if mask.dtype != bool or mask.shape != shape:
