@@ -140,7 +140,8 @@ def ulira(phi: Any, shadow: Any, held: Any, forgotten: Any, *, variance: str = "
         raise ConfigError(
             f"U-LiRA has no usable target: every run lacks a forgotten or a never-held candidate "
             f"with enough samples ({skipped_points} points skipped; each needs >= "
-            f"{2 if mode == 'per_example' else 1} U and O samples from other shadows, "
+            f"{2 if mode == 'per_example' else 1} U and O samples from other shadows"
+            f"{'' if mode == 'per_example' else ', and the global σ some x with 2'}; "
             f"variance={mode!r}, {len(shadows)} shadows)")
     return _result(scored, skipped_points=skipped_points, skipped_targets=skipped_targets,
                    variance=mode)
