@@ -1,1 +1,3 @@
-"""Evaluation: the paper's metrics (UA, MIA-Efficacy, RA, TA) and the probes measured before and after unlearning."""
+"""Evaluation: the paper's metrics (UA, MIA-Efficacy, RA, TA), the probes measured before and
+after unlearning, and the per-example audit estimators (margins, KLoM, U-LiRA) that score a
+population of trained models."""
