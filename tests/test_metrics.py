@@ -386,7 +386,7 @@ METRICS_MODULE = """
 """
 
 
-def test_a_run_measures_every_loadable_trial_metric_and_names_the_others(
+def test_a_run_measures_every_loadable_trial_metric_and_names_the_broken_ones(
         make_distribution, monkeypatch: pytest.MonkeyPatch) -> None:
     from unlearnbench import components
     from unlearnbench.errors import MetricNotMeasuredWarning
@@ -395,10 +395,13 @@ def test_a_run_measures_every_loadable_trial_metric_and_names_the_others(
     from unlearnbench.registry import Registry, subclass_of
 
     group = "unlearnbench_tests.metrics"
-    root = make_distribution("ub-metric-mix", "0.2", {"ub_metric_mix.py": METRICS_MODULE}, {group: {
-        "good": "ub_metric_mix:Good", "audit": "ub_metric_mix:Audit",
-        "broken": "ub_metric_mix_missing:Good", "weekly": "ub_metric_mix:BadDeclaration",
-        "unlabelled": "ub_metric_mix:NoLabel", "sparsity": "ub_metric_mix:Good"}})
+    root = make_distribution(
+        "ub-metric-mix", "0.2",
+        {"ub_metric_mix.py": METRICS_MODULE, "ub_metric_broken.py": "raise ImportError('needs libfoo')\n"},
+        {group: {"good": "ub_metric_mix:Good", "audit": "ub_metric_mix:Audit",
+                 "broken": "ub_metric_broken:Good", "absent": "ub_metric_absent.sub:Good",
+                 "weekly": "ub_metric_mix:BadDeclaration", "unlabelled": "ub_metric_mix:NoLabel",
+                 "sparsity": "ub_metric_mix:Good"}})
     monkeypatch.syspath_prepend(str(root))
     registry = Registry("metric", group, subclass_of(Metric), "a subclass of unlearnbench.TrialMetric")
     monkeypatch.setattr(measure_module, "METRICS", registry)
@@ -406,10 +409,11 @@ def test_a_run_measures_every_loadable_trial_metric_and_names_the_others(
     with pytest.warns(MetricNotMeasuredWarning) as caught:
         metrics = measure_module.trial_metrics()
     assert list(metrics) == ["good"]  # the population metric is not a per-trial one
-    messages = sorted(str(w.message) for w in caught)
+    messages = sorted(str(w.message) for w in caught)  # none for the metric not installed
     assert len(messages) == 4 and all("ub-metric-mix 0.2" in m and "left out of this run" in m
                                       for m in messages)
     assert "metric 'broken' from ub-metric-mix 0.2 could not be loaded" in messages[0]
+    assert "ImportError: needs libfoo" in messages[0]
     assert "metric 'sparsity'" in messages[1] and "taken by a column of the tables" in messages[1]
     assert "NoLabel declares no label" in messages[2]
     assert "BadDeclaration declares needs='weekly' is invalid" in messages[3]

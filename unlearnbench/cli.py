@@ -286,12 +286,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows = [(e.name, str(e.origin) + (" (CONFLICT: also " + ", ".join(map(str, e.conflicts)) + ")"
                                           if e.conflicts else ""), e.target)
                 for e in registry.entries(args.pattern)]
-        headers = ["name", "from", "target"]
+        headers, unloadable = ["name", "from", "target"], []
         if args.kind == "metrics":  # only when asked: declarations are read by importing the classes
-            rows = [(*row, *_declared(registry, row[0])) for row in rows]
+            rows = [(*row, *_declared(registry, row[0], unloadable)) for row in rows]
             headers += ["kind", "label", "unit", "better", "disparity"]
         print(f"{kind}:")
         print(tabulate(rows, headers=headers, tablefmt="simple") if rows else "  (none)")
+        for name, reason in unloadable:
+            print(f"  {name}: cannot be loaded: {reason}")
         if kind == "models":
             names = timm_names(args.pattern)
             shown = ", ".join(names[:30]) + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
@@ -300,13 +302,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _declared(registry, name: str) -> tuple[str, ...]:
-    """A metric's kind, label, unit, direction and Disparity membership for ``ls metrics``, or
-    why it cannot be loaded."""
+def _declared(registry, name: str, unloadable: list[tuple[str, str]]) -> tuple[str, ...]:
+    """A metric's kind, label, unit, direction and Disparity membership for ``ls metrics``;
+    question marks, and the reason added to ``unloadable``, when it cannot be loaded."""
     try:
         d = registry.get(name).declaration()
     except UnlearnbenchError as exc:
-        return (f"cannot be loaded: {' '.join(str(exc).split())}", "", "", "", "")
+        unloadable.append((name, " ".join(str(exc).split())))
+        return ("?",) * 5
     better = "closer to Retrain" if d.in_disparity else "higher" if d.higher_is_better else "lower"
     return (d.needs, d.label, d.unit, better, "yes" if d.in_disparity else "no")
 

@@ -5,15 +5,18 @@ The metrics come from the registry :data:`~unlearnbench.components.METRICS` (ent
 metric with its default parameters. Population metrics (audits over many trained models) are
 not measured here: ``unlearnbench audit`` runs them.
 
-A registered metric that cannot be loaded (its import fails, it is not a metric class, its
-declaration or name is malformed) is left out with a :class:`MetricNotMeasuredWarning` naming it
-and its package: every run measures every metric, so one broken metric plugin must not stop
-them all (``UNLEARNBENCH_DISABLE_PLUGINS=1`` leaves out every other distribution's). A metric
-that fails while it computes is an error of the trial, naming the metric and its package.
+A registered metric whose module is not installed is not measured (``unlearnbench ls metrics``
+says so). One that is installed but cannot be loaded (its import fails, it is not a metric
+class, its declaration or name is malformed) is left out with a
+:class:`~unlearnbench.errors.MetricNotMeasuredWarning` naming it and its package: every run
+measures every metric, so one broken metric plugin must not stop them all
+(``UNLEARNBENCH_DISABLE_PLUGINS=1`` leaves out every other distribution's). A metric that fails
+while it computes is an error of the trial, naming the metric and its package.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import warnings
 from collections.abc import Mapping
@@ -38,6 +41,8 @@ def trial_metrics() -> dict[str, TrialMetric]:
     registered twice stays an error (:class:`~unlearnbench.errors.DuplicateNameError`)."""
     metrics = {}
     for name in METRICS.names():
+        if not _installed(name):
+            continue
         try:
             metric = _load(name)
         except PluginLoadError as exc:
@@ -46,6 +51,17 @@ def trial_metrics() -> dict[str, TrialMetric]:
         if metric is not None:
             metrics[name] = metric
     return metrics
+
+
+def _installed(name: str) -> bool:
+    """Whether the module of the metric ``name`` is there to import (it may still fail to)."""
+    entry = METRICS.entry(name)
+    if entry.obj is not None:
+        return True
+    try:
+        return importlib.util.find_spec(entry.target.partition(":")[0]) is not None
+    except (ImportError, ValueError):  # its package is missing too
+        return False
 
 
 def _load(name: str) -> TrialMetric | None:
