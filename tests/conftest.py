@@ -98,3 +98,19 @@ def make_record() -> Callable[..., RunRecord]:
         return RunRecord(**values)
 
     return make
+
+
+@pytest.fixture
+def add_metric() -> Callable[..., RunRecord]:
+    """``add(record, name, value, **declaration)``: ``record`` with one more metric, as a run
+    with a metric plugin installed records it."""
+    import dataclasses
+
+    from unlearnbench.metric import MetricDeclaration
+
+    def add(record: RunRecord, name: str, value: float | None, **declaration) -> RunRecord:
+        return dataclasses.replace(
+            record, metrics={**record.metrics, name: value},
+            metric_declarations={**record.metric_declarations, name: MetricDeclaration(**declaration)})
+
+    return add
