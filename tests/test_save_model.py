@@ -114,5 +114,5 @@ def test_the_readme_snippet_recomputes_the_test_accuracy(tmp_path: Path, shared_
     namespace: dict = {}
     exec(snippet.replace(original, tiny), namespace)
     outcome, correct, test = namespace["outcome"], namespace["correct"], namespace["test"]
-    assert 100.0 * correct / len(test) == pytest.approx(outcome.record.metrics.TA, rel=1e-12, abs=0)
+    assert 100.0 * correct / len(test) == pytest.approx(outcome.record.metrics["TA"], rel=1e-12, abs=0)
     assert " == " in capsys.readouterr().out

@@ -32,7 +32,7 @@ GROUP = ["dataset", "arch", "scenario", "forget", "pruning", "method"]
 REFERENCE_METHOD = "retrain"
 PROBE = "probe:"
 DISPARITY = "Disparity Ave."
-_COUNTS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_COUNTS = ("none", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
 def metric_declarations(records: Sequence[RunRecord]) -> dict[str, MetricDeclaration]:
@@ -244,9 +244,11 @@ def table_notes(records: Sequence[RunRecord], summary: pd.DataFrame | None = Non
 
 
 def _cells_note(gaps: int) -> str:
+    """How a cell reads, when ``gaps`` metrics enter Disparity Ave."""
     if not gaps:
         return "Cells: mean ± std over seeds."
-    average = "that gap" if gaps == 1 else f"mean of the {_COUNTS[gaps] if gaps < len(_COUNTS) else gaps} gaps"
+    count = _COUNTS[gaps] if gaps < len(_COUNTS) else str(gaps)
+    average = "that gap" if gaps == 1 else f"mean of the {count} gaps"
     return (f"Cells: mean ± std over seeds; (gap) = |metric - Retrain's| at the same pruning and "
             f"scenario; {DISPARITY} = {average}.")
 
