@@ -310,7 +310,7 @@ def _declared(registry, name: str, unloadable: list[tuple[str, str]]) -> tuple[s
     except UnlearnbenchError as exc:
         unloadable.append((name, " ".join(str(exc).split())))
         return ("?",) * 5
-    better = "closer to Retrain" if d.in_disparity else "higher" if d.higher_is_better else "lower"
+    better = "closer to Retrain" if d.direction == "retrain" else d.direction
     return (d.needs, d.label, d.unit, better, "yes" if d.in_disparity else "no")
 
 
