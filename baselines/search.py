@@ -96,8 +96,8 @@ def _mean(values: Sequence[float]) -> float:
 
 def gap_score(records: Sequence[RunRecord], reference: Mapping[int, RunRecord]) -> float:
     """Mean over seeds of the larger of the |UA| and |RA| gaps to the reference at that seed."""
-    return _mean([max(abs(r.metrics.UA - reference[r.seed].metrics.UA),
-                      abs(r.metrics.RA - reference[r.seed].metrics.RA)) for r in records])
+    return _mean([max(abs(r.metrics["UA"] - reference[r.seed].metrics["UA"]),
+                      abs(r.metrics["RA"] - reference[r.seed].metrics["RA"])) for r in records])
 
 
 def search(method: str, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str, Any] | None = None,
@@ -132,11 +132,11 @@ def search(method: str, grid: Mapping[str, Sequence[Any]], *, fixed: Mapping[str
     if reference_records is None:
         reference_records = by_config.pop(0)
     ref = _check_reference(reference_records, reference, dataset, forget, pruner, seeds)
-    candidates = [Candidate(params, _mean([r.metrics.UA for r in recs]),
-                            _mean([r.metrics.RA for r in recs]), gap_score(recs, ref))
+    candidates = [Candidate(params, _mean([r.metrics["UA"] for r in recs]),
+                            _mean([r.metrics["RA"] for r in recs]), gap_score(recs, ref))
                   for params, recs in zip(combos, by_config)]
-    return SearchResult(method, reference, _mean([r.metrics.UA for r in ref.values()]),
-                        _mean([r.metrics.RA for r in ref.values()]), candidates, ra_tolerance)
+    return SearchResult(method, reference, _mean([r.metrics["UA"] for r in ref.values()]),
+                        _mean([r.metrics["RA"] for r in ref.values()]), candidates, ra_tolerance)
 
 
 def _check_reference(records: Sequence[RunRecord], reference: str, dataset: str, forget: str,

@@ -38,7 +38,8 @@ from torch import nn
 from unlearnbench import Augment, DeviceLoader, ImageData, UnlearningTask, build_model, fit
 from unlearnbench.datasets.cifar import CIFAR_NORMALIZE, Cifar10
 from unlearnbench.run.artifacts import REFERENCE_EPOCHS
-from unlearnbench.evaluate.metrics import accuracy, evaluate, mia_efficacy, predict, true_label_confidence
+from unlearnbench.evaluate.measure import evaluate
+from unlearnbench.evaluate.metrics import accuracy, mia_efficacy, predict, true_label_confidence
 from unlearnbench.train.runtime import COMPILE_MODES, Runtime
 from unlearnbench.run.timing import timed_unlearn
 
@@ -268,10 +269,10 @@ def run_eval(report: Report, model: nn.Module, split: Split, runtime: Runtime) -
     predict(model, split.test, CIFAR_NORMALIZE, runtime)  # warm-up: cuDNN autotuning of eval shapes
     with runtime.timer() as elapsed:
         metrics = evaluate(model, forget=split.forget, retain=split.retain, test=split.test,
-                           normalize=CIFAR_NORMALIZE, runtime=runtime, shadow_index=split.shadow)
+                           normalize=CIFAR_NORMALIZE, runtime=runtime, mia_members=split.shadow)
     report.add("eval", f"evaluate (UA, RA, TA, MIA), {runtime.precision}", elapsed.seconds,
-               f"{sizes}; UA {metrics.UA:.1f} RA {metrics.RA:.1f} TA {metrics.TA:.1f} "
-               f"MIA {metrics.MIA:.1f}", TARGETS["eval"])
+               f"{sizes}; UA {metrics['UA']:.1f} RA {metrics['RA']:.1f} TA {metrics['TA']:.1f} "
+               f"MIA {metrics['MIA']:.1f}", TARGETS["eval"])
 
     def confidence(data: ImageData, index: torch.Tensor | None = None) -> np.ndarray:
         logits = predict(model, data, CIFAR_NORMALIZE, runtime)

@@ -18,6 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -290,7 +291,7 @@ def test_full_tiny_run(gate, tmp_path: Path):
         setup=lambda: ((fresh_config(),), {}), rounds=7)
 
     (record,) = records
-    m = record.metrics
+    m = SimpleNamespace(**record.metrics)
     assert all(0.0 <= v <= 100.0 for v in (m.UA, m.MIA, m.RA, m.TA))
     assert m.RTE > 0 and not record.timings.original_cached
     assert record.split.forget == 58 and record.split.forget + record.split.retain == record.split.train

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench.report.records import Environment, MetricValues, RunRecord, SplitInfo, Timings
+from unlearnbench.report.records import Environment, RunRecord, SplitInfo, Timings
+
+BUILTIN_METRICS = ("UA", "MIA", "RA", "TA", "RTE")
+
+
+def builtin_declarations() -> dict:
+    """The declarations of the built-in metrics, by name (as a run records them)."""
+    from unlearnbench import METRICS
+    return {name: METRICS.get(name).declaration() for name in BUILTIN_METRICS}
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +69,8 @@ def make_distribution(tmp_path: Path) -> Iterator[MakeDistribution]:
 
 @pytest.fixture
 def make_record() -> Callable[..., RunRecord]:
-    """A valid, hand-built :class:`RunRecord`; keyword arguments override fields or metrics."""
+    """A valid, hand-built :class:`RunRecord` with the built-in metrics; keyword arguments
+    override fields or metrics (``metrics=``/``metric_declarations=`` replace them all)."""
 
     def make(*, method: str = "ft", seed: int = 0, UA: float = 10.0, MIA: float = 20.0,
              RA: float = 99.0, TA: float = 90.0, RTE: float = 1.5, pruner: str | None = None,
@@ -74,7 +83,8 @@ def make_record() -> Callable[..., RunRecord]:
             forget=forget, scenario="class-wise" if forget.startswith("class") else "random",
             method=method, pruner=pruner, target_sparsity=target_sparsity, seed=seed,
             sparsity=target_sparsity or 0.0,
-            metrics=MetricValues(UA=UA, MIA=MIA, RA=RA, TA=TA, RTE=RTE),
+            metrics={"UA": UA, "MIA": MIA, "RA": RA, "TA": TA, "RTE": RTE},
+            metric_declarations=builtin_declarations(),
             timings=Timings(original_s=3.0, original_cached=True, prune_s=0.0, prune_cached=True,
                             unlearn_s=RTE, eval_s=0.5, warmup_s=0.1),
             split=SplitInfo(hash="0123456789abcdef", train=230, validation=26, forget=58,
@@ -88,3 +98,19 @@ def make_record() -> Callable[..., RunRecord]:
         return RunRecord(**values)
 
     return make
+
+
+@pytest.fixture
+def add_metric() -> Callable[..., RunRecord]:
+    """``add(record, name, value, **declaration)``: ``record`` with one more metric, as a run
+    with a metric plugin installed records it."""
+    import dataclasses
+
+    from unlearnbench.metric import MetricDeclaration
+
+    def add(record: RunRecord, name: str, value: float | None, **declaration) -> RunRecord:
+        return dataclasses.replace(
+            record, metrics={**record.metrics, name: value},
+            metric_declarations={**record.metric_declarations, name: MetricDeclaration(**declaration)})
+
+    return add

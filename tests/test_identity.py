@@ -25,6 +25,7 @@ from unlearnbench.run.config import RunConfig, prepare
 from unlearnbench.run.identity import (config_identity, planned_identity, recorded,
                                        resolved_config, trial_identity)
 from unlearnbench.run.recipes import load_recipe, pending, reproduce
+from unlearnbench.run.trial import run
 
 LEADERBOARD = Path(__file__).resolve().parent.parent / "leaderboard"
 
@@ -101,11 +102,13 @@ def test_the_seed_changes_the_trial_but_not_the_configuration() -> None:
     assert trial0 != trial1 and config0 == config1
 
 
-def test_code_formats_are_in_it(monkeypatch) -> None:
+def test_code_formats_are_in_it_but_not_the_record_layout(monkeypatch) -> None:
     before = _ids()
+    monkeypatch.setattr(records_module, "SCHEMA_VERSION", 99)  # a new layout of the same measurements
+    assert _ids() == before
     monkeypatch.setattr(identity_module, "CACHE_FORMAT", 99)
     cache_bumped = _ids()
-    monkeypatch.setattr(records_module, "SCHEMA_VERSION", 99)
+    monkeypatch.setattr(identity_module, "MEASUREMENT_FORMAT", 99)
     assert len({before, cache_bumped, _ids()}) == 3
 
 
@@ -175,11 +178,31 @@ def test_a_hand_edited_record_is_refused_and_does_not_count_as_done(make_record,
     assert not recorded(tmp_path, record.identity)  # the name must carry the hash
 
 
-def test_a_schema_3_record_without_its_identity_is_refused(make_record) -> None:
+@pytest.mark.parametrize("schema", [3, 4])
+def test_a_record_without_its_identity_is_refused(make_record, schema) -> None:
     data = make_record().to_dict()
+    data["schema_version"] = schema
     del data["identity"]
-    with pytest.raises(CorruptFileError, match="x.json: a schema 3 record needs identity"):
+    with pytest.raises(CorruptFileError, match=f"x.json: a schema {schema} record needs identity"):
         RunRecord.from_dict(data, "x.json")
+
+
+def test_a_schema_3_record_of_the_same_trial_counts_as_done(tmp_path, shared_cache) -> None:
+    """Schema 4 changed how records hold metrics, not what a trial measures: a finished trial
+    recorded by the previous release is not run again."""
+    config = RunConfig(**BASE, method_params={"epochs": 1}, train_params={"epochs": 2},
+                       cache_dir=shared_cache, output_dir=tmp_path)
+    [record] = run(config)
+    path = tmp_path / f"{record.run_id}.json"
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 4 and set(data["metrics"]) == {"UA", "MIA", "RA", "TA", "RTE"}
+    data["schema_version"] = 3  # what the previous release wrote: the same fields, no declarations
+    del data["metric_declarations"]
+    path.write_text(json.dumps(data))
+    [old] = load_records(tmp_path)
+    assert old.identity == record.identity == planned_identity(prepare(config), 0)
+    assert old.resolved["record_schema"] == identity_module.MEASUREMENT_FORMAT == 3
+    assert recorded(tmp_path, record.identity) and pending([config], tmp_path)[0].seeds == ()
 
 
 @pytest.mark.parametrize("folder, schema", [("main-table-small", 2), ("digits-main-grid", 1)])
@@ -196,20 +219,19 @@ def test_legacy_records_load_with_an_identity_derived_from_their_config(folder, 
     assert first.config_identity == config_identity(first.resolved)
     same_config = [r for r in records if r.forget == first.forget]
     assert len({r.config_identity for r in same_config}) == 1 < len({r.identity for r in same_config})
-    assert RunRecord.from_dict(json.loads(json.dumps(first.to_dict()))) == first  # as schema 3
+    assert RunRecord.from_dict(json.loads(json.dumps(first.to_dict()))) == first  # as schema 4
 
 
 def test_the_same_trial_twice_in_a_folder_keeps_the_newer_and_says_so(make_record, tmp_path,
                                                                        capsys) -> None:
     old = make_record(created="2024-01-01T00:00:00+00:00", UA=10.0)
-    new = dataclasses.replace(old, created="2024-02-01T00:00:00+00:00", metrics=dataclasses.replace(
-        old.metrics, UA=30.0))
+    new = dataclasses.replace(old, created="2024-02-01T00:00:00+00:00", metrics={**old.metrics, "UA": 30.0})
     old.save(tmp_path / "a" / "old.json")
     new.save(tmp_path / "b" / "new.json")
     with pytest.warns(DuplicateRecordWarning, match=r"recorded twice: using .*new.json .*ignoring "
                                                      r".*old.json"):
         [kept] = load_records(tmp_path)
-    assert kept.metrics.UA == 30.0
+    assert kept.metrics["UA"] == 30.0
     assert main(["leaderboard", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert err.startswith("unlearnbench: warning: trial ") and "recorded twice" in err

@@ -73,3 +73,16 @@ def test_every_public_name_resolves_to_the_object_of_its_module() -> None:
     assert set(dir(unlearnbench)) >= set(unlearnbench.__all__)
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchName'"):
         unlearnbench.NoSuchName  # noqa: B018
+
+
+@pytest.mark.parametrize("argv, imported", [(["ls"], False), (["ls", "metrics"], True)])
+def test_only_ls_metrics_imports_the_metric_classes(argv: list[str], imported: bool) -> None:
+    """``ls metrics`` reads each metric's declaration from its class; every other listing
+    names the entry points only."""
+    code = ("import sys; from unlearnbench.cli import main; code = main(sys.argv[1:]); "
+            "print(code, 'unlearnbench.evaluate.metrics' in sys.modules, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == f"0 {imported}", result.stderr
+    assert "unlearnbench.evaluate.metrics:UnlearningAccuracy" in result.stdout
+    assert ("closer to Retrain" in result.stdout) is imported

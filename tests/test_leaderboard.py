@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 import re
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from unlearnbench import ConfigError
 from unlearnbench.report.leaderboard import render, summarize
+from unlearnbench.report.records import load_records
+
+LEADERBOARD = Path(__file__).resolve().parents[1] / "leaderboard"
 
 # (method, pruning, seed) -> UA, MIA, RA, TA, RTE
 RUNS = {
@@ -151,3 +155,68 @@ def test_probes_show_before_and_after_means(make_record) -> None:
                            probes={"ASR": {"before": 100.0, "after": a}}) for s, a in ((0, 40.0), (1, 60.0))]
     table = render(records)
     assert "ASR (before → after)" in table and "100.00 → 50.00" in table
+
+
+# -- columns follow the metrics' declarations ----------------------------------------------------
+TOP5 = dict(label="UA top-5", in_disparity=True, order=45, description="100 - top-5 accuracy")
+LOSS = dict(label="forget loss", unit="nats", decimals=3, description="forget-set cross-entropy")
+
+
+@pytest.fixture
+def plugin_records(records, add_metric):
+    """RUNS with two plugin metrics: UA top-5 = UA / 2 (in Disparity), forget loss = RTE / 10."""
+    return [add_metric(add_metric(r, "UA_top5", r.metrics["UA"] / 2, **TOP5),
+                       "forget_loss", r.metrics["RTE"] / 10, **LOSS) for r in records]
+
+
+def test_a_plugin_metric_is_a_column_and_enters_disparity_iff_it_declares_so(plugin_records) -> None:
+    text = render(plugin_records, "markdown")
+    header = [c.strip() for c in text.splitlines()[0].strip("|").split("|")]
+    assert header[4:] == ["UA", "MIA-Efficacy", "RA", "TA", "UA top-5", "Disparity Ave.", "RTE (s)",
+                          "forget loss (nats)", "sparsity"]
+    ft_dense = next(line for line in text.splitlines() if "| dense " in line and "| ft " in line)
+    cells = dict(zip(header, (c.strip() for c in ft_dense.strip("|").split("|"))))
+    # ft: UA 20, 30, 40 -> top-5 10, 15, 20; retrain: 100, 98 -> 50, 49; gap |15 - 49.5| = 34.5
+    assert cells["UA top-5"] == "15.00 ± 5.00 (34.50)"
+    assert cells["Disparity Ave."] == "25.30"  # (69 + 18 + 1 + 4 + 34.5) / 5; not the loss
+    assert cells["forget loss (nats)"] == "0.300 ± 0.100"  # RTE 2, 3, 4 s / 10; no gap
+    assert "Disparity Ave. = mean of the five gaps." in text
+
+    csv = pd.read_csv(io.StringIO(render(plugin_records, "csv")))
+    ft = _row(csv, "ft", "dense")
+    assert ft["UA_top5_gap"] == 34.5 and ft["forget_loss_mean"] == pytest.approx(0.3)
+    assert "forget_loss_gap" not in csv.columns and ft["disparity"] == pytest.approx(25.3)
+
+
+def test_records_without_a_metric_show_a_dash_and_no_disparity(records, add_metric) -> None:
+    mixed = [add_metric(r, "UA_top5", 1.0, **TOP5) if r.method == "ft" else r for r in records]
+    text = render(mixed)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()[2:]
+            if line.startswith("|")]
+    retrain, ft = (next(r for r in rows if r[1] == "dense" and r[2] == m) for m in ("retrain", "ft"))
+    assert retrain[8] == "—" and ft[8] == "1.00 ± 0.00"  # no Retrain value: no gap either
+    assert ft[9] == "—"  # Disparity Ave. needs every gap
+
+
+def test_without_disparity_metrics_there_is_no_disparity_column(make_record) -> None:
+    from unlearnbench import METRICS
+    rte = {"RTE": METRICS.get("RTE").declaration()}
+    rows = [make_record(method=m, metrics={"RTE": 2.0}, metric_declarations=rte)
+            for m in ("retrain", "ft")]
+    text = render(rows)
+    assert text.splitlines()[0].split("|")[5:8] == [" RTE (s)   ", " sparsity   ", ""]
+    assert "Disparity" not in text and "Cells: mean ± std over seeds.\n" in text
+    assert "disparity" not in summarize(rows).columns
+
+
+def test_population_metrics_are_no_columns(records, add_metric) -> None:
+    audited = [add_metric(r, "klom", 0.5, label="KLoM", needs="population") for r in records]
+    assert render(audited) == render(records)
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in LEADERBOARD.glob("*/table.md")))
+def test_the_committed_tables_render_exactly_as_committed(folder: str) -> None:
+    """Records of schemas 1 and 2, read as schema 4, give the committed tables byte for byte."""
+    records = load_records(LEADERBOARD / folder / "records")
+    assert records and all(r.schema_version == 4 for r in records)
+    assert (LEADERBOARD / folder / "table.md").read_text().endswith(render(records))

@@ -1,4 +1,5 @@
-"""The paper's metrics on hand-built inputs with known answers."""
+"""The paper's metrics on hand-built inputs with known answers, and how the harness measures
+every registered metric."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import torch
 from sklearn.svm import SVC
 from torch import nn
 
+from unlearnbench import METRICS, TrialEvaluation, TrialMetric
 from unlearnbench.data.tensors import ImageData, Normalize
-from unlearnbench.evaluate.metrics import (accuracy, evaluate, fit_mia_attack, mia_efficacy, predict,
-                                  true_label_confidence)
+from unlearnbench.errors import PluginError
+from unlearnbench.evaluate.measure import evaluate, measure
+from unlearnbench.evaluate.metrics import (accuracy, fit_mia_attack, mia_efficacy, predict,
+                                           true_label_confidence)
+from unlearnbench.report.records import LEGACY_DECLARATIONS
 from unlearnbench.train.runtime import Runtime
 
 CPU = Runtime.resolve("cpu", "fp32")
@@ -207,8 +212,8 @@ def test_evaluate_a_model_that_outputs_the_labels() -> None:
     labels = [0, 1, 2, 3, 1, 2]
     data = images_predicting(labels, labels)
     metrics = evaluate(PixelClassifier(4), forget=data, retain=data, test=data, normalize=IDENTITY,
-                       runtime=CPU, shadow_index=torch.arange(6))
-    assert (metrics.UA, metrics.RA, metrics.TA) == (0.0, 100.0, 100.0)
+                       runtime=CPU, mia_members=torch.arange(6))
+    assert (metrics["UA"], metrics["RA"], metrics["TA"]) == (0.0, 100.0, 100.0)
 
 
 def test_evaluate_on_known_outputs() -> None:
@@ -224,11 +229,8 @@ def test_evaluate_on_known_outputs() -> None:
     test = images_predicting([0, 1, 2, 3, 0, 1, 1, 0], [0, 1, 2, 3, 0, 1, 2, 3])
     shadow = torch.tensor([0, 2, 4, 5, 6, 7, 9, 11])
     metrics = evaluate(PixelClassifier(4), forget=forget, retain=retain, test=test, normalize=IDENTITY,
-                       runtime=CPU, shadow_index=shadow)
-    assert metrics.UA == 50.0
-    assert metrics.RA == 100.0
-    assert metrics.TA == 75.0
-    assert metrics.MIA == 50.0
+                       runtime=CPU, mia_members=shadow, rte=2.5)
+    assert metrics == {"UA": 50.0, "MIA": 50.0, "RA": 100.0, "TA": 75.0, "RTE": 2.5}
 
 
 def test_evaluation_is_fp32_under_a_bf16_runtime() -> None:
@@ -246,3 +248,172 @@ def test_evaluation_is_fp32_under_a_bf16_runtime() -> None:
         assert model(normalize(data.images)).dtype == torch.bfloat16
     assert torch.equal(predict(model, data, normalize, bf16), predict(model, data, normalize, fp32))
     assert np.array_equal(features(model, data, normalize, bf16), features(model, data, normalize, fp32))
+
+
+# -- the built-in metrics on hand-built logits ---------------------------------------------------
+def _scores(predicted: list[int], num_classes: int = 3) -> torch.Tensor:
+    """Logits whose arg-max is ``predicted``."""
+    return 5.0 * nn.functional.one_hot(torch.tensor(predicted), num_classes).float()
+
+
+def _evaluation(**changes) -> TrialEvaluation:
+    """forget: 1 of 4 right (UA 75); retain: 4 of 5 right (RA 80); test: 6 of 8 right (TA 75)."""
+    fields = dict(forget_logits=_scores([0, 1, 2, 0]), forget_labels=torch.tensor([0, 0, 0, 1]),
+                  retain_logits=_scores([0, 1, 2, 1, 0]), retain_labels=torch.tensor([0, 1, 2, 1, 2]),
+                  test_logits=_scores([0, 1, 2, 0, 1, 2, 0, 1]),
+                  test_labels=torch.tensor([0, 1, 2, 0, 1, 2, 1, 2]),
+                  mia_members=torch.tensor([0, 2, 4]), rte=3.25)
+    return TrialEvaluation(**{**fields, **changes})
+
+
+def _builtin(name: str) -> TrialMetric:
+    return METRICS.get(name)()
+
+
+def test_ua_ra_ta_and_rte_are_exact_on_hand_built_logits() -> None:
+    evaluation = _evaluation()
+    assert _builtin("UA").compute(evaluation) == 75.0
+    assert _builtin("RA").compute(evaluation) == 80.0
+    assert _builtin("TA").compute(evaluation) == 75.0
+    assert _builtin("RTE").compute(evaluation) == 3.25
+
+
+def _softmax_of_label(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """The attack's feature written out in numpy: exp(z_y) / sum_k exp(z_k), in float64."""
+    z = logits.numpy().astype(np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return (z / z.sum(axis=1, keepdims=True))[np.arange(len(z)), labels.numpy()]
+
+
+def test_mia_efficacy_is_the_plain_svc_of_the_paper_on_hand_built_logits() -> None:
+    """Members: the retain examples at ``mia_members``; non-members: the test set; the share of
+    the forget set that a plain ``SVC(C=3, gamma="auto", kernel="rbf")`` calls non-member."""
+    rng = np.random.default_rng(3)
+
+    def logits(n: int, margin_mean: float) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = rng.integers(0, 5, n)
+        z = rng.normal(0.0, 1.0, (n, 5))
+        z[np.arange(n), labels] += rng.normal(margin_mean, 1.5, n)
+        return torch.from_numpy(z.astype(np.float32)), torch.from_numpy(labels)
+
+    (retain, retain_y), (test, test_y), (forget, forget_y) = logits(60, 4.0), logits(30, 1.5), logits(40, 2.5)
+    members = torch.from_numpy(rng.permutation(60)[:30])
+    evaluation = TrialEvaluation(forget, forget_y, retain, retain_y, test, test_y, members, rte=1.0)
+
+    member_x = _softmax_of_label(retain[members], retain_y[members])
+    non_member_x = _softmax_of_label(test, test_y)
+    attack = SVC(C=3, gamma="auto", kernel="rbf").fit(np.r_[member_x, non_member_x].reshape(-1, 1),
+                                                      np.r_[np.ones(30), np.zeros(30)])
+    called_members = attack.predict(_softmax_of_label(forget, forget_y).reshape(-1, 1))
+    expected = 100.0 * (1.0 - called_members.mean())
+    assert 10.0 < expected < 90.0  # neither trivially all members nor all non-members
+    assert _builtin("MIA").compute(evaluation) == expected
+
+
+def test_the_builtins_declare_what_schema_3_records_meant() -> None:
+    """Old records render with these declarations, new ones with the built-ins': they agree."""
+    for name, declared in LEGACY_DECLARATIONS.items():
+        assert METRICS.get(name).declaration() == declared
+        assert METRICS.origin(name).package == "unlearnbench"
+    assert [name for name, d in LEGACY_DECLARATIONS.items() if d.in_disparity] == ["UA", "MIA", "RA", "TA"]
+
+
+# -- measuring: every metric from one evaluation -----------------------------------------------
+class Constant(TrialMetric):
+    label = "constant"
+    value = 1.0
+
+    def compute(self, evaluation):
+        return type(self).value
+
+
+@pytest.fixture
+def constant():
+    """A registered metric whose value the test sets (``Constant.value``)."""
+    METRICS.register("test_constant", Constant)
+    yield Constant
+    METRICS.unregister("test_constant")
+    Constant.value = 1.0
+
+
+@pytest.mark.parametrize("value, recorded", [
+    (2, 2.0), (np.float32(0.5), 0.5), (torch.tensor(1.5), 1.5), (None, None),
+    (float("nan"), None), (math.inf, None)])
+def test_a_value_is_a_float_or_none(constant, value, recorded) -> None:
+    constant.value = value
+    assert measure({"test_constant": Constant()}, _evaluation()) == {"test_constant": recorded}
+
+
+@pytest.mark.parametrize("value", ["high", True, torch.ones(2), [1.0]])
+def test_a_value_that_is_no_number_names_the_metric(constant, value) -> None:
+    constant.value = value
+    with pytest.raises(PluginError, match=r"metric 'test_constant' \(from in-process .*\) returned .*; "
+                                          r"expected a number or None"):
+        measure({"test_constant": Constant()}, _evaluation())
+
+
+def test_a_metric_that_fails_is_an_error_naming_it(constant) -> None:
+    class Failing(Constant):
+        def compute(self, evaluation):
+            raise KeyError("forget_loss")
+
+    with pytest.raises(PluginError, match="metric 'test_constant' .* failed: KeyError: 'forget_loss'"):
+        measure({"test_constant": Failing()}, _evaluation())
+
+
+METRICS_MODULE = """
+    from unlearnbench import TrialMetric
+    from unlearnbench.metric import PopulationMetric
+
+    class Good(TrialMetric):
+        label = "good"
+        def compute(self, evaluation):
+            return 1.0
+
+    class BadDeclaration(Good):
+        needs = "weekly"
+
+    class NoLabel(TrialMetric):
+        def compute(self, evaluation):
+            return 1.0
+
+    class Audit(PopulationMetric):
+        label = "audit"
+        def design(self, spec):
+            return spec
+        def score(self, population):
+            return 0.0
+"""
+
+
+def test_a_run_measures_every_loadable_trial_metric_and_names_the_broken_ones(
+        make_distribution, monkeypatch: pytest.MonkeyPatch) -> None:
+    from unlearnbench import components
+    from unlearnbench.errors import MetricNotMeasuredWarning
+    from unlearnbench.evaluate import measure as measure_module
+    from unlearnbench.metric import Metric
+    from unlearnbench.registry import Registry, subclass_of
+
+    group = "unlearnbench_tests.metrics"
+    root = make_distribution(
+        "ub-metric-mix", "0.2",
+        {"ub_metric_mix.py": METRICS_MODULE, "ub_metric_broken.py": "raise ImportError('needs libfoo')\n"},
+        {group: {"good": "ub_metric_mix:Good", "audit": "ub_metric_mix:Audit",
+                 "broken": "ub_metric_broken:Good", "absent": "ub_metric_absent.sub:Good",
+                 "weekly": "ub_metric_mix:BadDeclaration", "unlabelled": "ub_metric_mix:NoLabel",
+                 "sparsity": "ub_metric_mix:Good"}})
+    monkeypatch.syspath_prepend(str(root))
+    registry = Registry("metric", group, subclass_of(Metric), "a subclass of unlearnbench.TrialMetric")
+    monkeypatch.setattr(measure_module, "METRICS", registry)
+    assert components.METRICS is not registry
+    with pytest.warns(MetricNotMeasuredWarning) as caught:
+        metrics = measure_module.trial_metrics()
+    assert list(metrics) == ["good"]  # the population metric is not a per-trial one
+    messages = sorted(str(w.message) for w in caught)  # none for the metric not installed
+    assert len(messages) == 4 and all("ub-metric-mix 0.2" in m and "left out of this run" in m
+                                      for m in messages)
+    assert "metric 'broken' from ub-metric-mix 0.2 could not be loaded" in messages[0]
+    assert "ImportError: needs libfoo" in messages[0]
+    assert "metric 'sparsity'" in messages[1] and "taken by a column of the tables" in messages[1]
+    assert "NoLabel declares no label" in messages[2]
+    assert "BadDeclaration declares needs='weekly' is invalid" in messages[3]

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 
 from unlearnbench import ConfigError
 from unlearnbench.cli import main
-from unlearnbench.report.plots import (SPEED_LABEL, NotEnoughData, backdoor_figure, plot_all, radar_figure,
+from unlearnbench.report.plots import (NotEnoughData, backdoor_figure, plot_all, radar_figure,
                                 sweep_figure, use_density_axis)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -128,8 +128,7 @@ def test_radar_speed_axis_is_inverse_rte_relative_to_the_fastest_method(radar_re
     speeds = {m: _method_line(fig, m).get_ydata()[AXES.index("speed")] for m in SPEED}
     assert speeds == pytest.approx(SPEED)
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    assert labels == ["UA", "MIA-Efficacy", "RA", "TA", SPEED_LABEL]
-    assert "1/RTE" in SPEED_LABEL and "fastest" in SPEED_LABEL
+    assert labels == ["UA", "MIA-Efficacy", "RA", "TA", "1/RTE: speed\n(100 = fastest here)"]
 
 
 def test_radar_needs_two_methods(make_record) -> None:
@@ -233,3 +232,40 @@ def test_cli_plot_on_an_empty_folder_fails_clearly(tmp_path: Path, capsys) -> No
     err = capsys.readouterr().err.strip()
     assert err == f"unlearnbench: error: no run records (*.json) under {tmp_path}; nothing to plot"
     assert not (tmp_path / "plots").exists()
+
+
+# -- the metrics drawn follow their declarations -------------------------------------------------
+TOP5 = dict(label="UA top-5", in_disparity=True, order=45)
+LOSS = dict(label="forget loss", unit="nats", decimals=3)
+
+
+def test_a_metric_in_percent_is_a_radar_axis_and_others_are_not(radar_records, add_metric) -> None:
+    records = [add_metric(add_metric(r, "UA_top5", r.metrics["UA"] / 2, **TOP5), "forget_loss", 2.0, **LOSS)
+               for r in radar_records]
+    fig = radar_figure(records)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["UA", "MIA-Efficacy", "RA", "TA", "UA top-5", "1/RTE: speed\n(100 = fastest here)"]
+    ft = _method_line(fig, "ft").get_ydata()
+    assert list(ft[:6]) == pytest.approx([30.0, 80.0, 99.0, 93.0, 15.0, SPEED["ft"]])
+
+
+def test_the_sweep_has_a_panel_per_metric_but_the_timed_ones(sweep_records, add_metric) -> None:
+    records = [add_metric(r, "forget_loss", 150.0 + r.seed, **LOSS) for r in sweep_records]
+    fig = sweep_figure(records)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["UA", "MIA-Efficacy", "RA", "TA", "forget loss"]  # 3 x 2 panels, the last empty
+    loss = fig.axes[4]
+    assert loss.get_ylabel() == "nats" and fig.axes[0].get_ylabel() == "%"
+    band = loss.collections[0]  # seeds 150 and 152: mean 151, std sqrt(2)
+    assert band.get_paths()[0].vertices[:, 1].max() == pytest.approx(151.0 + 2 ** 0.5)  # not clipped at 100
+    # sparsities under the bottom panel of each column, the one above the empty place too
+    assert [len(ax.get_xticklabels()) > 0 for ax in fig.axes] == [False, False, False, True, True]
+
+
+def test_a_radar_needs_three_axes(make_record) -> None:
+    from unlearnbench import METRICS
+    only = {name: METRICS.get(name).declaration() for name in ("UA", "RTE")}
+    records = [make_record(method=m, metrics={"UA": 1.0, "RTE": 1.0}, metric_declarations=only)
+               for m in ("retrain", "ft")]
+    with pytest.raises(NotEnoughData, match="three axes"):
+        radar_figure(records)

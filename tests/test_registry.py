@@ -220,6 +220,23 @@ def test_builtins_are_entry_points_of_unlearnbench() -> None:
     assert entry.target == "unlearnbench_baselines.unlearners.ft:FineTune"
 
 
+def test_metrics_are_a_registry_like_the_others() -> None:
+    """The built-in metrics and the audits are entry points of unlearnbench; listing them
+    imports none, and a misspelt name gets suggestions."""
+    from unlearnbench import METRICS
+    assert REGISTRIES["metrics"] is METRICS
+    entries = {e.name: e for e in METRICS.entries()}
+    assert {"UA", "MIA", "RA", "TA", "RTE", "klom", "ulira"} <= set(entries)
+    assert all(entries[n].origin.package == "unlearnbench" for n in ("UA", "klom"))
+    assert entries["klom"].target == "unlearnbench.run.audit:KLoM"
+    assert entries["ulira"].target == "unlearnbench.run.audit:ULiRA"
+    with pytest.raises(UnknownNameError, match="Unknown metric 'MAI'. Did you mean 'MIA'"):
+        METRICS.get("MAI")
+    with pytest.raises(PluginLoadError, match="metric 'not_a_metric' .* expected a subclass of "
+                                              "unlearnbench.TrialMetric"):
+        METRICS.register("not_a_metric", KeepModel)
+
+
 # -- disabling third-party plugins ----------------------------------------------------------------
 @pytest.mark.parametrize("value, plugin_visible", [("1", False), ("0", True), ("", True)])
 def test_disable_plugins_keeps_only_unlearnbench_components(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ def test_a_saved_model_and_its_indices_reproduce_every_metric_of_the_record(
     weights = dict(model.named_parameters())
     assert saved["mask"] and all((weights[n][~keep] == 0).all() for n, keep in saved["mask"].items())
 
-    m = record.metrics
+    m = SimpleNamespace(**record.metrics)
     assert _accuracy(model, test.images, test.labels, data.normalize) == m.TA
     assert _accuracy(model, retain.images, retain.labels, data.normalize) == m.RA
     assert 100.0 - _accuracy(model, forget.images, forget.labels, data.normalize) == m.UA
@@ -113,5 +114,5 @@ def test_the_readme_snippet_recomputes_the_test_accuracy(tmp_path: Path, shared_
     namespace: dict = {}
     exec(snippet.replace(original, tiny), namespace)
     outcome, correct, test = namespace["outcome"], namespace["correct"], namespace["test"]
-    assert 100.0 * correct / len(test) == pytest.approx(outcome.record.metrics.TA, rel=1e-12, abs=0)
+    assert 100.0 * correct / len(test) == pytest.approx(outcome.record.metrics["TA"], rel=1e-12, abs=0)
     assert " == " in capsys.readouterr().out

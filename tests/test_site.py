@@ -166,6 +166,38 @@ def test_cells_hold_hand_computed_values_and_gaps_are_shaded_by_size(bench, tmp_
     assert len(GAP_SHADES) == 6
 
 
+def test_a_plugin_metric_is_a_column_with_its_direction_and_on_the_overview(
+        make_record, add_metric, tmp_path) -> None:
+    """UA top-5 (UA / 2, in Disparity) reads "closer to Retrain" with shaded gaps; forget loss
+    (nats, lower is better) reads "↓"; both are described on the overview."""
+    records = [add_metric(add_metric(r, "UA_top5", r.metrics["UA"] / 2, label="UA top-5",
+                                     in_disparity=True, order=45, description="100 - top-5 accuracy"),
+                          "forget_loss", r.metrics["RTE"] / 10, label="forget loss", unit="nats",
+                          higher_is_better=False, decimals=3, description="forget-set cross-entropy")
+               for r in make_runs(make_record)]
+    board = save(records, tmp_path / "board" / "grid" / "records").parents[1]
+    build_site(board, tmp_path / "site", log=lambda _: None)
+    page = tmp_path / "site" / "grid" / "index.html"
+    parser = parse_board(page)
+    assert parser.columns[parser.columns.index("TA"):] == [
+        "TA", "UA top-5", "Disparity Ave.", "RTE (s)", "forget loss (nats)", "sparsity",
+        "ASR (before → after)", "runs"]
+    ft = next(row for a, row in zip(parser.row_attrs, parser.table())
+              if (a["data-scenario"], a["data-pruning"], a["data-method"]) == ("class-wise", "dense", "ft"))
+    assert ft["UA top-5"]["text"] == "15.00 ± 5.00 (34.50)" and "shade6" in ft["UA top-5"]["attrs"]["class"]
+    assert ft["forget loss (nats)"]["text"] == "0.300 ± 0.100"
+    assert float(ft["forget loss (nats)"]["attrs"]["data-sort"]) == pytest.approx(0.3)
+    text = page.read_text()
+    assert 'title="UA top-5: closer to Retrain is better"' in text
+    assert 'title="forget loss (nats): lower is better"' in text
+    assert "Radar chart of UA, MIA-Efficacy, RA, TA, UA top-5 and speed (1/RTE)" in text
+    assert "UA, MIA-Efficacy, RA, TA, UA top-5 and forget loss against sparsity" in text  # not RTE
+    overview = (tmp_path / "site" / "index.html").read_text()
+    assert ('<tr><th scope="row">forget loss (nats)</th><td>nats</td><td>lower is better</td>'
+            '<td>forget-set cross-entropy</td></tr>') in overview
+    assert "mean gap to Retrain over UA, MIA-Efficacy, RA, TA and UA top-5" in overview
+
+
 def test_every_row_links_to_the_run_pages_of_its_seeds(bench, tmp_path) -> None:
     build_site(bench, tmp_path / "site", log=lambda _: None)
     page = tmp_path / "site" / "grid" / "index.html"
@@ -189,7 +221,8 @@ def test_a_run_page_holds_the_full_record(bench, tmp_path) -> None:
     build_site(bench, tmp_path / "site", log=lambda _: None)
     record = load_records(bench / "grid" / "records")[0]
     text = html.unescape((tmp_path / "site" / "grid" / "runs" / f"{record.run_id}.html").read_text())
-    sections = {k: v for k, v in record.to_dict().items() if k not in ("metrics", "probes")}
+    sections = {k: v for k, v in record.to_dict().items()
+                if k not in ("metrics", "metric_declarations", "probes")}
     leaves = [leaf for k, v in sections.items()
               for leaf in (_leaves(v) if isinstance(v, dict) and v else [(k, v)])]
     for key, value in leaves:
@@ -198,9 +231,13 @@ def test_a_run_page_holds_the_full_record(bench, tmp_path) -> None:
         if isinstance(value, (list, bool, dict)) or value is None:
             shown = json.dumps(value)
         assert f"<td>{shown}</td>" in text, (key, shown)
-    for name, value in (("UA", record.metrics.UA), ("MIA-Efficacy", record.metrics.MIA),
-                        ("RTE (s)", record.metrics.RTE)):
+    for name, value in (("UA", record.metrics["UA"]), ("MIA-Efficacy", record.metrics["MIA"]),
+                        ("RTE (s)", record.metrics["RTE"])):
         assert f"<th scope=\"row\">{name}</th><td>{value:.4f}</td>" in text
+    assert ("<th scope=\"row\">RTE</th><td>RTE (s; lower is better): wall-clock seconds of the "
+            "unlearning call</td>") in text
+    assert ("<th scope=\"row\">MIA</th><td>MIA-Efficacy (%; closer to Retrain is better, in "
+            "Disparity Ave.): share of the forget set") in text
     assert f"<th scope=\"row\">ASR (after)</th><td>{record.probes['ASR']['after']:.4f}</td>" in text
 
 

@@ -141,7 +141,7 @@ def test_a_corrupted_original_is_rebuilt_with_the_same_results(tmp_path: Path) -
     [first] = run(config)
     [cached] = run(config)
     assert not first.timings.original_cached and cached.timings.original_cached
-    assert cached.metrics.UA == first.metrics.UA and cached.metrics.RA == first.metrics.RA
+    assert cached.metrics["UA"] == first.metrics["UA"] and cached.metrics["RA"] == first.metrics["RA"]
 
     [entry] = (tmp_path / "cache" / "originals").glob("*.pt")
     data = bytearray(entry.read_bytes())

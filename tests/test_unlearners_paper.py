@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -398,7 +399,7 @@ def digits_metrics(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("digits-records")
     UNLEARNERS.register("unchanged", Unchanged)
     try:
-        return {method: {r.seed: r.metrics for r in run(RunConfig(
+        return {method: {r.seed: SimpleNamespace(**r.metrics) for r in run(RunConfig(
                     method=method, method_params=params, dataset="digits", forget="class:0",
                     seeds=SEEDS, cache_dir=shared_cache, output_dir=out / method, device="cpu"))}
                 for method, params in {**DIGITS_PARAMS, "unchanged": {}}.items()}

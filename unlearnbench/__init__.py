@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 # public name -> the module (relative to this package) that defines it
 _EXPORTS: dict[str, str] = {
     "DATASETS": ".components", "MODELS": ".components", "PRUNERS": ".components",
-    "UNLEARNERS": ".components", "build_model": ".components",
+    "UNLEARNERS": ".components", "METRICS": ".components", "build_model": ".components",
     "Augment": ".data.tensors", "DeviceLoader": ".data.tensors", "ImageData": ".data.tensors",
     "Normalize": ".data.tensors",
     "Dataset": ".data.dataset", "LoadedDataset": ".data.dataset",
     "ConfigError": ".errors", "CorruptFileError": ".errors", "DataNotFoundError": ".errors",
     "DuplicateNameError": ".errors", "PluginLoadError": ".errors", "UnknownNameError": ".errors",
     "UnlearnbenchError": ".errors",
+    "Metric": ".metric", "TrialEvaluation": ".metric", "TrialMetric": ".metric",
     "Mask": ".train.masks", "prunable_weights": ".train.masks",
     "Configurable": ".params", "param": ".params",
     "Pruner": ".pruner", "PruningTask": ".pruner",
@@ -44,11 +45,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from .components import DATASETS, MODELS, PRUNERS, UNLEARNERS, build_model
+    from .components import DATASETS, METRICS, MODELS, PRUNERS, UNLEARNERS, build_model
     from .data.dataset import Dataset, LoadedDataset
     from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
     from .errors import (ConfigError, CorruptFileError, DataNotFoundError, DuplicateNameError,
                          PluginLoadError, UnknownNameError, UnlearnbenchError)
+    from .metric import Metric, TrialEvaluation, TrialMetric
     from .params import Configurable, param
     from .pruner import Pruner, PruningTask
     from .train.loop import TrainRecipe, cross_entropy, fit

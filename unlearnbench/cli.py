@@ -59,7 +59,8 @@ def _seed_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearnbench", description=(
         "Benchmark machine-unlearning methods: train (or load) the original model, optionally "
-        "prune it, unlearn a forget set, and measure UA, MIA-Efficacy, RA, TA and RTE."))
+        "prune it, unlearn a forget set, and measure every registered metric (UA, MIA-Efficacy, "
+        "RA, TA, RTE and any plugin's: `unlearnbench ls metrics`)."))
     parser.add_argument("--debug", action="store_true",
                         help="on an error, print the full traceback before the one-line message")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     _execution_flags(aud)
 
     ls = sub.add_parser("ls", help="list registered components and where they come from")
-    ls.add_argument("kind", nargs="?", choices=["datasets", "models", "pruners", "unlearners", "executors"])
+    ls.add_argument("kind", nargs="?",
+                    choices=["datasets", "models", "pruners", "unlearners", "executors", "metrics"],
+                    help="metrics: with each one's declaration (imports the metrics)")
     ls.add_argument("pattern", nargs="?", default=None, help="wildcard filter, e.g. '*ft*'")
 
     board = sub.add_parser("leaderboard", help="render run records as a table")
@@ -218,12 +221,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(**fields)
     records = _finishing(lambda: run(config, log=_log, executor=_executor(args)), args.output)
     for r in records:
-        m = r.metrics
         if r.diverged:
-            print(f"{r.run_id}: DIVERGED ({r.config.get('divergence')})  RTE {m.RTE:.2f}s")
+            print(f"{r.run_id}: {r.metric_summary()} ({r.config.get('divergence')})")
             continue
-        print(f"{r.run_id}: UA {m.UA:.2f}  MIA-Efficacy {m.MIA:.2f}  RA {m.RA:.2f}  TA {m.TA:.2f}  "
-              f"RTE {m.RTE:.2f}s  sparsity {r.sparsity:.3f}")
+        print(f"{r.run_id}: {r.metric_summary()}  sparsity {r.sparsity:.3f}")
     print(f"\nrecords in {args.output}/ (all runs there, `unlearnbench leaderboard {args.output}`):\n")
     print(render(load_records(args.output, log=_log)))
     if diverged := [r for r in records if r.diverged]:
@@ -319,14 +320,32 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows = [(e.name, str(e.origin) + (" (CONFLICT: also " + ", ".join(map(str, e.conflicts)) + ")"
                                           if e.conflicts else ""), e.target)
                 for e in registry.entries(args.pattern)]
+        headers, unloadable = ["name", "from", "target"], []
+        if args.kind == "metrics":  # only when asked: declarations are read by importing the classes
+            rows = [(*row, *_declared(registry, row[0], unloadable)) for row in rows]
+            headers += ["kind", "label", "unit", "better", "disparity"]
         print(f"{kind}:")
-        print(tabulate(rows, headers=["name", "from", "target"], tablefmt="simple") if rows else "  (none)")
+        print(tabulate(rows, headers=headers, tablefmt="simple") if rows else "  (none)")
+        for name, reason in unloadable:
+            print(f"  {name}: cannot be loaded: {reason}")
         if kind == "models":
             names = timm_names(args.pattern)
             shown = ", ".join(names[:30]) + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
             print(f"  and any timm architecture by name: {shown or '(none matches)'}")
         print()
     return 0
+
+
+def _declared(registry, name: str, unloadable: list[tuple[str, str]]) -> tuple[str, ...]:
+    """A metric's kind, label, unit, direction and Disparity membership for ``ls metrics``;
+    question marks, and the reason added to ``unloadable``, when it cannot be loaded."""
+    try:
+        d = registry.get(name).declaration()
+    except UnlearnbenchError as exc:
+        unloadable.append((name, " ".join(str(exc).split())))
+        return ("?",) * 5
+    better = "closer to Retrain" if d.direction == "retrain" else d.direction
+    return (d.needs, d.label, d.unit, better, "yes" if d.in_disparity else "no")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -377,14 +396,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def _one_line_warnings() -> None:
     """Our own warnings (e.g. a trial recorded twice) print as one line, like errors."""
-    from .errors import DuplicateRecordWarning
+    from .errors import DuplicateRecordWarning, MetricNotMeasuredWarning
 
     show = warnings.showwarning
     if getattr(show, "unlearnbench", False):
         return
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, DuplicateRecordWarning):
+        if issubclass(category, (DuplicateRecordWarning, MetricNotMeasuredWarning)):
             print(f"unlearnbench: warning: {message}", file=file or sys.stderr)
         else:
             show(message, category, filename, lineno, file, line)

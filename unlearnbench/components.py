@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .data.dataset import Dataset
+    from .metric import Metric
     from .pruner import Pruner
     from .unlearner import Unlearner
 
@@ -36,6 +37,9 @@ PRUNERS: Registry[type[Pruner]] = Registry(
 UNLEARNERS: Registry[type[Unlearner]] = Registry(
     "unlearner", "unlearnbench.unlearners", subclass_of("unlearnbench.unlearner:Unlearner"),
     "a subclass of unlearnbench.Unlearner")
+METRICS: Registry[type[Metric]] = Registry(
+    "metric", "unlearnbench.metrics", subclass_of("unlearnbench.metric:Metric"),
+    "a subclass of unlearnbench.TrialMetric (or of unlearnbench.metric.PopulationMetric)")
 
 
 def _is_executor(obj: Any) -> bool:
@@ -48,7 +52,7 @@ EXECUTORS: Registry[type] = Registry(
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": DATASETS, "models": MODELS, "pruners": PRUNERS, "unlearners": UNLEARNERS,
-    "executors": EXECUTORS}
+    "executors": EXECUTORS, "metrics": METRICS}
 
 
 def timm_names(pattern: str | None = None) -> list[str]:

@@ -64,3 +64,7 @@ class NonFiniteError(UnlearnbenchError):
 
 class DuplicateRecordWarning(UserWarning):
     """A folder holds one trial (one identity) more than once; the newest record is used."""
+
+
+class MetricNotMeasuredWarning(UserWarning):
+    """A registered metric cannot be loaded, so the run leaves it out (the warning names it)."""

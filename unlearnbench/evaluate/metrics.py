@@ -1,4 +1,4 @@
-"""The metrics of Jia et al. 2023, all in percent: UA, MIA-Efficacy, RA, TA.
+"""The metrics of Jia et al. 2023: UA, MIA-Efficacy, RA, TA (in percent) and RTE (seconds).
 
 * UA = 100 - accuracy on the forget set; RA = accuracy on the retain set; TA = accuracy on
   the test set (class-wise forgetting: without the forgotten class).
@@ -9,11 +9,14 @@
   set. Models are evaluated in eval mode without augmentation, in fp32 whatever the training
   precision (``--precision bf16`` trains under bf16 autocast; the reference evaluates in fp32,
   and bf16 logits would move the MIA feature and the accuracies near ties).
+
+Each is a :class:`~unlearnbench.metric.TrialMetric` registered in the entry-point group
+``unlearnbench.metrics`` like a plugin's; the harness (``unlearnbench.evaluate.measure``)
+computes the logits once and hands every metric the same :class:`TrialEvaluation`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..data.tensors import DeviceLoader, ImageData, Normalize
 from ..errors import ConfigError, NonFiniteError
+from ..metric import TrialEvaluation, TrialMetric
 from ..train.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -153,27 +157,69 @@ def check_finite(model: nn.Module, data: ImageData, normalize: Normalize, runtim
         raise NonFiniteError(f"{what} diverged: {problem}")
 
 
-@dataclass(frozen=True)
-class Metrics:
-    UA: float
-    MIA: float
-    RA: float
-    TA: float
+# -- the built-in trial metrics (entry points in pyproject.toml, like any plugin's) ----------
+
+class UnlearningAccuracy(TrialMetric):
+    """UA: 100 - accuracy on the forget set (Jia et al. 2023, Sec. 6.1); the goal is Retrain's."""
+
+    label = "UA"
+    in_disparity = True
+    description = "100 - accuracy on the forget set"
+    order = 10
+
+    def compute(self, evaluation: TrialEvaluation) -> float:
+        return 100.0 - accuracy(evaluation.forget_logits, evaluation.forget_labels)
 
 
-def evaluate(model: nn.Module, *, forget: ImageData, retain: ImageData, test: ImageData,
-             normalize: Normalize, runtime: Runtime, shadow_index: torch.Tensor) -> Metrics:
-    """All four metrics; ``shadow_index`` picks the retain examples used as attack members."""
-    logits = {name: predict(model, data, normalize, runtime)
-              for name, data in (("forget", forget), ("retain", retain), ("test", test))}
-    for name, values in logits.items():  # NaN logits would break the attack's SVC, not diverge visibly
-        if not bool(torch.isfinite(values).all()):
-            raise NonFiniteError(f"its logits on the {name} set are non-finite")
-    labels = {"forget": forget.labels.cpu(), "retain": retain.labels.cpu(), "test": test.labels.cpu()}
-    shadow = shadow_index.cpu()
-    mia = mia_efficacy(true_label_confidence(logits["retain"][shadow], labels["retain"][shadow]),
-                       true_label_confidence(logits["test"], labels["test"]),
-                       true_label_confidence(logits["forget"], labels["forget"]))
-    return Metrics(UA=100.0 - accuracy(logits["forget"], labels["forget"]), MIA=mia,
-                   RA=accuracy(logits["retain"], labels["retain"]),
-                   TA=accuracy(logits["test"], labels["test"]))
+class MIAEfficacy(TrialMetric):
+    """MIA-Efficacy: the share of the forget set that the paper's attack calls non-member (see
+    the module docstring and :func:`mia_efficacy`)."""
+
+    label = "MIA-Efficacy"
+    in_disparity = True
+    description = "share of the forget set that a membership-inference attack calls non-member"
+    order = 20
+
+    def compute(self, evaluation: TrialEvaluation) -> float:
+        e, members = evaluation, evaluation.mia_members
+        return mia_efficacy(true_label_confidence(e.retain_logits[members], e.retain_labels[members]),
+                            true_label_confidence(e.test_logits, e.test_labels),
+                            true_label_confidence(e.forget_logits, e.forget_labels))
+
+
+class RemainingAccuracy(TrialMetric):
+    """RA: accuracy on the retain set."""
+
+    label = "RA"
+    in_disparity = True
+    description = "accuracy on the retain set"
+    order = 30
+
+    def compute(self, evaluation: TrialEvaluation) -> float:
+        return accuracy(evaluation.retain_logits, evaluation.retain_labels)
+
+
+class TestingAccuracy(TrialMetric):
+    """TA: accuracy on the test set (class-wise forgetting: without the forgotten class)."""
+
+    label = "TA"
+    in_disparity = True
+    description = "accuracy on the test set (without a forgotten class)"
+    order = 40
+
+    def compute(self, evaluation: TrialEvaluation) -> float:
+        return accuracy(evaluation.test_logits, evaluation.test_labels)
+
+
+class RunTimeEfficiency(TrialMetric):
+    """RTE: seconds of the unlearning call (``unlearnbench.run.timing``). Device-dependent, so
+    it stays out of Disparity Ave."""
+
+    label = "RTE"
+    unit = "s"
+    higher_is_better = False
+    description = "wall-clock seconds of the unlearning call"
+    order = 50
+
+    def compute(self, evaluation: TrialEvaluation) -> float:
+        return evaluation.rte

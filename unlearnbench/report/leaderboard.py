@@ -4,11 +4,16 @@ One row per configuration (its config identity: every parameter, the recipe, the
 precision and code formats; see ``unlearnbench.run.identity``) and decoded data; seeds of one
 configuration are averaged, different configurations never are. Two rows of one method at
 one (dataset, arch, scenario, pruning) are labelled by what differs between them, e.g.
-``ft (lr=0.05)``. Each metric as mean ± std over seeds; each metric's gap to Retrain in the
-same setting (everything but the method and its parameters; ``|m - m_retrain|``), and the
-paper's "Disparity Ave." (mean of the four gaps of UA, MIA, RA, TA). RTE is compared only
-between runs on one device; rows from several devices are flagged, and so are rows whose
-records come from several versions of the code.
+``ft (lr=0.05)``. Each metric as mean ± std over seeds; each Disparity metric's gap to Retrain
+in the same setting (everything but the method and its parameters; ``|m - m_retrain|``), and
+the paper's "Disparity Ave." (mean of those gaps: UA, MIA, RA, TA for the built-ins). Timed
+metrics (unit ``s``, e.g. RTE) are compared only between runs on one device; rows from several
+devices are flagged, and so are rows whose records come from several versions of the code.
+
+The columns follow the declarations of the metrics the records hold (their snapshots in the
+records, :class:`~unlearnbench.metric.MetricDeclaration`): a plugin's metric is a column
+like the built-ins', with its label, unit and direction; population metrics are not per-trial
+columns and never appear here.
 """
 
 from __future__ import annotations
@@ -19,19 +24,42 @@ import pandas as pd
 from tabulate import tabulate
 
 from ..errors import ConfigError
+from ..metric import MetricDeclaration, columns
 from ..run.identity import UNKNOWN, canonical, differing_keys, flatten, ordered, show
 from .records import RunRecord
 
-METRICS = ("UA", "MIA", "RA", "TA")
 GROUP = ["dataset", "arch", "scenario", "forget", "pruning", "method"]
 REFERENCE_METHOD = "retrain"
 PROBE = "probe:"
+DISPARITY = "Disparity Ave."
+_COUNTS = ("none", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def metric_declarations(records: Sequence[RunRecord]) -> dict[str, MetricDeclaration]:
+    """The trial metrics that ``records`` hold, by name in column order (declared ``order``,
+    then name), each with its declaration in the newest record that has it."""
+    found: dict[str, MetricDeclaration] = {}
+    for r in sorted(records, key=lambda r: r.created):
+        found.update(r.metric_declarations)
+    return columns(found)
+
+
+def disparity_metrics(metrics: dict[str, MetricDeclaration]) -> list[str]:
+    """The names of ``metrics`` whose gap to Retrain enters Disparity Ave., in column order."""
+    return [name for name, d in metrics.items() if d.in_disparity]
+
+
+def timed_metrics(metrics: dict[str, MetricDeclaration]) -> list[str]:
+    """The names of ``metrics`` measured in seconds: comparable only on one device."""
+    return [name for name, d in metrics.items() if d.unit == "s"]
 
 
 def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
-    """One row per record; ``method`` is the row label (see :func:`row_labels`)."""
+    """One row per record; ``method`` is the row label (see :func:`row_labels`); one column
+    per metric of :func:`metric_declarations` (NaN where a record lacks it)."""
     rows = []
     labels = row_labels(records)
+    metrics = list(metric_declarations(records))
     for r, label in zip(records, labels):
         pruning = f"{r.pruner} {r.target_sparsity:g}" if r.pruner else "dense"
         setting = {k: v for k, v in r.resolved.items() if k not in ("method", "method_params")}
@@ -42,12 +70,12 @@ def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
                      "setting": canonical([setting, r.data_hash]), "versions": _versions(r),
                      "sparsity": r.sparsity, "device": r.environment.device_name,
                      "diverged": r.diverged,
-                     **{m: getattr(r.metrics, m) for m in METRICS}, "RTE": r.metrics.RTE,
+                     **{m: r.metrics.get(m) for m in metrics},
                      **{f"{PROBE}{name}:{when}": value for name, values in r.probes.items()
                         for when, value in values.items()}})
     frame = pd.DataFrame(rows)
     # a diverged run has no numbers to average: its row counts it apart, never into a mean
-    values = [c for c in frame.columns if c in (*METRICS, "RTE") or c.startswith(PROBE)]
+    values = [c for c in frame.columns if c in metrics or c.startswith(PROBE)]
     frame[values] = frame[values].astype(float)
     frame.loc[frame["diverged"], values] = float("nan")
     return frame
@@ -95,7 +123,8 @@ def summarize(records: Sequence[RunRecord]) -> pd.DataFrame:
     if not records:
         raise ConfigError("no run records to tabulate")
     frame = records_frame(records)
-    values = list(METRICS) + ["RTE", "sparsity"] + probe_columns(frame)
+    metrics = metric_declarations(records)
+    values = list(metrics) + ["sparsity"] + probe_columns(frame)
     grouped = frame.groupby(GROUP + ["variant"], sort=False)
     table = grouped[values].mean().add_suffix("_mean")
     table = table.join(grouped[values].std(ddof=1).fillna(0.0).add_suffix("_std"))
@@ -110,10 +139,12 @@ def summarize(records: Sequence[RunRecord]) -> pd.DataFrame:
     # Retrain in the same setting; none when several Retrain configurations share it.
     reference = table[table["base"] == REFERENCE_METHOD].drop_duplicates("setting", keep=False)
     reference = reference.set_index("setting")
-    for m in METRICS:
+    gaps = disparity_metrics(metrics)
+    for m in gaps:
         ref = table["setting"].map(reference[f"{m}_mean"].to_dict().get)
         table[f"{m}_gap"] = (table[f"{m}_mean"] - pd.to_numeric(ref)).abs()
-    table["disparity"] = table[[f"{m}_gap" for m in METRICS]].mean(axis=1, skipna=False)
+    if gaps:
+        table["disparity"] = table[[f"{m}_gap" for m in gaps]].mean(axis=1, skipna=False)
     order = {"dense": 0}
     table["_p"] = table["pruning"].map(lambda p: order.get(p, 1))
     table["_r"] = table["base"] != REFERENCE_METHOD
@@ -121,14 +152,35 @@ def summarize(records: Sequence[RunRecord]) -> pd.DataFrame:
     return table.drop(columns=["_p", "_r", "variant", "setting", "base"]).reset_index(drop=True)
 
 
-def _cell(mean: float, std: float, n: int) -> str:
+def _cell(mean: float, std: float, n: int, decimals: int = 2) -> str:
     if pd.isna(mean):
         return "—"
-    return f"{mean:.2f} ± {std:.2f}" if n > 1 else f"{mean:.2f}"
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}" if n > 1 else f"{mean:.{decimals}f}"
 
 
-def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
-    """The human-readable table: formatted cells, gaps in parentheses."""
+def metric_cells(s: pd.Series, metrics: dict[str, MetricDeclaration]) -> dict[str, str]:
+    """One summary row's metric cells by column header: the Disparity metrics with their gaps
+    in parentheses, Disparity Ave., then the other metrics (``metrics`` in column order)."""
+    gaps = disparity_metrics(metrics)
+    cells = {}
+    for name in [*gaps, DISPARITY, *(m for m in metrics if m not in gaps)]:
+        if name == DISPARITY:
+            if gaps:
+                cells[DISPARITY] = "—" if pd.isna(s["disparity"]) else f"{s['disparity']:.2f}"
+            continue
+        d = metrics[name]
+        if s["n"] == 0:
+            cells[d.header] = "diverged"
+            continue
+        cell = _cell(s[f"{name}_mean"], s[f"{name}_std"], s["n"], d.decimals)
+        gap = s.get(f"{name}_gap")
+        cells[d.header] = cell if gap is None or pd.isna(gap) else f"{cell} ({gap:.{d.decimals}f})"
+    return cells
+
+
+def display_frame(summary: pd.DataFrame, metrics: dict[str, MetricDeclaration]) -> pd.DataFrame:
+    """The human-readable table of ``summarize(records)``: formatted cells, gaps in
+    parentheses; ``metrics`` is ``metric_declarations(records)``."""
     rows = []
     for _, s in summary.iterrows():
         name = s["forget_name"]
@@ -136,12 +188,7 @@ def display_frame(summary: pd.DataFrame) -> pd.DataFrame:
         seeds = f"{int(s['n'])} + {int(s['diverged'])} diverged" if s["diverged"] else int(s["n"])
         row = {"dataset": s["dataset"], "arch": s["arch"], "forget": forget,
                "pruning": s["pruning"], "method": s["method"], "seeds": str(seeds)}
-        for m in METRICS:
-            cell = "diverged" if s["n"] == 0 else _cell(s[f"{m}_mean"], s[f"{m}_std"], s["n"])
-            gap = s[f"{m}_gap"]
-            row[m if m != "MIA" else "MIA-Efficacy"] = cell if pd.isna(gap) else f"{cell} ({gap:.2f})"
-        row["Disparity Ave."] = "—" if pd.isna(s["disparity"]) else f"{s['disparity']:.2f}"
-        row["RTE (s)"] = _cell(s["RTE_mean"], s["RTE_std"], s["n"])
+        row.update(metric_cells(s, metrics))
         row["sparsity"] = f"{s['sparsity_mean']:.3f}"
         for name in sorted({c.split(":")[1] for c in summary.columns if c.startswith(PROBE)}):
             before, after = (s.get(f"{PROBE}{name}:{w}_mean") for w in ("before", "after"))
@@ -161,7 +208,7 @@ def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
     if fmt == "csv":
         return summary.assign(versions=summary["versions"].map("; ".join)).to_csv(
             index=False, float_format="%.4f")
-    frame = display_frame(summary)
+    frame = display_frame(summary, metric_declarations(records))
     tablefmt = {"markdown": "github", "latex": "latex_booktabs"}.get(fmt)
     if tablefmt is None:
         raise ConfigError(f"--format {fmt!r} is invalid: expected markdown, csv or latex")
@@ -173,12 +220,12 @@ def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
 
 
 def table_notes(records: Sequence[RunRecord], summary: pd.DataFrame | None = None) -> list[str]:
-    """How to read the table's cells, and where RTE was measured (shared by every renderer);
-    ``summary`` is ``summarize(records)`` when the caller has it already."""
+    """How to read the table's cells, and where the timed metrics were measured (shared by
+    every renderer); ``summary`` is ``summarize(records)`` when the caller has it already."""
     if summary is None:
         summary = summarize(records)
-    notes = ["Cells: mean ± std over seeds; (gap) = |metric - Retrain's| at the same pruning and "
-             "scenario; Disparity Ave. = mean of the four gaps."]
+    metrics = metric_declarations(records)
+    notes = [_cells_note(len(disparity_metrics(metrics)))]
     if diverged := sum(r.diverged for r in records):
         notes.append(f"diverged: {diverged} run{'s' if diverged != 1 else ''} ended with non-finite "
                      f"weights or logits; a row's seeds count them apart (\"2 + 1 diverged\"), "
@@ -191,14 +238,32 @@ def table_notes(records: Sequence[RunRecord], summary: pd.DataFrame | None = Non
     for _, s in summary[summary["versions"].map(len) > 1].iterrows():
         notes.append(f"{s['method']} ({s['pruning']}, {s['forget']}) averages records made by "
                      f"different code: " + " / ".join(s["versions"]) + ".")
+    if timed := [metrics[m].label for m in timed_metrics(metrics)]:
+        notes += _timing_notes(records, " and ".join(timed))
+    return notes
+
+
+def _cells_note(gaps: int) -> str:
+    """How a cell reads, when ``gaps`` metrics enter Disparity Ave."""
+    if not gaps:
+        return "Cells: mean ± std over seeds."
+    count = _COUNTS[gaps] if gaps < len(_COUNTS) else str(gaps)
+    average = "that gap" if gaps == 1 else f"mean of the {count} gaps"
+    return (f"Cells: mean ± std over seeds; (gap) = |metric - Retrain's| at the same pruning and "
+            f"scenario; {DISPARITY} = {average}.")
+
+
+def _timing_notes(records: Sequence[RunRecord], timed: str) -> list[str]:
+    """Where the metrics measured in seconds (``timed``: their labels) were measured."""
     devices = sorted({r.environment.device_name for r in records})  # names may contain ", "
     if len(devices) > 1:
-        notes.append("RTE was measured on different devices (" + "; ".join(devices)
-                     + "): do not compare RTE across them.")
+        notes = [f"{timed} was measured on different devices (" + "; ".join(devices)
+                 + f"): do not compare {timed} across them."]
     else:
-        notes.append(f"RTE measured on {devices[0]}.")
+        notes = [f"{timed} measured on {devices[0]}."]
     if shared := [r for r in records if r.timings.shared_by]:
-        notes.append(f"Warning: the RTE of {len(shared)} of {len(records)} runs was measured while "
-                     f"other trials shared the device (up to {max(r.timings.shared_by for r in shared)}"
-                     f" at once; record field timings.shared_by): those RTEs are not comparable.")
+        notes.append(f"Warning: the {timed} of {len(shared)} of {len(records)} runs was measured "
+                     f"while other trials shared the device (up to "
+                     f"{max(r.timings.shared_by for r in shared)} at once; record field "
+                     f"timings.shared_by): those values are not comparable.")
     return notes

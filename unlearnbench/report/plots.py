@@ -1,10 +1,16 @@
 """The paper's pictures, drawn from run records (never from numbers typed by hand).
 
 * ``radar-*``: one radar chart per (dataset, arch, scenario, forget set, pruning), as the paper's
-  Figure 1: axes UA, MIA-Efficacy, RA, TA and speed (1/RTE, scaled so the fastest method of the
-  chart is 100), one polygon per method, Retrain as the black dashed reference.
-* ``sweep-*``: each metric against sparsity (dense = 0), one line per method, one figure per
-  setting and pruner; drawn once some method has runs at two sparsity levels or more.
+  Figure 1: an axis per metric in percent (UA, MIA-Efficacy, RA, TA for the built-ins) and speed
+  (1/RTE: the first metric in seconds, scaled so the fastest method of the chart is 100), one
+  polygon per method, Retrain as the black dashed reference.
+* ``sweep-*``: each metric but the timed ones against sparsity (dense = 0), one line per method,
+  one figure per setting and pruner; drawn once some method has runs at two sparsity levels or
+  more.
+
+The metrics and their labels and units come from the declarations the records keep
+(:func:`~unlearnbench.report.leaderboard.metric_declarations`), so a plugin's metric is drawn
+like the built-ins'.
 * ``backdoor-*``: for records whose probes hold ``ASR``, the attack success rate before
   (dashed) and after (solid) unlearning against sparsity, and clean accuracy beside it.
 
@@ -33,13 +39,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..errors import ConfigError, UnlearnbenchError
-from .leaderboard import METRICS, REFERENCE_METHOD, records_frame
+from ..metric import MetricDeclaration
+from .leaderboard import REFERENCE_METHOD, metric_declarations, records_frame, timed_metrics
 from .records import RunRecord
 from ..storage import atomic_write_bytes
 
 FORMATS = ("png", "svg")
-LABELS = {"UA": "UA", "MIA": "MIA-Efficacy", "RA": "RA", "TA": "TA"}
-SPEED_LABEL = "1/RTE: speed\n(100 = fastest here)"
 PROBE_PANELS = {"ASR": ("ASR", "attack success rate (%)"),
                 "clean_acc": ("clean accuracy", "clean test accuracy (%)")}
 _MARKERS = "osD^vPX<>hp*"
@@ -140,26 +145,54 @@ def _setting_title(setting: tuple[str, str, str, str]) -> str:
     return f"{dataset} · {arch} · forget {forget} ({scenario})"
 
 
+# ---- which metrics a picture shows ---------------------------------------------------------
+
+def radar_axes(metrics: dict[str, MetricDeclaration]) -> tuple[list[str], str | None]:
+    """The radar's metric axes (the metrics in percent, in column order) and the timed metric
+    whose inverse is its speed axis (the first in seconds; None without one)."""
+    timed = timed_metrics(metrics)
+    return [m for m, d in metrics.items() if d.unit == "%"], timed[0] if timed else None
+
+
+def sweep_panels(metrics: dict[str, MetricDeclaration]) -> list[str]:
+    """The sweep's panels: every metric but the timed ones (device-dependent), in column order."""
+    timed = timed_metrics(metrics)
+    return [m for m in metrics if m not in timed]
+
+
+def speed_label(timed: MetricDeclaration) -> str:
+    return f"1/{timed.label}: speed\n(100 = fastest here)"
+
+
 # ---- radar ---------------------------------------------------------------------------------
 
 def radar_figure(records: Sequence[RunRecord], style: Style | None = None) -> Figure:
     """The Figure-1 radar of one (setting, pruning): a polygon per method, Retrain dashed.
 
     The speed axis is ``100 * min RTE / RTE`` (1/RTE relative to the fastest method of this
-    chart), so it reads like the others: bigger is better, 100 at most.
+    chart; RTE: the timed metric of :func:`radar_axes`), so it reads like the others: bigger is
+    better, 100 at most.
     """
     setting, pruning = _one(records, lambda r: (_setting(r), _pruning(r)), "radar")
+    metrics = metric_declarations(records)
+    percent, timed = radar_axes(metrics)
+    if len(percent) + (timed is not None) < 3:
+        raise NotEnoughData("a radar needs three axes or more: metrics in percent, and speed")
     frame = _frame(records)
-    summary = _summarize(frame, ["method"], [*METRICS, "RTE"])
+    summary = _summarize(frame, ["method"], percent + ([timed] if timed else []))
     if len(summary) < 2:
         raise NotEnoughData(f"only {summary.index[0]!r} has runs; a radar compares two methods or more")
-    if (summary["RTE_mean"] <= 0).any():
-        raise NotEnoughData("a method's mean RTE is not positive, so its speed is undefined")
-    summary["speed_mean"] = 100.0 * summary["RTE_mean"].min() / summary["RTE_mean"]
-    summary["speed_std"] = 0.0
+    labels = [metrics[m].label for m in percent]
+    if timed is not None:
+        if (summary[f"{timed}_mean"] <= 0).any():
+            raise NotEnoughData(f"a method's mean {metrics[timed].label} is not positive, so its "
+                                f"speed is undefined")
+        summary["speed_mean"] = 100.0 * summary[f"{timed}_mean"].min() / summary[f"{timed}_mean"]
+        summary["speed_std"] = 0.0
+        labels.append(speed_label(metrics[timed]))
     style = style or Style.for_methods(list(summary.index))
 
-    axes_keys = [*METRICS, "speed"]
+    axes_keys = percent + (["speed"] if timed else [])
     angles = np.linspace(0.0, 2 * math.pi, len(axes_keys), endpoint=False)
     fig = _new_figure((7.6, 6.0))
     ax = fig.add_subplot(projection="polar")
@@ -177,7 +210,7 @@ def radar_figure(records: Sequence[RunRecord], style: Style | None = None) -> Fi
             yerr = np.vstack([np.minimum(stds, means), np.minimum(stds, 100 - means).clip(0)])
             ax.errorbar(angles, means, yerr=yerr, fmt="none", ecolor=kwargs["color"], alpha=0.7,
                         elinewidth=1.2, capsize=0, zorder=kwargs["zorder"])
-    ax.set_xticks(angles, [LABELS.get(k, SPEED_LABEL) for k in axes_keys], fontsize=10)
+    ax.set_xticks(angles, labels, fontsize=10)
     ax.tick_params(axis="x", pad=10)
     for angle, label in zip(angles, ax.get_xticklabels()):  # grow outwards, away from the data
         side = math.sin(angle)
@@ -186,10 +219,13 @@ def radar_figure(records: Sequence[RunRecord], style: Style | None = None) -> Fi
     ax.set_yticks([20, 40, 60, 80, 100], ["20", "40", "60", "80", "100"], fontsize=7, color="0.4")
     ax.set_rlabel_position(180 / len(axes_keys))  # between the UA and MIA axes, off the data labels
     devices = sorted(set(frame["device"]))
-    rte = (f"RTE on {devices[0]}" if len(devices) == 1
-           else "RTE from several devices: speed not comparable")
+    where = ""
+    if timed is not None:
+        label = metrics[timed].label
+        where = (f"; {label} on {devices[0]}" if len(devices) == 1
+                 else f"; {label} from several devices: speed not comparable")
     fig.suptitle(f"{_setting_title(setting)} · {pruning}\n"
-                 f"{_seeds_note(summary)} (%); {rte}", fontsize=10)
+                 f"{_seeds_note(summary)} (%){where}", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.12, 1.02), fontsize=9, frameon=False)
     return fig
 
@@ -232,10 +268,12 @@ def _xpos(levels: Sequence[float], density: bool) -> np.ndarray:
 
 
 def _curve(ax: Axes, x: np.ndarray, mean: np.ndarray, std: np.ndarray, band: bool,
-           **kwargs: object) -> None:
+           percent: bool = True, **kwargs: object) -> None:
     ax.plot(x, mean, markersize=5, **kwargs)
     if band and (std > 0).any():  # percentages: a band past 0 or 100 would show the impossible
-        low, high = np.clip(mean - std, 0, 100), np.clip(mean + std, 0, 100)
+        low, high = mean - std, mean + std
+        if percent:
+            low, high = np.clip(low, 0, 100), np.clip(high, 0, 100)
         ax.fill_between(x, low, high, color=kwargs["color"], alpha=0.12, linewidth=0)
 
 
@@ -252,24 +290,37 @@ def _one_pruner(records: Sequence[RunRecord], what: str) -> tuple[tuple, str]:
 
 
 def sweep_figure(records: Sequence[RunRecord], style: Style | None = None) -> Figure:
-    """UA, MIA-Efficacy, RA and TA against sparsity for one setting and one pruner."""
+    """Every metric of :func:`sweep_panels` (UA, MIA-Efficacy, RA and TA for the built-ins)
+    against sparsity for one setting and one pruner, two panels a row."""
     setting, pruner = _one_pruner(records, "sweep")
-    summary = _summarize(_frame(records), ["method", "target"], list(METRICS))
+    metrics = metric_declarations(records)
+    panels = sweep_panels(metrics)
+    if not panels:
+        raise NotEnoughData("the records hold no metric to draw against sparsity")
+    summary = _summarize(_frame(records), ["method", "target"], panels)
     if _levels_by_method(summary).max() < 2:
         raise NotEnoughData("no method has runs at two sparsity levels or more")
     levels = sorted(summary.index.get_level_values("target").unique())
     density = use_density_axis(levels)
     style = style or Style.for_methods(list(summary.index.get_level_values("method")))
-    fig = _new_figure((10.5, 7.0))
-    axes = fig.subplots(2, 2, sharex=True)
-    for i, (ax, metric) in enumerate(zip(axes.flat, METRICS)):
+    columns = min(2, len(panels))
+    rows_of_panels = math.ceil(len(panels) / columns)
+    fig = _new_figure((10.5 if columns == 2 else 6.0, 3.5 * rows_of_panels))
+    axes = fig.subplots(rows_of_panels, columns, sharex=True, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.remove()
+    if len(panels) % columns:  # the panel above the empty place is a bottom one too
+        axes.flat[len(panels) - columns].tick_params(axis="x", labelbottom=True)
+    for i, (ax, metric) in enumerate(zip(axes.flat, panels)):
+        unit = metrics[metric].unit
         for method in method_order(list(summary.index.get_level_values("method"))):
             rows = summary.loc[method].sort_index()
             _curve(ax, _xpos(rows.index, density), rows[f"{metric}_mean"].to_numpy(),
-                   rows[f"{metric}_std"].to_numpy(), band=True, **style.line(method))
-        ax.set_title(LABELS[metric], fontsize=11)
-        ax.set_ylabel("%")
-        _sparsity_axis(ax, levels, density, label=i >= 2)
+                   rows[f"{metric}_std"].to_numpy(), band=True, percent=unit == "%",
+                   **style.line(method))
+        ax.set_title(metrics[metric].label, fontsize=11)
+        ax.set_ylabel(unit)
+        _sparsity_axis(ax, levels, density, label=i >= len(panels) - columns)
     fig.suptitle(f"{_setting_title(setting)} · pruner {pruner}\n{_seeds_note(summary)} (band)",
                  fontsize=11)
     handles, labels = axes.flat[0].get_legend_handles_labels()

@@ -13,20 +13,24 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..components import DATASETS, MODELS, PRUNERS, UNLEARNERS
+from ..components import DATASETS, METRICS, MODELS, PRUNERS, UNLEARNERS
 from ..data.dataset import LoadedDataset
 from ..data.splits import Split
 from ..run.identity import SHORT, config_identity, planned_identity, resolved_config, trial_identity
 from ..train.masks import weight_sparsity
-from .records import Environment, MetricValues, RunRecord, SplitInfo, Timings
+from .records import Environment, RunRecord, SplitInfo, Timings
 from typing import TYPE_CHECKING
 if TYPE_CHECKING:
+    from ..metric import MetricDeclaration
     from ..run.config import Plan, RunConfig
 
 
-def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model: nn.Module, metrics,
-            rte: float, timings: Timings, probes: dict[str, dict[str, float]],
-            margins: dict[str, list[float]] | None = None) -> RunRecord:
+def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model: nn.Module,
+                metrics: dict[str, float | None], declarations: dict[str, MetricDeclaration],
+                timings: Timings, probes: dict[str, dict[str, float]],
+                margins: dict[str, list[float]] | None = None) -> RunRecord:
+    """The record of one trial; ``metrics`` and ``declarations`` are by metric name, and every
+    metric's package joins the record's packages; ``margins``: a population trial's scored margins."""
     cfg = plan.config
     roles = {"dataset": (DATASETS, cfg.dataset), "unlearner": (UNLEARNERS, cfg.method)}
     if plan.arch in MODELS:
@@ -34,7 +38,8 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
     if cfg.pruner:
         roles["pruner"] = (PRUNERS, cfg.pruner)
     origins = {role: reg.origin(name) for role, (reg, name) in roles.items()}
-    packages = {o.package: o.version or "?" for o in origins.values()}
+    packages = {o.package: o.version or "?"
+                for o in [*origins.values(), *(METRICS.origin(name) for name in declarations)]}
     if "model" not in roles:
         import timm
         packages["timm"] = timm.__version__
@@ -46,7 +51,7 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
         dataset=cfg.dataset, arch=plan.arch, forget=str(plan.forget), scenario=plan.forget.scenario,
         method=cfg.method, label=cfg.label, pruner=cfg.pruner, target_sparsity=cfg.sparsity, seed=seed,
         sparsity=weight_sparsity(model),
-        metrics=MetricValues(UA=metrics.UA, MIA=metrics.MIA, RA=metrics.RA, TA=metrics.TA, RTE=rte),
+        metrics=dict(metrics), metric_declarations=dict(declarations),
         timings=timings,
         split=SplitInfo(split.hash, len(split.train), len(split.validation), len(split.forget),
                         len(split.retain), len(split.test)),

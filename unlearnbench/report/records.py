@@ -15,26 +15,46 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import CorruptFileError, DataNotFoundError, DuplicateRecordWarning
+from ..errors import ConfigError, CorruptFileError, DataNotFoundError, DuplicateRecordWarning
+from ..metric import MetricDeclaration, check_metric_name, columns
 from ..storage import atomic_write_text
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 1 records lack ``probes``; they read as having none. Versions 1 and 2 lack the
 # identity: it is derived from what they stored (``unlearnbench.run.identity.derived_config``).
 # Versions 1 and 2 lack ``status``: they read as "ok" (a diverged run could not be recorded).
-READABLE_VERSIONS = (1, 2, 3)
+# Versions 1 to 3 hold the five metrics of that time as fixed fields (``LegacyMetricValues``)
+# and no declarations: they read with ``LEGACY_DECLARATIONS``.
+READABLE_VERSIONS = (1, 2, 3, 4)
 IDENTITY_FIELDS = ("resolved", "identity", "config_identity")
 STATUSES = ("ok", "diverged")
 
 
 @dataclass(frozen=True)
-class MetricValues:
-    # None for a diverged run (non-finite weights or logits): JSON has no NaN
+class LegacyMetricValues:
+    """The ``metrics`` of a record of schema 1 to 3 (None: a diverged run; JSON has no NaN)."""
+
     UA: float | None
     MIA: float | None
     RA: float | None
     TA: float | None
     RTE: float  # seconds of the unlearning call
+
+
+# The declarations of the metrics of schema 1-3 records, as the built-in metrics made them when
+# metrics became plugins (a test checks that the built-ins still declare exactly this).
+LEGACY_DECLARATIONS = {
+    "UA": MetricDeclaration("UA", in_disparity=True, order=10,
+                            description="100 - accuracy on the forget set"),
+    "MIA": MetricDeclaration("MIA-Efficacy", in_disparity=True, order=20,
+                             description="share of the forget set that a membership-inference "
+                                         "attack calls non-member"),
+    "RA": MetricDeclaration("RA", in_disparity=True, order=30, description="accuracy on the retain set"),
+    "TA": MetricDeclaration("TA", in_disparity=True, order=40,
+                            description="accuracy on the test set (without a forgotten class)"),
+    "RTE": MetricDeclaration("RTE", unit="s", higher_is_better=False, order=50,
+                             description="wall-clock seconds of the unlearning call"),
+}
 
 
 @dataclass(frozen=True)
@@ -86,7 +106,12 @@ class RunRecord:
     target_sparsity: float | None
     seed: int
     sparsity: float  # achieved, over the prunable weights
-    metrics: MetricValues
+    # metric name -> value (None: undefined, or a diverged run); every run measures every
+    # registered trial metric (unlearnbench.evaluate.measure)
+    metrics: dict[str, float | None]
+    # metric name -> its declaration when the run was made: a table renders the record
+    # without the metric's package installed
+    metric_declarations: dict[str, MetricDeclaration]
     timings: Timings
     split: SplitInfo
     environment: Environment
@@ -109,6 +134,7 @@ class RunRecord:
     data_hash: str | None = None  # hash of the decoded training data (None: not recorded)
     # "diverged": the unlearned model had non-finite weights or logits; its metrics (and the
     # probes after unlearning) are None, and config["divergence"] says what was non-finite
+    # (records before schema 4 kept the RTE of a diverged run; timings.unlearn_s has it)
     status: str = "ok"
     schema_version: int = SCHEMA_VERSION
 
@@ -124,6 +150,14 @@ class RunRecord:
     @property
     def diverged(self) -> bool:
         return self.status == "diverged"
+
+    def metric_summary(self) -> str:
+        """The metrics as a run's log line shows them: ``UA 12.34  MIA-Efficacy 56.78  ...
+        RTE 1.50s``; a diverged run's, ``DIVERGED`` and how long the unlearning call took."""
+        if self.diverged:
+            return f"DIVERGED  unlearning took {self.timings.unlearn_s:.2f}s"
+        return "  ".join(f"{d.label} {d.show(self.metrics[name])}"
+                         for name, d in columns(self.metric_declarations).items())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -141,7 +175,10 @@ class RunRecord:
             data = {k: v for k, v in data.items() if k not in IDENTITY_FIELDS}
         elif missing := [k for k in IDENTITY_FIELDS if not data.get(k)]:
             raise CorruptFileError(f"{source}: a schema {version} record needs {', '.join(missing)}")
+        if version < 4:
+            data = _legacy_metrics(data, source)
         record = _build(cls, data, source)
+        record = dataclasses.replace(record, metric_declarations=_declarations(record, source))
         _check_identity(record, data, source)
         if record.status not in STATUSES:
             raise CorruptFileError(f"{source}: status {record.status!r} is invalid: expected one of "
@@ -160,6 +197,39 @@ class RunRecord:
         except (OSError, ValueError) as exc:
             raise CorruptFileError(f"{path}: not a readable JSON record ({exc})") from exc
         return cls.from_dict(data, str(path))
+
+
+def _legacy_metrics(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` of a schema 1-3 record with its fixed metric fields as a schema 4 mapping and
+    the declarations those metrics had."""
+    if "metric_declarations" in data:
+        raise CorruptFileError(f"{source}: a schema {data['schema_version']} record has no "
+                               f"metric_declarations (they came with schema 4)")
+    if "metrics" not in data:
+        return data  # RunRecord lacks it: _build says so
+    values = _build(LegacyMetricValues, data["metrics"], f"{source}:metrics")
+    return {**data, "metrics": dataclasses.asdict(values),
+            "metric_declarations": {k: d.to_dict() for k, d in LEGACY_DECLARATIONS.items()}}
+
+
+def _declarations(record: RunRecord, source: str) -> dict[str, MetricDeclaration]:
+    """The record's declarations, built and checked: one per metric value, and no other."""
+    declarations = {}
+    for name, value in record.metrics.items():
+        if not _matches(float | None, value):
+            raise CorruptFileError(f"{source}: metric {name!r}={value!r} is not a number or null")
+        if name not in record.metric_declarations:
+            raise CorruptFileError(f"{source}: metric {name!r} has no entry in metric_declarations")
+    for name, raw in record.metric_declarations.items():
+        where = f"{source}:metric_declarations:{name}"
+        if name not in record.metrics:
+            raise CorruptFileError(f"{where}: declares a metric the record has no value of")
+        try:
+            check_metric_name(name)
+            declarations[name] = _build(MetricDeclaration, raw, where)
+        except ConfigError as exc:
+            raise CorruptFileError(f"{where}: {exc}") from None
+    return declarations
 
 
 def _check_identity(record: RunRecord, data: dict[str, Any], source: str) -> None:

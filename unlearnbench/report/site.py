@@ -32,7 +32,9 @@ import matplotlib
 import pandas as pd
 
 from ..errors import ConfigError, DataNotFoundError
-from .leaderboard import GROUP, PROBE, REFERENCE_METHOD, display_frame, records_frame, summarize, table_notes
+from ..metric import MetricDeclaration
+from .leaderboard import (DISPARITY, GROUP, PROBE, REFERENCE_METHOD, disparity_metrics, display_frame,
+                          metric_declarations, records_frame, summarize, table_notes)
 from .records import RunRecord, load_records
 
 ASSETS = Path(__file__).with_name("site_assets")
@@ -42,7 +44,8 @@ MARKER = ".unlearnbench-site"  # an output folder holding it is ours to replace
 
 @dataclass(frozen=True)
 class MetricColumn:
-    """How one metric reads: its key in the summary, its column in the table, unit, direction.
+    """How one metric reads: its key in the summary, its column in the table, unit, direction
+    and what it measures.
 
     ``direction`` is ``"retrain"`` (closer to Retrain is better: the cell's gap to Retrain is
     shaded by size), ``"lower"`` or ``"higher"``.
@@ -52,17 +55,29 @@ class MetricColumn:
     column: str
     unit: str
     direction: str
+    description: str = ""
 
 
-# Today's metrics, in one table, until metrics declare themselves.
-METRIC_COLUMNS = (
-    MetricColumn("UA", "UA", "%", "retrain"),
-    MetricColumn("MIA", "MIA-Efficacy", "%", "retrain"),
-    MetricColumn("RA", "RA", "%", "retrain"),
-    MetricColumn("TA", "TA", "%", "retrain"),
-    MetricColumn("disparity", "Disparity Ave.", "%", "lower"),
-    MetricColumn("RTE", "RTE (s)", "s", "lower"),
-)
+def metric_columns(metrics: dict[str, MetricDeclaration]) -> tuple[MetricColumn, ...]:
+    """The metric columns of a table of ``metrics`` (``metric_declarations(records)``), in the
+    table's order: the Disparity metrics, Disparity Ave., the others."""
+    gaps = disparity_metrics(metrics)
+
+    def column(name: str) -> MetricColumn:
+        d = metrics[name]
+        return MetricColumn(name, d.header, d.unit, d.direction, d.description)
+
+    columns = [column(m) for m in gaps]
+    if gaps:
+        units = {metrics[m].unit for m in gaps}
+        columns.append(MetricColumn(
+            "disparity", DISPARITY, units.pop() if len(units) == 1 else "mixed", "lower",
+            f"mean gap to Retrain over {_and_join([metrics[m].label for m in gaps])}"))
+    return tuple(columns + [column(m) for m in metrics if m not in gaps])
+
+
+def _and_join(items: Sequence[str]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 # Other numeric columns of the table, and the summary column each sorts by.
 NUMERIC_COLUMNS = {"seeds": "n", "sparsity": "sparsity_mean"}
 DIRECTIONS = {"retrain": ("≈R", "closer to Retrain is better"), "lower": ("↓", "lower is better"),
@@ -117,8 +132,9 @@ def _number(value: Any) -> float | None:
 def build_table(records: Sequence[RunRecord]) -> Table:
     """The leaderboard's rows with the markdown table's cell texts, sort keys and gap shades."""
     summary = summarize(records)
-    frame = display_frame(summary)
-    metrics = {m.column: m for m in METRIC_COLUMNS}
+    declared = metric_declarations(records)
+    frame = display_frame(summary, declared)
+    metrics = {m.column: m for m in metric_columns(declared)}
     probes = {f"{name} (before → after)": name
               for name in sorted({c.split(":")[1] for c in summary.columns if c.startswith(PROBE)})}
     columns = tuple(Column(name, numeric=name in metrics or name in probes or name in NUMERIC_COLUMNS,
@@ -238,17 +254,25 @@ class Picture:
     alt: str
 
 
-PICTURE_KINDS = {"radar": "Radar chart of UA, MIA-Efficacy, RA, TA and speed (1/RTE), one polygon "
-                          "per method, Retrain dashed",
-                 "sweep": "UA, MIA-Efficacy, RA and TA against sparsity, one line per method",
-                 "backdoor": "Backdoor attack success rate and clean accuracy before and after "
-                             "unlearning against sparsity, one line per method"}
+def picture_kinds(metrics: dict[str, MetricDeclaration]) -> dict[str, str]:
+    """What each kind of picture shows, for its text alternative."""
+    from .plots import radar_axes, sweep_panels
+
+    percent, timed = radar_axes(metrics)
+    axes = [metrics[m].label for m in percent] + ([f"speed (1/{metrics[timed].label})"] if timed else [])
+    return {"radar": f"Radar chart of {', '.join(axes[:-1])} and {axes[-1]}, one polygon per "
+                     f"method, Retrain dashed" if len(axes) > 1 else "Radar chart",
+            "sweep": f"{_and_join([metrics[m].label for m in sweep_panels(metrics)])} against "
+                     f"sparsity, one line per method",
+            "backdoor": "Backdoor attack success rate and clean accuracy before and after "
+                        "unlearning against sparsity, one line per method"}
 
 
 def draw_pictures(records: Sequence[RunRecord]) -> tuple[list[Picture], list[str]]:
     """Every picture the records support as inline SVG, and why the others were not drawn."""
     from .plots import Skipped, figure_bytes, pictures
 
+    kinds = picture_kinds(metric_declarations(records))
     drawn, skipped = [], []
     for item in pictures(records):
         if isinstance(item, Skipped):
@@ -259,7 +283,7 @@ def draw_pictures(records: Sequence[RunRecord]) -> tuple[list[Picture], list[str
             svg = figure_bytes(fig, "svg").decode()
         kind = name.split("-")[0]
         title = fig.get_suptitle().replace("\n", "; ") or name
-        alt = f"{PICTURE_KINDS.get(kind, name)}. {title}. The numbers are in the table above."
+        alt = f"{kinds.get(kind, name)}. {title}. The numbers are in the table above."
         drawn.append(Picture(name, inline_svg(svg, f"p{len(drawn)}", alt), alt))
     return drawn, skipped
 
@@ -302,8 +326,11 @@ def run_sections(record: RunRecord) -> list[tuple[str, list[tuple[str, str]]]]:
     """The record, section by section, every field included."""
     data = record.to_dict()
     metrics = data.pop("metrics")
-    sections = [("Metrics", [(m.column, _value(metrics[m.key])) for m in METRIC_COLUMNS
-                             if m.key in metrics])]
+    data.pop("metric_declarations")
+    columns = [c for c in metric_columns(metric_declarations([record])) if c.key in metrics]
+    sections = [("Metrics", [(c.column, _value(metrics[c.key])) for c in columns]),
+                ("Metric declarations", [(c.key, _declared(c, record.metric_declarations[c.key]))
+                                         for c in columns])]
     probes = data.pop("probes")
     sections.append(("Probes", [(f"{name} ({when})", _value(value))
                                 for name, values in sorted(probes.items())
@@ -314,6 +341,12 @@ def run_sections(record: RunRecord) -> list[tuple[str, list[tuple[str, str]]]]:
         sections.append((title, _flatten(data.pop(key))))
     sections.insert(1, ("Run", _flatten(data)))
     return sections
+
+
+def _declared(column: MetricColumn, d: MetricDeclaration) -> str:
+    """One line of what a record says about one of its metrics."""
+    disparity = ", in Disparity Ave." if d.in_disparity else ""
+    return f"{d.label} ({d.unit}; {DIRECTIONS[column.direction][1]}{disparity}): {d.description}"
 
 
 def _environment() -> jinja2.Environment:
@@ -369,13 +402,14 @@ def _write_site(root: Path, benchmarks: list[Benchmark], env: jinja2.Environment
     (root / MARKER).write_text("written by `unlearnbench leaderboard --format html`; "
                                "the folder is replaced when the site is regenerated\n")
     pages = [_page(root / "index.html", env.get_template("index.html").render(
-        base="", benchmarks=[(b, overview(b)) for b in benchmarks], metrics=METRIC_COLUMNS,
+        base="", benchmarks=[(b, overview(b)) for b in benchmarks],
+        metrics=metric_columns(metric_declarations([r for b in benchmarks for r in b.records])),
         records=sum(len(b.records) for b in benchmarks)))]
     for b in benchmarks:
         pictures, skipped = draw_pictures(b.records)
         pages.append(_page(root / b.slug / "index.html", env.get_template("benchmark.html").render(
             base="../", benchmark=b, info=overview(b), table=build_table(b.records),
-            pictures=pictures, skipped=skipped, metrics=METRIC_COLUMNS)))
+            pictures=pictures, skipped=skipped)))
         for record in b.records:
             pages.append(_page(root / b.slug / "runs" / f"{_slug(record.run_id)}.html",
                                env.get_template("run.html").render(

@@ -192,7 +192,7 @@ def _oracle_and_methods(spec: AuditSpec) -> tuple[Mapping[str, Any], list[Mappin
 
 
 def _scored_mean(records: Sequence[Any], key: str) -> float | None:
-    values = [getattr(r.metrics, key) for r in records if not r.diverged]
+    values = [r.metrics.get(key) for r in records if not r.diverged]
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
 
@@ -503,7 +503,7 @@ def write_audit(spec: AuditSpec, output: Path, rows: list[dict[str, Any]], array
     previous = _previous_seconds(output / "audit.json")
     summary = {"audit_format": AUDIT_FORMAT, "name": spec.name, "description": spec.description,
                "spec": _jsonable(dataclasses.asdict(spec)),
-               "metrics": {name: {"params": m.get_params(), **type(m).declaration()}
+               "metrics": {name: {"params": m.get_params(), **type(m).declaration().to_dict()}
                            for name, m in metrics.items()},
                "data_hash": data.content_hash, "cost": dataclasses.asdict(cost),
                "wall_clock_s": round(previous + seconds, 1), "rows": _jsonable(rows)}

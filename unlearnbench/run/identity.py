@@ -4,7 +4,7 @@ The *resolved configuration* of a :class:`~unlearnbench.run.config.Plan` names e
 with every hyperparameter, defaults included (method, dataset, model, pruner and sparsity), the
 original model's training recipe, the forget spec, the validation fraction, the data subsets, a
 fingerprint of the data files, the transfer probe (its dataset, parameters and files), the
-precision and compile mode, and the code's formats (``CACHE_FORMAT``, the record schema). Its
+precision and compile mode, and the code's formats (``CACHE_FORMAT``, ``MEASUREMENT_FORMAT``). Its
 canonical JSON (sorted keys, integral floats written as integers) hashed with sha256 is the
 *config identity*; with the seed added it is the *trial identity*, which names the record file
 and decides whether a trial is done.
@@ -14,9 +14,13 @@ lives (only its files count), the device (its index, or "auto" vs the device it 
 a device that changes the numbers does so through the resolved precision), ``--download`` and
 the row label, which is a display name: the same configuration under two labels is one trial.
 The unlearnbench version is left out too, so that a release that changes no computation does
-not re-run every leaderboard; a change that does bumps ``CACHE_FORMAT`` (training) or the
-record schema (what a record measures). The record keeps the version, and the leaderboard
-says when a row averages records of several versions.
+not re-run every leaderboard; a change that does bumps ``CACHE_FORMAT`` (training) or
+``MEASUREMENT_FORMAT`` (how a trial is measured). The layout of a record (its schema version)
+is left out as well: a record of an older layout that measured the same trial is read and
+counts as done. The record keeps the version, and the leaderboard says when a row averages
+records of several versions. Which metrics a run measures is left out too: every run
+measures every registered trial metric, and a metric installed later shows as missing ("—")
+in the rows of earlier records rather than re-running them.
 
 The data fingerprint is computed before anything is decoded: the names and sizes of the files
 the dataset reads (:meth:`~unlearnbench.data.dataset.Dataset.fingerprint` without the
@@ -43,6 +47,12 @@ if TYPE_CHECKING:
     from .config import Plan
 
 IDENTITY_VERSION = 1  # bump when the resolved configuration gains or loses a field
+# How a trial is measured: bump when the evaluation changes what a metric of the same trial
+# reads (the logits' precision or mode, the MIA's member subset, a built-in metric's formula).
+# It is hashed under the key "record_schema" because, until records became schema 4, the
+# record's schema version stood for it (it was 3 then); a new record layout alone must not
+# make finished trials count as not done.
+MEASUREMENT_FORMAT = 3
 UNKNOWN = "?"  # a value an older record did not store
 SHORT = 12  # hex digits of the trial identity in a record's file name
 
@@ -96,15 +106,13 @@ def data_fingerprint(dataset: Dataset, root: Path | None) -> str | None:
 
 def resolved_config(plan: Plan) -> dict[str, Any]:
     """Everything about ``plan`` that can change a trial's metrics (the seed apart)."""
-    from ..report.records import SCHEMA_VERSION
-
     cfg = plan.config
     transfer = None
     if plan.transfer is not None:
         transfer = {"dataset": cfg.transfer, "params": plan.transfer.get_params(),
                     "data": data_fingerprint(plan.transfer, cfg.transfer_root or cfg.data_root)}
     return {
-        "identity": IDENTITY_VERSION, "cache_format": CACHE_FORMAT, "record_schema": SCHEMA_VERSION,
+        "identity": IDENTITY_VERSION, "cache_format": CACHE_FORMAT, "record_schema": MEASUREMENT_FORMAT,
         "method": cfg.method, "method_params": plan.unlearner.get_params(),
         "dataset": cfg.dataset, "dataset_params": plan.dataset.get_params(),
         "data": data_fingerprint(plan.dataset, cfg.data_root),

@@ -1,8 +1,8 @@
 """One trial, and the seeds of one configuration: original model (trained or loaded from the
 cache) -> optional pruning (cached too) -> forget/retain split -> timed unlearning with the mask
-held fixed -> UA, MIA-Efficacy, RA, TA (and the probes of the scenario, before and after
+held fixed -> every registered trial metric (and the probes of the scenario, before and after
 unlearning) -> one record, written atomically. Every component comes from a registry; nothing
-here knows a method, pruner, dataset or architecture by name.
+here knows a method, pruner, dataset, architecture or metric by name.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from ..data.splits import make_split, subsample
 from ..data.tensors import ImageData, Normalize
 from ..errors import CorruptFileError, NonFiniteError, UnlearnbenchError
 from ..data.population import Membership, population_split
-from ..evaluate.metrics import Metrics, evaluate, non_finite_weights, predict
+from ..evaluate.measure import declarations, measure, trial_evaluation, trial_metrics
+from ..evaluate.metrics import non_finite_weights, predict
 from ..evaluate.probes import BackdoorProbe, Probe, ProbeContext, TransferProbe
 from ..report.provenance import make_record
 from ..report.records import RunRecord, Timings
@@ -196,6 +197,7 @@ def trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
 def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None],
            probes: Sequence[Probe]) -> TrialOutcome:
     runtime = plan.runtime
+    metrics = trial_metrics()  # loaded before any training
     models = trial_models(plan, data, seed, log=log)
     split, train_all, new_model, model, mask = (models.split, models.train_all, models.new_model,
                                                 models.model, models.mask)
@@ -237,18 +239,19 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
         try:
             if divergence is not None:
                 raise NonFiniteError(divergence)
-            metrics = evaluate(unlearned, forget=forget, retain=retain, test=test,
-                               normalize=data.normalize, runtime=runtime, shadow_index=shadow)
+            values = measure(metrics, trial_evaluation(
+                unlearned, forget=forget, retain=retain, test=test, normalize=data.normalize,
+                runtime=runtime, mia_members=shadow, rte=rte))
             after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
             margins = scored_margins(unlearned, member, train_all, full_test, data.normalize, runtime)
         except NonFiniteError as exc:  # recorded as diverged: a result about the method, not a crash
             divergence = str(exc)
             log(f"[seed {seed}] diverged: {divergence}")
-            metrics = Metrics(UA=None, MIA=None, RA=None, TA=None)
+            values = {name: None for name in metrics}
             after = {key: None for key in before}
             margins = None
 
-    record = make_record(plan, data, seed, split, unlearned, metrics, rte,
+    record = make_record(plan, data, seed, split, unlearned, values, declarations(metrics),
                      Timings(models.original_s, models.original_cached, models.prune_s,
                              models.prune_cached, rte, evaluation.seconds, warmup_s, slot.shared_by),
                      {k: {"before": before[k], "after": after[k]} for k in after}, margins=margins)

@@ -130,11 +130,8 @@ def run_grid(trials: Sequence[Trial], executor: Executor, *, log: Log = lambda m
             raise UnlearnbenchError(f"executor reported trial {trials[index].describe()} twice")
         record.save(Path(trials[index].config.output_dir) / f"{record.run_id}.json")
         records[index] = record
-        m = record.metrics
         bar.update()
-        outcome = ("DIVERGED" if record.diverged else
-                   f"UA {m.UA:.2f}  MIA-Efficacy {m.MIA:.2f}  RA {m.RA:.2f}  TA {m.TA:.2f}")
-        log(f"[{len(records) + len(failures)}/{len(trials)}] {record.run_id}: {outcome}  RTE {m.RTE:.2f}s"
+        log(f"[{len(records) + len(failures)}/{len(trials)}] {record.run_id}: {record.metric_summary()}"
             + (f" (device shared by {record.timings.shared_by})" if record.timings.shared_by else "")
             + f"  [{time.perf_counter() - start:.0f} s]")
 
