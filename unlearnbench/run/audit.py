@@ -293,7 +293,7 @@ class ULiRA(PopulationMetric):
     IEEE S&P 2022). Only the abstract was reachable; the design follows the reference note
     (``evaluation.md``) and its defensible choices, which are ours, not verified against the paper:
 
-    * a candidate pool P of ``pool`` training examples (default: 4 x the forget-set size); K
+    * a candidate pool P of ``pool_multiple`` x the forget-set size training examples; K
       shadow originals (K = the audit's ``--models``) each train on the training split minus a
       random half of P (so membership varies over P only; a shadow holds the other half);
     * each shadow is unlearned ``runs_per_shadow`` times, each run forgetting a random
@@ -314,7 +314,8 @@ class ULiRA(PopulationMetric):
     description: ClassVar[str] = ("per-example likelihood-ratio attack on unlearned shadow models "
                                   "(Hayes et al. 2025); 50% is ideal; population audit")
 
-    pool: int = param(0, ge=0, help="candidate pool size (0: four times the forget-set size)")
+    pool_multiple: int = param(4, ge=2, help="candidate pool size, in forget-set sizes (2: each "
+                                            "run forgets the whole half its shadow holds)")
     runs_per_shadow: int = param(2, ge=1, help="unlearning runs per shadow original")
     variance: str = param("auto", help="auto (global sigma below 64 shadows), global or per_example")
 
@@ -327,10 +328,11 @@ class ULiRA(PopulationMetric):
         spec = context.spec
         train, _ = context.holdout()
         count = spec.forget_count(len(train))
-        size = self.pool or 4 * count
-        if not 2 * count <= size < len(train):
-            raise ConfigError(f"ULiRA.pool={size} is invalid: expected at least twice the forget-set "
-                              f"size ({2 * count}) and fewer than the {len(train)} training examples")
+        size = self.pool_multiple * count
+        if size >= len(train):
+            raise ConfigError(f"ULiRA.pool_multiple={self.pool_multiple} is invalid: a pool of {size} "
+                              f"examples ({self.pool_multiple} x {count} forgotten) needs more than the "
+                              f"{len(train)} training examples")
         pool = np.sort(context.rng("ulira/pool").permutation(train)[:size])
         _, methods = _oracle_and_methods(spec)
         members, held, forgotten, shadow = [], [], [], []
