@@ -141,3 +141,17 @@ def test_audit_refuses_bad_input(tmp_path: Path) -> None:
         run_audit(spec(tmp_path, tmp_path, metrics={"UA": {}}), output=tmp_path / "o", log=print)
     with pytest.raises(ConfigError, match="suggest|Did you mean|recipe|audit"):
         load_audit("random-forgeting")
+
+
+def test_leaderboard_renders_an_audit_folder_by_its_table(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "audit"
+    run_audit(spec(tmp_path, tmp_path / "cache", models=3, metrics={"klom": {"points": 5}}),
+              output=out, log=print, plots=False)
+    capsys.readouterr()
+    assert main(["leaderboard", str(out)]) == 0
+    assert capsys.readouterr().out == (out / "table.md").read_text()
+    from unlearnbench.report.site import benchmark_folders
+    (tmp_path / "board").mkdir()
+    out.rename(tmp_path / "board" / "audit")
+    with pytest.raises(Exception, match="no run records"):  # an audit is no leaderboard folder
+        benchmark_folders(tmp_path / "board")

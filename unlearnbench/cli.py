@@ -355,9 +355,29 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     if args.format == "html":
         return _leaderboard_site(args)
+    if (args.results / "audit.json").is_file():  # a population audit: its own table
+        return _audit_table(args)
     if args.output:
         check_writable_file(args.output, "--output")
     text = render(load_records(args.results, log=_log), args.format)
+    if args.output:
+        atomic_write_text(args.output, text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _audit_table(args: argparse.Namespace) -> int:
+    import json
+
+    from .report.audit import render_audit
+    from .storage import atomic_write_text
+
+    if args.format != "markdown":
+        raise ConfigError(f"--format {args.format} is not available for a population audit "
+                          f"({args.results / 'audit.json'}): expected markdown")
+    text = render_audit(json.loads((args.results / "audit.json").read_text()))
     if args.output:
         atomic_write_text(args.output, text)
         print(f"wrote {args.output}")

@@ -193,6 +193,11 @@ def benchmark_folders(results: Path, exclude: Path | None = None) -> list[Path]:
 
 
 def _holds_records(folder: Path) -> bool:
+    """Whether ``folder`` is a benchmark of records. A population audit's folder (its
+    ``audit.json``) is not: its records are the members of populations, read through its own
+    ``table.md`` (``unlearnbench.report.audit``), not rows of a leaderboard."""
+    if (folder / "audit.json").is_file():
+        return False
     records = folder / "records"
     if records.is_dir():
         return any(records.rglob("*.json"))
