@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .data.dataset import Dataset
+    from .probe import Probe
     from .pruner import Pruner
+    from .scenario import Scenario
     from .unlearner import Unlearner
 
 
@@ -37,6 +39,13 @@ UNLEARNERS: Registry[type[Unlearner]] = Registry(
     "unlearner", "unlearnbench.unlearners", subclass_of("unlearnbench.unlearner:Unlearner"),
     "a subclass of unlearnbench.Unlearner")
 
+SCENARIOS: Registry[type[Scenario]] = Registry(
+    "scenario", "unlearnbench.scenarios", subclass_of("unlearnbench.scenario:Scenario"),
+    "a subclass of unlearnbench.Scenario")
+PROBES: Registry[type[Probe]] = Registry(
+    "probe", "unlearnbench.probes", subclass_of("unlearnbench.probe:Probe"),
+    "a subclass of unlearnbench.Probe")
+
 
 def _is_executor(obj: Any) -> bool:
     from .run.executors import Executor  # not at import time: executors import the harness
@@ -48,7 +57,7 @@ EXECUTORS: Registry[type] = Registry(
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": DATASETS, "models": MODELS, "pruners": PRUNERS, "unlearners": UNLEARNERS,
-    "executors": EXECUTORS}
+    "executors": EXECUTORS, "scenarios": SCENARIOS, "probes": PROBES}
 
 
 def timm_names(pattern: str | None = None) -> list[str]:

@@ -20,7 +20,7 @@ from ..data.tensors import Augment, DeviceLoader, ImageData, Normalize, tensor_h
 from ..components import PRUNERS
 from ..errors import NonFiniteError, UnlearnbenchError
 from ..evaluate.metrics import check_finite
-from ..evaluate.probes import Probe, ProbeContext
+from ..probe import Probe, ProbeContext
 from ..pruner import PruningTask
 from ..storage import CheckpointCache
 from ..train.loop import TrainRecipe, fit

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..components import DATASETS, PRUNERS, UNLEARNERS, check_arch
+from ..components import DATASETS, PROBES, PRUNERS, UNLEARNERS, check_arch
 from ..data.dataset import Dataset
 from ..data.splits import ForgetSpec
 from ..errors import ConfigError, DataNotFoundError
+from ..probe import DataAccess, Probe
 from ..pruner import Pruner
+from ..scenario import Scenario
 from ..storage import CheckpointCache, check_file_name, check_writable_folder
 from ..train.loop import TrainRecipe
 from ..train.runtime import Runtime
@@ -43,9 +45,8 @@ class RunConfig:
     val_fraction: float = 0.1
     train_size: int | None = None  # a stratified subset of the training set (same for every seed)
     test_size: int | None = None  # ... and of the test set
-    transfer: str | None = None  # a downstream dataset: linear-probe accuracy before/after
-    transfer_params: Mapping[str, Any] = field(default_factory=dict)
-    transfer_root: Path | None = None  # its local folder (default: data_root)
+    # probes measured before and after unlearning besides the scenario's: name -> parameters
+    probes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     data_root: Path | None = None
     download: bool = False
     cache_dir: Path = Path("~/.cache/unlearnbench")
@@ -66,10 +67,17 @@ class Plan:
     recipe: TrainRecipe
     unlearner: Unlearner
     pruner: Pruner | None
-    forget: ForgetSpec
+    forget: Scenario
     runtime: Runtime
     cache: CheckpointCache
-    transfer: Dataset | None = None
+    probes: Mapping[str, Probe] = field(default_factory=dict)  # the scenario's first
+
+    @property
+    def data_access(self) -> DataAccess:
+        """Where the run's data is, for probes that read a dataset of their own."""
+        cfg = self.config
+        return DataAccess(Path(cfg.data_root).expanduser() if cfg.data_root else None, cfg.download,
+                          self.cache, cfg.train_size, cfg.test_size)
 
 
 def prepare(config: RunConfig) -> Plan:
@@ -96,13 +104,22 @@ def prepare(config: RunConfig) -> Plan:
         raise ConfigError(f"label {config.label!r} is invalid: use letters, digits and _ . + -")
     if config.save_model is not None and Path(config.save_model).expanduser().is_file():
         raise ConfigError(f"--save-model {config.save_model} is a file: expected a folder for the models")
-    transfer = (DATASETS.get(config.transfer).from_params(config.transfer_params)
-                if config.transfer else None)
-    plan = Plan(config, dataset, arch, recipe, unlearner, pruner, ForgetSpec.parse(config.forget),
+    forget = ForgetSpec.parse(config.forget)
+    plan = Plan(config, dataset, arch, recipe, unlearner, pruner, forget,
                 Runtime.resolve(config.device, config.precision, config.compile),
-                CheckpointCache(config.cache_dir), transfer)
+                CheckpointCache(config.cache_dir), make_probes(forget, config.probes))
     check_locations(plan)
     return plan
+
+
+def make_probes(scenario: Scenario, asked: Mapping[str, Mapping[str, Any]]) -> dict[str, Probe]:
+    """The probes of a trial, validated: the scenario's, then those the configuration asks for."""
+    needed = scenario.probes()
+    if twice := sorted(set(needed) & set(asked)):
+        raise ConfigError(f"probe {twice[0]!r} is measured by the scenario {scenario} already; "
+                          f"expected it once (drop it from the probes)")
+    return {name: PROBES.get(name).from_params(params)
+            for name, params in {**needed, **asked}.items()}
 
 
 def check_locations(plan: Plan) -> None:
@@ -111,15 +128,15 @@ def check_locations(plan: Plan) -> None:
     from ..report.provenance import planned_run_id
 
     config = plan.config
-    for flag, root in (("--data-root", config.data_root), ("--transfer-root", config.transfer_root)):
-        if root is None:
-            continue
-        root = Path(root).expanduser()
+    if config.data_root is not None:
+        root = Path(config.data_root).expanduser()
         if config.download:  # the download creates it
-            check_writable_folder(root, flag)
+            check_writable_folder(root, "--data-root")
         elif not root.is_dir():
-            raise DataNotFoundError(f"{flag} {root} {'is a file' if root.exists() else 'does not exist'}; "
+            raise DataNotFoundError(f"--data-root {root} {'is a file' if root.exists() else 'does not exist'}; "
                                     f"expected the folder holding the dataset")
+    for probe in plan.probes.values():
+        probe.check(plan.data_access)
     check_writable_folder(config.output_dir, "--output")
     check_writable_folder(config.cache_dir, "--cache-dir")
     for seed in config.seeds:
