@@ -5,7 +5,10 @@ Every name and parameter is resolved here, before any data is read or any model 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
+from collections.abc import Sequence
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +19,7 @@ from ..data.dataset import Dataset
 from ..data.splits import ForgetSpec
 from ..errors import ConfigError, DataNotFoundError
 from ..probe import DataAccess, Probe
-from ..pruner import Pruner
+from ..pruner import Pruner, snapshots_needed
 from ..scenario import Scenario
 from ..storage import CheckpointCache, check_file_name, check_writable_folder
 from ..train.loop import TrainRecipe
@@ -55,6 +58,10 @@ class RunConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: str = "none"
+    # epochs of the original's training to keep besides those the pruner needs: a grid sets the
+    # union of its pruners' needs, so that an original they share trains once (epochs past the
+    # recipe's end are ignored; no part of the identity: snapshots change no metric)
+    keep_snapshots: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,8 @@ class Plan:
     runtime: Runtime
     cache: CheckpointCache
     probes: Mapping[str, Probe] = field(default_factory=dict)  # the scenario's first
+    # the snapshots of the original's training a trial needs: epoch 0, the pruner's, the grid's
+    snapshot_epochs: frozenset[int] = frozenset({0})
 
     @property
     def data_access(self) -> DataAccess:
@@ -105,11 +114,42 @@ def prepare(config: RunConfig) -> Plan:
     if config.save_model is not None and Path(config.save_model).expanduser().is_file():
         raise ConfigError(f"--save-model {config.save_model} is a file: expected a folder for the models")
     forget = ForgetSpec.parse(config.forget)
+    snapshots = snapshots_needed(pruner, recipe) | {e for e in config.keep_snapshots
+                                                    if 0 <= e <= recipe.epochs}
     plan = Plan(config, dataset, arch, recipe, unlearner, pruner, forget,
                 Runtime.resolve(config.device, config.precision, config.compile),
-                CheckpointCache(config.cache_dir), make_probes(forget, config.probes))
+                CheckpointCache(config.cache_dir), make_probes(forget, config.probes), snapshots)
     check_locations(plan)
     return plan
+
+
+def share_snapshots(configs: Sequence[RunConfig]) -> list[RunConfig]:
+    """``configs``, each keeping (``keep_snapshots``) every snapshot that the pruners of the
+    configurations that may share its original need (same dataset, architecture and recipe),
+    so that the original trains once and holds them all. Configurations that need no more than
+    the initialization are returned as they are."""
+    plans = _distinct_plans(configs)
+    needs: dict[str, set[int]] = {}
+    for key, plan in plans:
+        needs.setdefault(key, set()).update(plan.snapshot_epochs - {0})
+    shared = []
+    for config in configs:
+        key = next(k for (k, plan) in plans if plan.config == config)
+        more = tuple(sorted(needs[key] | set(config.keep_snapshots)))
+        shared.append(dataclasses.replace(config, keep_snapshots=more) if more else config)
+    return shared
+
+
+def _distinct_plans(configs: Sequence[RunConfig]) -> list[tuple[str, Plan]]:
+    """One (original's key, plan) per distinct configuration."""
+    plans: list[tuple[str, Plan]] = []
+    for config in configs:
+        if not any(plan.config == config for _, plan in plans):
+            plan = prepare(config)
+            key = json.dumps([config.dataset, plan.dataset.get_params(), plan.arch,
+                              plan.recipe.get_params()], sort_keys=True, default=str)
+            plans.append((key, plan))
+    return plans
 
 
 def make_probes(scenario: Scenario, asked: Mapping[str, Mapping[str, Any]]) -> dict[str, Probe]:
