@@ -264,3 +264,16 @@ def test_a_snapshot_past_the_recipe_is_refused_before_training(epoch3, tmp_path:
     with pytest.raises(ConfigError, match=r"KeepsEpoch3.snapshot_epochs returned \[3\]; expected "
                                           r"epochs in 0..2"):
         prepare(_synthetic(tmp_path, tmp_path / "c", 2, pruner="keeps_epoch3", sparsity=0.5))
+
+
+def test_ls_lists_scenarios_and_probes_with_their_origin(capsys) -> None:
+    from unlearnbench.cli import main
+
+    assert main(["ls", "scenarios"]) == 0 and main(["ls", "probes"]) == 0
+    out = capsys.readouterr().out
+    for name, target in (("backdoor", "unlearnbench.scenarios.backdoor:Backdoor"),
+                         ("class", "unlearnbench.scenarios.classwise:ClassWise"),
+                         ("random", "unlearnbench.scenarios.random:RandomForget"),
+                         ("transfer", "unlearnbench.evaluate.probes.transfer:TransferProbe")):
+        assert any(line.split()[:1] == [name] and target in line and "unlearnbench" in line
+                   for line in out.splitlines())
