@@ -82,7 +82,7 @@ def _ids(**changes) -> tuple[str, str]:
     {"pruner": "omp", "sparsity": 0.5},
     {"precision": "bf16"},
     {"compile": "default"},
-    {"transfer": "synthetic"},
+    {"probes": {"transfer": {"dataset": "synthetic"}}},
 ], ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 def test_what_can_change_a_metric_changes_the_identity(changes) -> None:
     trial, config = _ids()
@@ -94,7 +94,8 @@ def test_pruner_parameters_sparsity_and_transfer_parameters_are_in_it() -> None:
     omp = dict(pruner="omp", sparsity=0.5)
     assert len({_ids(**omp), _ids(**omp, pruner_params={"rewind": "none"}),
                 _ids(pruner="omp", sparsity=0.6)}) == 3
-    assert _ids(transfer="synthetic") != _ids(transfer="synthetic", transfer_params={"noise": 10.0})
+    transfer = {"dataset": "synthetic"}
+    assert _ids(probes={"transfer": transfer}) != _ids(probes={"transfer": {**transfer, "noise": 10.0}})
 
 
 def test_the_seed_changes_the_trial_but_not_the_configuration() -> None:

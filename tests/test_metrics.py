@@ -236,7 +236,7 @@ def test_evaluate_on_known_outputs() -> None:
 def test_evaluation_is_fp32_under_a_bf16_runtime() -> None:
     # The reference evaluates in fp32; bf16 autocast (the GPU default for training) must not
     # reach UA/RA/TA, the MIA feature or a probe's features.
-    from unlearnbench.evaluate.probes import features
+    from unlearnbench.evaluate.probes.transfer import features
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                           nn.Linear(8, 4))

@@ -15,7 +15,9 @@ from unlearnbench.datasets.synthetic import Synthetic
 from unlearnbench.run.config import RunConfig
 from unlearnbench.run.trial import run
 from unlearnbench.report.leaderboard import render
-from unlearnbench.evaluate.probes import BackdoorProbe, ProbeContext, TransferProbe, features
+from unlearnbench.evaluate.probes.backdoor import BackdoorProbe
+from unlearnbench.evaluate.probes.transfer import TransferProbe, features
+from unlearnbench.probe import DataAccess, ProbeContext
 from unlearnbench.report.records import load_records
 from unlearnbench.train.runtime import Runtime
 from unlearnbench.data.splits import stratified_subset, subsample
@@ -125,32 +127,44 @@ def test_features_are_the_heads_input() -> None:
     assert out.shape == (6, 4) and np.allclose(out[:, 0], mean.numpy(), rtol=1e-6)
 
 
+class Handing(DataAccess):
+    """Hands every probe that loads a dataset the one given."""
+
+    def __init__(self, data) -> None:
+        super().__init__(None, False, None)
+        object.__setattr__(self, "data", data)
+
+    def load(self, dataset, name, root=None):
+        return self.data
+
+
 def test_transfer_probe_separates_informative_from_constant_features() -> None:
     from unlearnbench.data.dataset import LoadedDataset
     from unlearnbench.data.tensors import Augment
     downstream = LoadedDataset(_class_by_brightness(10, 0), _class_by_brightness(5, 1), ("a", "b", "c"),
                                IDENTITY, Augment())
-    probe = TransferProbe("bright", downstream)
+    probe = TransferProbe.from_params({"dataset": "synthetic"})
+    probe.setup(downstream, Handing(downstream))
     context = ProbeContext(downstream.test, IDENTITY, CPU)
     assert probe.measure(Embed(True), context)["transfer_acc"] == 100.0
     assert probe.measure(Embed(False), context)["transfer_acc"] == pytest.approx(100 / 3)
 
 
 def test_transfer_run_records_downstream_accuracy(tmp_path: Path) -> None:
+    asked = {"transfer": {"dataset": "synthetic", "data_seed": 5, "num_classes": 3}}
     record = run(RunConfig(method="ft", method_params={"epochs": 1}, dataset="synthetic",
-                           transfer="synthetic", transfer_params={"data_seed": 5, "num_classes": 3},
-                           train_params={"epochs": 3}, cache_dir=tmp_path / "c",
+                           probes=asked, train_params={"epochs": 3}, cache_dir=tmp_path / "c",
                            output_dir=tmp_path / "o", device="cpu"))[0]
     acc = record.probes["transfer_acc"]
     assert set(acc) == {"before", "after"} and 100 / 3 < acc["before"] <= 100
-    assert record.config["transfer"] == "synthetic"
+    assert record.config["probes"] == asked
 
 
 def test_transfer_dataset_of_another_shape_is_refused_before_training(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="1-channel 16px images; the model takes 1-channel 8px"):
-        run(RunConfig(method="ft", dataset="synthetic", transfer="synthetic",
-                      transfer_params={"image_size": 16}, cache_dir=tmp_path / "c",
-                      output_dir=tmp_path / "o", device="cpu"))
+        run(RunConfig(method="ft", dataset="synthetic",
+                      probes={"transfer": {"dataset": "synthetic", "image_size": 16}},
+                      cache_dir=tmp_path / "c", output_dir=tmp_path / "o", device="cpu"))
     assert not (tmp_path / "c" / "originals").exists()
 
 

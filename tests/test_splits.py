@@ -66,14 +66,15 @@ def test_backdoor_split_keeps_the_whole_test_set() -> None:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("class0", "expected class:K (a class index), random:F"),
+    ("class0", "expected KIND:ARGUMENT, one of backdoor:F"),
     ("random:0.1,target=2", "target= applies to backdoor:F only"),
     ("backdoor:0", "expected a fraction in (0, 1)"),
-    ("classes:1", "expected class:K"),
+    ("classes:1", "Unknown scenario 'classes'. Did you mean 'class'?"),
     ("class:-1", "expected class:K"),
-    ("random:", "expected class:K"),
-    ("random:abc", "expected class:K"),
-    ("", "expected class:K"),
+    ("random:", "expected random:F (a fraction in (0, 1)) or random:N (a count)"),
+    ("random:abc", "expected random:F (a fraction in (0, 1)) or random:N (a count)"),
+    ("backdoor:0.1,target=x", "expected backdoor:F[,target=T]"),
+    ("", "expected KIND:ARGUMENT"),
     ("class:1.5", "class index must be an integer"),
     ("random:0", "expected a fraction in (0, 1) or a whole count >= 1"),
     ("random:1.5", "expected a fraction in (0, 1) or a whole count >= 1"),
@@ -82,6 +83,15 @@ def test_forget_spec_rejects_bad_input(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         ForgetSpec.parse(text)
     assert repr(text) in str(info.value) and message in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["class0", "classes:1"])
+def test_a_spec_of_no_known_kind_lists_every_scenarios_syntax(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ForgetSpec.parse(text)
+    for usage in ("class:K (a class index)", "random:F (a fraction in (0, 1)) or random:N (a count)",
+                  "backdoor:F[,target=T] (poison a fraction F with target label T)"):
+        assert usage in str(info.value)
 
 
 # -- the split --------------------------------------------------------------------------------------

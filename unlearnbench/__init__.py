@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "DATASETS": ".components", "MODELS": ".components", "PRUNERS": ".components",
     "UNLEARNERS": ".components", "METRICS": ".components", "build_model": ".components",
+    "PROBES": ".components", "SCENARIOS": ".components",
     "Augment": ".data.tensors", "DeviceLoader": ".data.tensors", "ImageData": ".data.tensors",
     "Normalize": ".data.tensors",
     "Dataset": ".data.dataset", "LoadedDataset": ".data.dataset",
@@ -24,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "Mask": ".train.masks", "prunable_weights": ".train.masks",
     "Configurable": ".params", "param": ".params",
     "Pruner": ".pruner", "PruningTask": ".pruner",
+    "DataAccess": ".probe", "Probe": ".probe", "ProbeContext": ".probe",
+    "Scenario": ".scenario",
     "TrainRecipe": ".train.loop", "cross_entropy": ".train.loop", "fit": ".train.loop",
     "Unlearner": ".unlearner", "UnlearnerTags": ".unlearner", "UnlearningTask": ".unlearner",
 }
@@ -45,14 +48,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from .components import DATASETS, METRICS, MODELS, PRUNERS, UNLEARNERS, build_model
+    from .components import (DATASETS, METRICS, MODELS, PROBES, PRUNERS, SCENARIOS, UNLEARNERS,
+                             build_model)
     from .data.dataset import Dataset, LoadedDataset
     from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
     from .errors import (ConfigError, CorruptFileError, DataNotFoundError, DuplicateNameError,
                          PluginLoadError, UnknownNameError, UnlearnbenchError)
     from .metric import Metric, TrialEvaluation, TrialMetric
     from .params import Configurable, param
+    from .probe import DataAccess, Probe, ProbeContext
     from .pruner import Pruner, PruningTask
+    from .scenario import Scenario
     from .train.loop import TrainRecipe, cross_entropy, fit
     from .train.masks import Mask, prunable_weights
     from .unlearner import Unlearner, UnlearnerTags, UnlearningTask

@@ -90,11 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="use a stratified subset of this many training images")
     run.add_argument("--test-size", type=int, default=None,
                      help="use a stratified subset of this many test images")
+    run.add_argument("--probe", action=_InOrder, dest="probe_args", metavar="NAME[:KEY=VALUE,...]",
+                     help="also measure this probe before/after unlearning (see `unlearnbench ls "
+                          "probes`), e.g. transfer:dataset=svhn; repeatable")
+    run.add_argument("--probe-param", action=_InOrder, dest="probe_args", metavar="KEY=VALUE",
+                     help="a parameter of the --probe given before it")
     run.add_argument("--transfer", default=None, metavar="DATASET",
-                     help="also report linear-probe accuracy on DATASET before/after unlearning")
-    run.add_argument("--transfer-param", action="append", metavar="KEY=VALUE")
+                     help="shorthand for --probe transfer:dataset=DATASET (linear-probe accuracy "
+                          "on DATASET's features)")
+    run.add_argument("--transfer-param", action="append", metavar="KEY=VALUE",
+                     help="with --transfer: a parameter of the downstream dataset")
     run.add_argument("--transfer-root", type=Path, default=None,
-                     help="local folder of the --transfer dataset (default: --data-root)")
+                     help="with --transfer: the downstream dataset's folder (default: --data-root)")
     run.add_argument("--output", type=Path, default=Path("results"), help="folder for run records")
     run.add_argument("--save-model", type=Path, default=None, metavar="DIR",
                      help="also save each trial's unlearned model, mask and evaluation indices as "
@@ -129,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("ls", help="list registered components and where they come from")
     ls.add_argument("kind", nargs="?",
-                    choices=["datasets", "models", "pruners", "unlearners", "executors", "metrics"],
+                    choices=["datasets", "models", "pruners", "unlearners", "executors", "metrics",
+                             "scenarios", "probes"],
                     help="metrics: with each one's declaration (imports the metrics)")
     ls.add_argument("pattern", nargs="?", default=None, help="wildcard filter, e.g. '*ft*'")
 
@@ -177,8 +185,47 @@ def _execution_flags(parser: argparse.ArgumentParser) -> None:
 
 def _execution(args: argparse.Namespace) -> dict:
     return dict(data_root=args.data_root, download=args.download, cache_dir=args.cache_dir,
-                device=args.device, precision=args.precision, compile=args.compile,
-                transfer_root=getattr(args, "transfer_root", None))
+                device=args.device, precision=args.precision, compile=args.compile)
+
+
+class _InOrder(argparse.Action):
+    """Keeps ``--probe`` and ``--probe-param`` in one list, in command-line order, so that each
+    parameter belongs to the probe before it."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append((option_string, values))
+        setattr(namespace, self.dest, items)
+
+
+def _probes(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """``--probe NAME[:KEY=VALUE,...]`` and ``--probe-param KEY=VALUE`` (for the probe before
+    it), and the ``--transfer`` shorthand, as name -> parameters."""
+    given: dict[str, list[str]] = {}
+    current = None
+    for flag, text in getattr(args, "probe_args", None) or []:
+        if flag == "--probe":
+            current, _, inline = text.partition(":")
+            current = current.strip()
+            if not current or current in given:
+                raise ConfigError(f"--probe {text!r} is invalid: expected NAME[:KEY=VALUE,...], "
+                                  f"each probe once")
+            given[current] = [item for item in inline.split(",") if item.strip()]
+        elif current is None:
+            raise ConfigError(f"--probe-param {text!r} comes before any --probe; expected "
+                              f"--probe NAME --probe-param KEY=VALUE")
+        else:
+            given[current].append(text)
+    probes = {name: _key_values(items, f"--probe {name}") for name, items in given.items()}
+    if args.transfer is None and (args.transfer_param or args.transfer_root):
+        raise ConfigError("--transfer-param and --transfer-root need --transfer DATASET")
+    if args.transfer is not None:
+        if "transfer" in probes:
+            raise ConfigError("--transfer and --probe transfer both given; expected one of them")
+        probes["transfer"] = {"dataset": args.transfer,
+                              **_key_values(args.transfer_param, "--transfer-param"),
+                              **({"root": str(args.transfer_root)} if args.transfer_root else {})}
+    return probes
 
 
 def _executor(args: argparse.Namespace):
@@ -211,8 +258,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pruner_params=_key_values(args.pruner_param, "--pruner-param"), forget=args.forget,
         seeds=_seed_flags(args), train_params=_key_values(args.train, "--train"),
         val_fraction=args.val_fraction, train_size=args.train_size, test_size=args.test_size,
-        transfer=args.transfer, transfer_params=_key_values(args.transfer_param, "--transfer-param"),
-        output_dir=args.output, save_model=args.save_model, **_execution(args))
+        probes=_probes(args), output_dir=args.output, save_model=args.save_model, **_execution(args))
     from .run.config import RunConfig
     from .run.trial import run
     from .report.leaderboard import render
@@ -267,9 +313,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     output = args.output or default_output(recipe, args.scale)
     seeds = _seed_flags(args)
+    # --transfer-root: the shorthand for the transfer probe's root, wherever a recipe asks for it
+    probe_params = {"transfer": {"root": str(args.transfer_root)}} if args.transfer_root else {}
     if args.dry_run:
         configs = recipe.configs(scale=args.scale, seeds=seeds, output_dir=output / "records",
-                                 **_execution(args))
+                                 probe_params=probe_params, **_execution(args))
         for c in pending(configs, output / "records"):
             print(f"{c.label or c.method:28s} {pruning_label(c):12s} {c.forget:14s} {c.dataset}/{c.arch} "
                   f"seeds to run: {','.join(map(str, c.seeds)) or '(all done)'}")
@@ -278,7 +326,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     executor = _executor(args)
     summary = _finishing(lambda: reproduce(recipe, output=output, scale=args.scale, seeds=seeds,
                                            plots=not args.no_plots, executor=executor, log=_log,
-                                           **_execution(args)),
+                                           probe_params=probe_params, **_execution(args)),
                          output / "records")
     print((output / "table.md").read_text())
     if summary.get("diverged"):
@@ -298,7 +346,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 0
     if args.models is not None and args.models < 2:
         raise ConfigError(f"--models {args.models} is invalid: expected at least 2 models per population")
-    execution = {k: v for k, v in _execution(args).items() if k != "transfer_root"}
+    execution = _execution(args)
     spec = load_audit(args.recipe, scale=args.scale, models=args.models, **execution)
     output = args.output or Path("leaderboard") / f"audit-{spec.name}"
     executor = None if args.dry_run else _executor(args)

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
     from .data.dataset import Dataset
     from .metric import Metric
+    from .probe import Probe
     from .pruner import Pruner
+    from .scenario import Scenario
     from .unlearner import Unlearner
 
 
@@ -41,6 +43,13 @@ METRICS: Registry[type[Metric]] = Registry(
     "metric", "unlearnbench.metrics", subclass_of("unlearnbench.metric:Metric"),
     "a subclass of unlearnbench.TrialMetric (or of unlearnbench.metric.PopulationMetric)")
 
+SCENARIOS: Registry[type[Scenario]] = Registry(
+    "scenario", "unlearnbench.scenarios", subclass_of("unlearnbench.scenario:Scenario"),
+    "a subclass of unlearnbench.Scenario")
+PROBES: Registry[type[Probe]] = Registry(
+    "probe", "unlearnbench.probes", subclass_of("unlearnbench.probe:Probe"),
+    "a subclass of unlearnbench.Probe")
+
 
 def _is_executor(obj: Any) -> bool:
     from .run.executors import Executor  # not at import time: executors import the harness
@@ -52,7 +61,7 @@ EXECUTORS: Registry[type] = Registry(
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": DATASETS, "models": MODELS, "pruners": PRUNERS, "unlearners": UNLEARNERS,
-    "executors": EXECUTORS, "metrics": METRICS}
+    "executors": EXECUTORS, "metrics": METRICS, "scenarios": SCENARIOS, "probes": PROBES}
 
 
 def timm_names(pattern: str | None = None) -> list[str]:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
+from .errors import ConfigError
 from .train.masks import Mask
 from .params import Configurable
 from .train.runtime import Runtime, generator
@@ -21,7 +22,9 @@ class PruningTask:
     """What a pruner may use. ``train`` is the original model's training split.
 
     ``dense_state`` is the trained dense original; ``snapshots`` maps epoch -> weights saved
-    while training it (epoch 0 is the initialization), for weight rewinding.
+    while training it, for weight rewinding: epoch 0 (the initialization) and exactly the
+    epochs the pruner declares in :meth:`Pruner.snapshot_epochs` (epoch ``e``: the weights
+    after ``e`` epochs of the original's recipe).
     """
 
     sparsity: float
@@ -51,6 +54,24 @@ class PruningTask:
 class Pruner(Configurable, abc.ABC):
     """Base class of every pruning method."""
 
+    def snapshot_epochs(self, recipe: TrainRecipe) -> set[int]:
+        """The epochs of the original's training (with ``recipe``) whose weights this pruner
+        needs in ``task.snapshots``, e.g. a rewind point; the initialization (epoch 0) is
+        always there. Default: none besides it."""
+        return set()
+
     @abc.abstractmethod
     def prune(self, task: PruningTask) -> tuple[nn.Module, Mask]:
         """Return the trained sparse model and its mask, at ``task.sparsity``."""
+
+
+def snapshots_needed(pruner: Pruner | None, recipe: TrainRecipe) -> frozenset[int]:
+    """Epoch 0 and the epochs ``pruner`` declares, checked: whole numbers in 0..recipe.epochs."""
+    declared = pruner.snapshot_epochs(recipe) if pruner is not None else set()
+    epochs = set(declared) | {0}
+    if not all(isinstance(e, int) and not isinstance(e, bool) and 0 <= e <= recipe.epochs
+               for e in epochs):
+        raise ConfigError(f"{type(pruner).__name__}.snapshot_epochs returned {sorted(declared, key=str)}; "
+                          f"expected epochs in 0..{recipe.epochs} of the original's recipe "
+                          f"({recipe.epochs} epochs)")
+    return frozenset(epochs)

@@ -3,7 +3,8 @@
 Components come from two places:
 
 * entry points in the groups ``unlearnbench.datasets``, ``unlearnbench.models``,
-  ``unlearnbench.pruners`` and ``unlearnbench.unlearners`` (unlearnbench's own built-ins are
+  ``unlearnbench.pruners``, ``unlearnbench.unlearners``, ``unlearnbench.scenarios``,
+  ``unlearnbench.probes`` and ``unlearnbench.executors`` (unlearnbench's own built-ins are
   declared there too, exactly like a third-party plugin's), recorded as ``module:attr``
   strings and imported only when first used, so one broken plugin breaks only its own runs;
 * the :meth:`Registry.register` decorator, for notebooks and tests.

@@ -41,7 +41,7 @@ from .data.tensors import ImageData
 from .datasets.synthetic import Synthetic
 from .errors import ConfigError
 from .evaluate.metrics import accuracy, predict
-from .pruner import Pruner, PruningTask
+from .pruner import Pruner, PruningTask, snapshots_needed
 from .train.loop import TrainRecipe, fit
 from .train.masks import Mask, prunable_weights
 from .train.runtime import Runtime, derive_seed
@@ -72,8 +72,11 @@ def random_mask(model: nn.Module, sparsity: float, seed: int = 0) -> Mask:
 
 
 def tiny_task(*, seed: int = 0, forget: str = "class:0", sparsity: float | None = None,
-              recipe: TrainRecipe = TINY_RECIPE) -> tuple[nn.Module, UnlearningTask]:
-    """A trained tiny model (pruned at random to ``sparsity`` if given) and its task."""
+              recipe: TrainRecipe = TINY_RECIPE,
+              on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+              ) -> tuple[nn.Module, UnlearningTask]:
+    """A trained tiny model (pruned at random to ``sparsity`` if given) and its task;
+    ``on_epoch_end(epoch, model)`` is called after each epoch of the model's training."""
     data = tiny_data()
     runtime = Runtime.resolve("cpu", "fp32")
     split = make_split(data.train.labels, data.test.labels, ForgetSpec.parse(forget),
@@ -86,19 +89,32 @@ def tiny_task(*, seed: int = 0, forget: str = "class:0", sparsity: float | None 
         validation=data.train.subset(split.validation), num_classes=data.num_classes, recipe=recipe,
         normalize=data.normalize, augment=data.augment, runtime=runtime, seed=seed, mask=mask,
         new_model=lambda: _new_model(data, derive_seed(seed, "unlearn/new-model")))
-    fit(model, task.loader(train, stream="original"), recipe, runtime, mask=mask, desc="tiny original")
+    fit(model, task.loader(train, stream="original"), recipe, runtime, mask=mask, desc="tiny original",
+        on_epoch_end=on_epoch_end)
     return model, task
 
 
 def tiny_pruning_task(sparsity: float = 0.5, seed: int = 0,
                       recipe: TrainRecipe = TINY_RECIPE) -> PruningTask:
-    model, task = tiny_task(seed=seed, recipe=recipe)
-    init = _new_model(tiny_data(), derive_seed(seed, "original/init"))
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """A pruning task on a tiny dense original, with the snapshots of every epoch of its
+    training (a pruner gets those it declares: see :func:`for_pruner`)."""
+    snapshots = {0: _clone_state(_new_model(tiny_data(), derive_seed(seed, "original/init")).state_dict())}
+    model, task = tiny_task(seed=seed, recipe=recipe, on_epoch_end=lambda epoch, m: snapshots.update(
+        {epoch: _clone_state(m.state_dict())}))
     return PruningTask(
         sparsity=sparsity, train=tiny_data().train, recipe=recipe, normalize=task.normalize,
         augment=task.augment, runtime=task.runtime, seed=seed, new_model=task.new_model,
-        dense_state=state, snapshots={0: init.state_dict(), 1: state})
+        dense_state=_clone_state(model.state_dict()), snapshots=snapshots)
+
+
+def for_pruner(pruner: Pruner, task: PruningTask) -> PruningTask:
+    """``task`` with exactly the snapshots ``pruner`` declares (and epoch 0), as the harness
+    gives them."""
+    epochs = snapshots_needed(pruner, task.recipe)
+    if missing := epochs - set(task.snapshots):
+        raise AssertionError(f"snapshot_epochs asks for epochs {sorted(missing)}, which the task "
+                             f"({task.recipe.epochs} epochs) does not have")
+    return dataclasses.replace(task, snapshots={e: task.snapshots[e] for e in sorted(epochs)})
 
 
 # -- the checks' shared fixtures: trained once per process, handed out as fresh copies ---------
@@ -190,7 +206,7 @@ def _unlearn(unlearner: Unlearner, model: nn.Module, task: UnlearningTask) -> nn
 
 
 def _prune(pruner: Pruner, task: PruningTask) -> tuple[nn.Module, Mask]:
-    out = pruner.prune(task)
+    out = pruner.prune(for_pruner(pruner, task))
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], nn.Module)
             and isinstance(out[1], Mask)):
         raise AssertionError(f"prune returned {type(out).__name__}, not a (nn.Module, Mask) pair")

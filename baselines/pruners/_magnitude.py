@@ -21,9 +21,21 @@ from typing import Literal
 import torch
 from torch import nn
 
-from unlearnbench import ConfigError, Mask, PruningTask, prunable_weights
+from unlearnbench import ConfigError, Mask, PruningTask, TrainRecipe, prunable_weights
 
 Rewind = Literal["early", "init", "none"]
+REWIND_EPOCH, REFERENCE_EPOCHS = 8, 182  # the reference rewinds to epoch 8 of its 182-epoch recipe
+
+
+def rewind_epoch(recipe: TrainRecipe) -> int:
+    """The "early" rewind point: epoch 8 of the reference's 182, scaled to the recipe's length
+    (at least 1; 0 for a recipe of no epochs)."""
+    return max(1, round(REWIND_EPOCH * recipe.epochs / REFERENCE_EPOCHS)) if recipe.epochs else 0
+
+
+def rewind_snapshots(rewind: Rewind, recipe: TrainRecipe) -> set[int]:
+    """The snapshots of the dense run that rewinding needs besides the initialization."""
+    return {rewind_epoch(recipe)} if rewind == "early" else set()
 
 
 def load_dense(task: PruningTask) -> nn.Module:
@@ -33,23 +45,20 @@ def load_dense(task: PruningTask) -> nn.Module:
     return model
 
 
-def rewind_point(snapshots: Mapping[int, Mapping[str, torch.Tensor]],
-                 rewind: Rewind) -> tuple[int, Mapping[str, torch.Tensor]] | None:
-    """The epoch and weights to rewind to: the early snapshot, the initialization (epoch 0),
-    or None (keep the trained weights).
-
-    "early" is the earliest non-zero epoch the dense run saved (the harness saves one: epoch
-    8 of the reference's 182, scaled to the recipe).
-    """
+def rewind_point(snapshots: Mapping[int, Mapping[str, torch.Tensor]], rewind: Rewind,
+                 recipe: TrainRecipe) -> tuple[int, Mapping[str, torch.Tensor]] | None:
+    """The epoch and weights to rewind to: the early snapshot (:func:`rewind_epoch`), the
+    initialization (epoch 0), or None (keep the trained weights)."""
     if rewind == "none":
         return None
     if rewind == "init":
         return 0, snapshots[0]
-    early = sorted(epoch for epoch in snapshots if epoch > 0)
-    if not early:
-        raise ConfigError(f"rewind='early' needs a snapshot after epoch 0, but the dense run saved "
-                          f"epochs {sorted(snapshots)}; use rewind=init or rewind=none")
-    return early[0], snapshots[early[0]]
+    early = rewind_epoch(recipe)
+    if early == 0 or early not in snapshots:
+        raise ConfigError(f"rewind='early' needs the dense run's snapshot of epoch {early} (after "
+                          f"epoch 0), but it saved epochs {sorted(snapshots)}; use rewind=init or "
+                          f"rewind=none")
+    return early, snapshots[early]
 
 
 def magnitude_mask(model: nn.Module, sparsity: float, previous: Mask | None = None) -> Mask:
@@ -73,7 +82,7 @@ def prune_rewind_retrain(model: nn.Module, task: PruningTask, sparsity: float, *
                          desc: str = "retrain sparse") -> tuple[nn.Module, Mask]:
     """One magnitude round on a trained ``model`` (modified in place): mask, rewind, retrain."""
     mask = magnitude_mask(model, sparsity, previous)
-    point = rewind_point(task.snapshots, rewind)
+    point = rewind_point(task.snapshots, rewind, task.recipe)
     start_epoch = 0
     if point is not None:
         start_epoch, state = point

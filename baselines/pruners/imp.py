@@ -16,7 +16,8 @@ Defaults and their sources:
 
 - ``rate=0.2``: the reference's per-round pruning rate (sparsity 1 - 0.8^k after k rounds).
 - ``rewind="early"``: the reference rewinds to epoch 8 of its 182-epoch recipe, scaled here
-  to the recipe's length (``unlearnbench.run.artifacts.rewind_epoch``).
+  to the recipe's length (``_magnitude.rewind_epoch``), a snapshot of the dense run the
+  pruner asks the harness for (``snapshot_epochs``).
 - ``retrain_epochs=None``: each round retrains with the original model's recipe resumed at
   the rewind epoch (weights and learning-rate schedule rewound together), as the reference
   does; set it to retrain every round for that many epochs on a fresh schedule instead.
@@ -26,9 +27,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearnbench import ConfigError, Mask, Pruner, PruningTask, param
+from unlearnbench import ConfigError, Mask, Pruner, PruningTask, TrainRecipe, param
 
-from ._magnitude import Rewind, load_dense, prune_rewind_retrain
+from ._magnitude import Rewind, load_dense, prune_rewind_retrain, rewind_snapshots
 
 _TOLERANCE = 1e-12  # so that e.g. 1 - 0.8**2 == 0.36 up to rounding counts as reaching 0.36
 
@@ -52,6 +53,9 @@ class IterativeMagnitude(Pruner):
                                          "init (epoch 0), none (keep the trained weights)")
     retrain_epochs: int | None = param(None, ge=1, help="override the recipe's epochs for every "
                                                         "round's retraining (default: the same)")
+
+    def snapshot_epochs(self, recipe: TrainRecipe) -> set[int]:
+        return rewind_snapshots(self.rewind, recipe)
 
     def prune(self, task: PruningTask) -> tuple[nn.Module, Mask]:
         model, mask = load_dense(task), None

@@ -9,8 +9,9 @@ Frankle et al. 2020 ("Linear mode connectivity and the lottery ticket hypothesis
 
 Defaults and their sources:
 
-- ``rewind="early"``: the reference rewinds to epoch 8 of its 182-epoch recipe; the harness
-  saves that epoch scaled to the recipe's length (``unlearnbench.run.artifacts.rewind_epoch``).
+- ``rewind="early"``: the reference rewinds to epoch 8 of its 182-epoch recipe; here that
+  epoch scaled to the recipe's length (``_magnitude.rewind_epoch``), a snapshot of the dense
+  run the pruner asks the harness for (``snapshot_epochs``).
 - ``retrain_epochs=None``: retrain with the original model's recipe resumed at the rewind
   epoch, as the reference does (epochs 8-181 of 182 on CIFAR-10, learning-rate decays
   included); set it to retrain for that many epochs on a fresh schedule instead.
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from unlearnbench import Mask, Pruner, PruningTask, param
+from unlearnbench import Mask, Pruner, PruningTask, TrainRecipe, param
 
-from ._magnitude import Rewind, load_dense, prune_rewind_retrain
+from ._magnitude import Rewind, load_dense, prune_rewind_retrain, rewind_snapshots
 
 
 class OneShotMagnitude(Pruner):
@@ -30,6 +31,9 @@ class OneShotMagnitude(Pruner):
                                          "init (epoch 0), none (keep the trained weights)")
     retrain_epochs: int | None = param(None, ge=1, help="override the recipe's epochs for the "
                                                         "sparse retraining (default: the same)")
+
+    def snapshot_epochs(self, recipe: TrainRecipe) -> set[int]:
+        return rewind_snapshots(self.rewind, recipe)
 
     def prune(self, task: PruningTask) -> tuple[nn.Module, Mask]:
         return prune_rewind_retrain(load_dense(task), task, task.sparsity, rewind=self.rewind,

@@ -10,91 +10,59 @@ receive the same object, and the original's cache key contains the hash of ``tra
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .tensors import tensor_hash
 from .dataset import LoadedDataset
-from ..errors import ConfigError
+from ..errors import ConfigError, PluginError, UnlearnbenchError, unknown_name_message
+from ..scenario import Scenario
 from ..train.runtime import generator
 
+if TYPE_CHECKING:
+    from ..registry import Registry
 
-_SPEC = re.compile(r"\s*(class|random|backdoor)\s*:\s*([0-9]*\.?[0-9]+(?:e-?\d+)?)\s*"
-                   r"(?:,\s*target\s*=\s*(\d+)\s*)?")
 
-
-@dataclass(frozen=True)
 class ForgetSpec:
-    """What is forgotten, i.e. the scenario of a trial.
+    """``--forget KIND:ARGUMENT``, the scenario of a trial.
 
-    * ``class:K``: every training example of class K (dropped from the test set too);
-    * ``random:F`` / ``random:N``: a seeded random fraction F (or count N) of the training set;
-    * ``backdoor:F[,target=T]`` / ``backdoor:N[,target=T]``: a seeded fraction F (or count N) of
-      the training images gets the BadNets trigger and label T (default 0); those poisoned
-      images are the forget set, and the attack success rate is measured before and after
-      unlearning (see ``backdoor.py``).
-
-    How a number is written decides what it is: with a decimal point or an exponent
-    (``0.1``, ``1.0``, ``1e-2``) it is a fraction and must lie in (0, 1); a whole number
-    (``100``) is a count of examples. So ``random:1.0`` is an error, not one example.
+    KIND names a scenario registered in ``unlearnbench.scenarios`` (built in: ``class:K``,
+    ``random:F`` or ``random:N``, ``backdoor:F[,target=T]`` or ``backdoor:N[,target=T]``);
+    the scenario's class parses ARGUMENT (see :class:`unlearnbench.scenario.Scenario`).
     """
 
-    kind: str
-    value: float
-    target: int = 0  # the backdoor's target label
-    count: bool = False  # ``value`` is a number of examples, not a fraction
+    @staticmethod
+    def parse(text: str) -> Scenario:
+        from ..components import SCENARIOS
 
-    @classmethod
-    def parse(cls, text: str) -> ForgetSpec:
-        match = _SPEC.fullmatch(text)
-        if not match:
-            raise ConfigError(f"forget spec {text!r} is invalid: expected class:K (a class index), "
-                              f"random:F (a fraction in (0, 1)), random:N (a count) or "
-                              f"backdoor:F[,target=T] (poison a fraction F with target label T)")
-        kind, written, target = match.group(1), match.group(2), match.group(3)
-        whole = written.isdigit()  # "100" is a count; "1.0", ".5" and "1e-2" are fractions
-        number = float(written)
-        if target is not None and kind != "backdoor":
-            raise ConfigError(f"forget spec {text!r}: target= applies to backdoor:F only")
-        if kind == "class" and not whole:
-            raise ConfigError(f"forget spec {text!r}: class index must be an integer")
-        expected = "expected a fraction in (0, 1) or a whole count >= 1"
-        if kind != "class" and whole and number < 1:
-            raise ConfigError(f"forget spec {text!r}: {expected}")
-        if kind != "class" and not whole and not 0 < number < 1:
-            raise ConfigError(f"forget spec {text!r}: {expected}; {written} has a decimal point or "
-                              f"exponent, so it is a fraction (a count is written as a whole number, "
-                              f"e.g. {kind}:{max(int(number), 1)})")
-        return cls(kind, number, int(target or 0), count=kind != "class" and whole)
+        kind, colon, argument = text.partition(":")
+        kind = kind.strip()
+        if not colon or not kind:
+            raise ConfigError(f"forget spec {text!r} is invalid: expected KIND:ARGUMENT, one of "
+                              f"{_usages(SCENARIOS)}")
+        if kind not in SCENARIOS:
+            raise ConfigError(f"forget spec {text!r} is invalid: "
+                              f"{unknown_name_message('scenario', kind, SCENARIOS.names())} "
+                              f"Expected one of {_usages(SCENARIOS)}")
+        scenario = SCENARIOS.get(kind).parse(kind, argument.strip())
+        if not isinstance(scenario, Scenario) or scenario.kind != kind:
+            raise PluginError(f"scenario {kind!r} ({SCENARIOS.origin(kind)}) parsed {text!r} into "
+                              f"{scenario!r}; expected a Scenario whose kind is {kind!r}")
+        return scenario
 
-    @property
-    def scenario(self) -> str:
-        return {"class": "class-wise", "random": "random", "backdoor": "backdoor"}[self.kind]
 
-    @property
-    def forget_class(self) -> int | None:
-        return int(self.value) if self.kind == "class" else None
-
-    @property
-    def poisons(self) -> bool:
-        """Whether the scenario changes the training data the original model sees."""
-        return self.kind == "backdoor"
-
-    def check(self, num_classes: int) -> None:
-        """Errors that need the dataset's class count, raised before any training."""
-        k = self.forget_class if self.kind == "class" else self.target
-        if not 0 <= k < num_classes:
-            what = "class" if self.kind == "class" else "target label"
-            raise ConfigError(f"forget spec {self}: {what} {k} does not exist; "
-                              f"expected 0..{num_classes - 1}")
-
-    def __str__(self) -> str:
-        value = int(self.value) if self.kind == "class" or self.count else self.value
-        target = f",target={self.target}" if self.kind == "backdoor" and self.target else ""
-        return f"{self.kind}:{value}{target}"
+def _usages(scenarios: Registry) -> str:
+    """The registered scenarios' syntax, for an error message (a broken plugin shows its name)."""
+    usages = []
+    for name in scenarios.names():
+        try:
+            usages.append(scenarios.get(name).usage or f"{name}:...")
+        except UnlearnbenchError:
+            usages.append(f"{name}:...")
+    return "; ".join(usages)
 
 
 @dataclass(frozen=True)
@@ -132,30 +100,32 @@ def holdout(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Ten
     return torch.nonzero(keep).flatten(), val_index
 
 
-def make_split(train_labels: torch.Tensor, test_labels: torch.Tensor, spec: ForgetSpec, *,
+def make_split(train_labels: torch.Tensor, test_labels: torch.Tensor, spec: Scenario, *,
                num_classes: int, val_fraction: float, seed: int) -> Split:
-    """The whole split of one trial (see the module docstring)."""
+    """The whole split of one trial (see the module docstring): the scenario chooses the forget
+    set from the training split (with the trial's seeded "forget" stream) and the test examples."""
     train, validation = holdout(train_labels, val_fraction, seed)
-    labels = train_labels[train]
-    test = torch.arange(len(test_labels))
     spec.check(num_classes)
-    if spec.kind == "class":
-        k = spec.forget_class
-        in_forget = labels == k
-        if not in_forget.any():  # an empty forget set has no UA or MIA-Efficacy
-            raise ConfigError(f"forget spec {spec}: class {k} has no training examples to forget")
-        test = torch.nonzero(test_labels != k).flatten()
-    else:  # random and backdoor: a seeded sample of the training split
-        count = int(spec.value) if spec.count else int(round(spec.value * len(train)))
-        if not 1 <= count < len(train):
-            raise ConfigError(f"forget spec {spec}: {count} of {len(train)} training examples; "
-                              f"expected at least 1 and fewer than all")
-        chosen = torch.randperm(len(train), generator=generator(seed, "forget"))[:count]
-        in_forget = torch.zeros(len(train), dtype=torch.bool)
-        in_forget[chosen] = True
+    in_forget = _mask(spec.choose(train_labels[train], generator(seed, "forget")), len(train),
+                      spec, "choose")
+    if not in_forget.any():  # an empty forget set has no UA or MIA-Efficacy
+        raise ConfigError(f"forget spec {spec} forgets no training example")
     if in_forget.all():
         raise ConfigError(f"forget spec {spec} would forget the whole training set")
+    keep = spec.keep_test(test_labels)
+    test = (torch.arange(len(test_labels)) if keep is None
+            else torch.nonzero(_mask(keep, len(test_labels), spec, "keep_test")).flatten())
     return Split(train, validation, train[in_forget], train[~in_forget], test)
+
+
+def _mask(mask: object, length: int, spec: Scenario, hook: str) -> torch.Tensor:
+    """A scenario's boolean mask, checked: one entry per example, on the CPU."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != (length,):
+        shown = (f"{mask.dtype} tensor of shape {tuple(mask.shape)}" if isinstance(mask, torch.Tensor)
+                 else type(mask).__name__)
+        raise PluginError(f"scenario {spec.kind!r}: {hook}() returned a {shown}; expected a boolean "
+                          f"mask of shape ({length},)")
+    return mask.cpu()
 
 
 def stratified_subset(labels: torch.Tensor, size: int, what: str) -> torch.Tensor:

@@ -64,7 +64,8 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
                 "dataset_params": plan.dataset.get_params(),
                 "pruner_params": plan.pruner.get_params() if plan.pruner else None,
                 "recipe": plan.recipe.get_params(), "val_fraction": cfg.val_fraction,
-                "train_size": cfg.train_size, "test_size": cfg.test_size, "transfer": cfg.transfer,
+                "train_size": cfg.train_size, "test_size": cfg.test_size,
+                "probes": {name: dict(params) for name, params in cfg.probes.items()},
                 "forget": str(plan.forget), "arch": plan.arch,
                 "forget_class_name": (data.class_names[plan.forget.forget_class]
                                       if plan.forget.forget_class is not None else None)},

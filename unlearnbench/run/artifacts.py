@@ -20,17 +20,14 @@ from ..data.tensors import Augment, DeviceLoader, ImageData, Normalize, tensor_h
 from ..components import PRUNERS
 from ..errors import NonFiniteError, UnlearnbenchError
 from ..evaluate.metrics import check_finite
-from ..evaluate.probes import Probe, ProbeContext
+from ..probe import Probe, ProbeContext
 from ..pruner import PruningTask
 from ..storage import CheckpointCache
-from ..train.loop import TrainRecipe, fit
+from ..train.loop import fit
 from ..train.masks import Mask
 from ..train.runtime import derive_seed, generator
 from .config import CACHE_FORMAT, Plan
 from .guard import call_plugin, check_same_architecture
-
-REWIND_EPOCH, REFERENCE_EPOCHS = 8, 182  # OMP/IMP rewind point of the reference recipe
-
 
 def load_dataset(dataset: Dataset, name: str, root: Path | None, download: bool,
           cache: CheckpointCache) -> LoadedDataset:
@@ -86,13 +83,18 @@ def model_factory(plan: Plan, data: LoadedDataset) -> Callable[[int], nn.Module]
     return new_model
 
 
-def rewind_epoch(recipe: TrainRecipe) -> int:
-    """Epoch 8 of the reference's 182, scaled to the recipe's length (at least 1)."""
-    return max(1, round(REWIND_EPOCH * recipe.epochs / REFERENCE_EPOCHS)) if recipe.epochs else 0
-
-
 def original_model(plan: Plan, data: LoadedDataset, train: ImageData, split: Split, seed: int,
               new_model: Callable[[int], nn.Module]):
+    """The original model, trained or loaded from the cache, with the snapshots of its training
+    the plan needs (:attr:`Plan.snapshot_epochs`).
+
+    The cache key says nothing of the snapshots, so one entry serves every pruner (and the
+    entries of earlier versions stay valid). An entry that lacks a snapshot a pruner needs is
+    extended: the training is replayed from the same initialization on the same batches up to
+    the last missing epoch, and the missing snapshots are added; the cached weights, which
+    earlier trials used, stay as they are. (A replay on a device whose training is not
+    deterministic gives the snapshots of an equally seeded run, not of the first one.)
+    """
     description = {
         "format": CACHE_FORMAT, "kind": "original", "dataset": plan.config.dataset,
         "dataset_params": plan.dataset.get_params(), "arch": plan.arch,
@@ -103,31 +105,57 @@ def original_model(plan: Plan, data: LoadedDataset, train: ImageData, split: Spl
     if plan.forget.poisons:  # same indices, different images: the scenario is part of the key
         description["poison"] = {"spec": str(plan.forget), "forget": tensor_hash(split.forget)}
     model = new_model(derive_seed(seed, "original/init"))
+    needed = plan.snapshot_epochs
     with plan.cache.lock("originals", description):  # trained by one process, loaded by the others
         cached = plan.cache.load("originals", description)
         if cached is not None:
             model.load_state_dict(cached["state"], strict=True)
-            return model, cached["seconds"], True, cached["snapshots"], description
-        seconds, snapshots = _train_original(plan, data, train, seed, model)
+            snapshots = cached["snapshots"]
+            if missing := needed - set(snapshots):
+                snapshots = {**snapshots, **_replay_original(plan, data, train, seed, new_model, missing)}
+                plan.cache.save("originals", description, {**cached, "snapshots": snapshots})
+            return model, cached["seconds"], True, _only(snapshots, needed), description
+        seconds, snapshots = _train_original(plan, data, train, seed, model, needed)
         plan.cache.save("originals", description,
                         {"state": cpu_state(model), "snapshots": snapshots, "seconds": seconds})
-    return model, seconds, False, snapshots, description
+    return model, seconds, False, _only(snapshots, needed), description
 
 
-def _train_original(plan: Plan, data: LoadedDataset, train: ImageData, seed: int, model: nn.Module):
+def _train_original(plan: Plan, data: LoadedDataset, train: ImageData, seed: int, model: nn.Module,
+                    keep: frozenset[int]):
     snapshots = {0: cpu_state(model)}
-    keep_at = rewind_epoch(plan.recipe)
-
-    def snapshot(epoch: int, m: nn.Module) -> None:
-        if epoch == keep_at:
-            snapshots[epoch] = cpu_state(m)
-
     loader = train_loader(plan, data, train, seed, "original/batches")
     with plan.runtime.timer() as watch:
-        fit(model, loader, plan.recipe, plan.runtime, desc="train original", on_epoch_end=snapshot)
+        fit(model, loader, plan.recipe, plan.runtime, desc="train original",
+            on_epoch_end=_keeping(snapshots, keep))
     _refuse_diverged(model, plan, data, train, f"the original model ({plan.arch}, lr {plan.recipe.lr:g})",
                      "lower the learning rate (--train lr=...)")
     return watch.seconds, snapshots
+
+
+def _replay_original(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,
+                     new_model: Callable[[int], nn.Module], epochs: set[int]) -> dict[int, Any]:
+    """The weights at ``epochs`` of the original's training, replayed from its initialization
+    on its batches (the same seeds as :func:`_train_original`), stopped after the last one."""
+    model = new_model(derive_seed(seed, "original/init"))
+    snapshots = {0: cpu_state(model)} if 0 in epochs else {}
+    loader = train_loader(plan, data, train, seed, "original/batches")
+    fit(model, loader, plan.recipe, plan.runtime, desc="replay original for snapshots",
+        on_epoch_end=_keeping(snapshots, frozenset(epochs)), stop_epoch=max(epochs))
+    return snapshots
+
+
+def _keeping(snapshots: dict[int, Any], epochs: frozenset[int]) -> Callable[[int, nn.Module], None]:
+    """An ``on_epoch_end`` that stores the weights after each of ``epochs`` in ``snapshots``."""
+    def snapshot(epoch: int, model: nn.Module) -> None:
+        if epoch in epochs:
+            snapshots[epoch] = cpu_state(model)
+    return snapshot
+
+
+def _only(snapshots: Mapping[int, Any], epochs: frozenset[int]) -> dict[int, Any]:
+    """Exactly the snapshots of ``epochs``: a pruner sees what it declared, whatever the cache holds."""
+    return {epoch: snapshots[epoch] for epoch in sorted(epochs)}
 
 
 def pruned_model(plan: Plan, data: LoadedDataset, train: ImageData, seed: int,

@@ -5,17 +5,21 @@ Every name and parameter is resolved here, before any data is read or any model 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..components import DATASETS, PRUNERS, UNLEARNERS, check_arch
+from ..components import DATASETS, PROBES, PRUNERS, UNLEARNERS, check_arch
 from ..data.dataset import Dataset
 from ..data.splits import ForgetSpec
 from ..errors import ConfigError, DataNotFoundError
-from ..pruner import Pruner
+from ..probe import DataAccess, Probe
+from ..pruner import Pruner, snapshots_needed
+from ..scenario import Scenario
 from ..storage import CheckpointCache, check_file_name, check_writable_folder
 from ..train.loop import TrainRecipe
 from ..train.runtime import Runtime
@@ -43,9 +47,8 @@ class RunConfig:
     val_fraction: float = 0.1
     train_size: int | None = None  # a stratified subset of the training set (same for every seed)
     test_size: int | None = None  # ... and of the test set
-    transfer: str | None = None  # a downstream dataset: linear-probe accuracy before/after
-    transfer_params: Mapping[str, Any] = field(default_factory=dict)
-    transfer_root: Path | None = None  # its local folder (default: data_root)
+    # probes measured before and after unlearning besides the scenario's: name -> parameters
+    probes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     data_root: Path | None = None
     download: bool = False
     cache_dir: Path = Path("~/.cache/unlearnbench")
@@ -57,6 +60,10 @@ class RunConfig:
     # a trial of a population audit: its fixed split, replicate and scored examples
     # (unlearnbench.data.population.Membership as a mapping; empty for an ordinary trial)
     population: Mapping[str, Any] = field(default_factory=dict)
+    # epochs of the original's training to keep besides those the pruner needs: a grid sets the
+    # union of its pruners' needs, so that an original they share trains once (epochs past the
+    # recipe's end are ignored; no part of the identity: snapshots change no metric)
+    keep_snapshots: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,10 +76,19 @@ class Plan:
     recipe: TrainRecipe
     unlearner: Unlearner
     pruner: Pruner | None
-    forget: ForgetSpec
+    forget: Scenario
     runtime: Runtime
     cache: CheckpointCache
-    transfer: Dataset | None = None
+    probes: Mapping[str, Probe] = field(default_factory=dict)  # the scenario's first
+    # the snapshots of the original's training a trial needs: epoch 0, the pruner's, the grid's
+    snapshot_epochs: frozenset[int] = frozenset({0})
+
+    @property
+    def data_access(self) -> DataAccess:
+        """Where the run's data is, for probes that read a dataset of their own."""
+        cfg = self.config
+        return DataAccess(Path(cfg.data_root).expanduser() if cfg.data_root else None, cfg.download,
+                          self.cache, cfg.train_size, cfg.test_size)
 
 
 def prepare(config: RunConfig) -> Plan:
@@ -101,11 +117,12 @@ def prepare(config: RunConfig) -> Plan:
         raise ConfigError(f"--save-model {config.save_model} is a file: expected a folder for the models")
     if config.population:
         check_population(config)
-    transfer = (DATASETS.get(config.transfer).from_params(config.transfer_params)
-                if config.transfer else None)
-    plan = Plan(config, dataset, arch, recipe, unlearner, pruner, ForgetSpec.parse(config.forget),
+    forget = ForgetSpec.parse(config.forget)
+    snapshots = snapshots_needed(pruner, recipe) | {e for e in config.keep_snapshots
+                                                    if 0 <= e <= recipe.epochs}
+    plan = Plan(config, dataset, arch, recipe, unlearner, pruner, forget,
                 Runtime.resolve(config.device, config.precision, config.compile),
-                CheckpointCache(config.cache_dir), transfer)
+                CheckpointCache(config.cache_dir), make_probes(forget, config.probes), snapshots)
     check_locations(plan)
     return plan
 
@@ -122,21 +139,60 @@ def check_population(config: RunConfig) -> None:
                           f"set: expected {expected!r}")
 
 
+def share_snapshots(configs: Sequence[RunConfig]) -> list[RunConfig]:
+    """``configs``, each keeping (``keep_snapshots``) every snapshot that the pruners of the
+    configurations that may share its original need (same dataset, architecture and recipe),
+    so that the original trains once and holds them all. Configurations that need no more than
+    the initialization are returned as they are."""
+    plans = _distinct_plans(configs)
+    needs: dict[str, set[int]] = {}
+    for key, plan in plans:
+        needs.setdefault(key, set()).update(plan.snapshot_epochs - {0})
+    shared = []
+    for config in configs:
+        key = next(k for (k, plan) in plans if plan.config == config)
+        more = tuple(sorted(needs[key] | set(config.keep_snapshots)))
+        shared.append(dataclasses.replace(config, keep_snapshots=more) if more else config)
+    return shared
+
+
+def _distinct_plans(configs: Sequence[RunConfig]) -> list[tuple[str, Plan]]:
+    """One (original's key, plan) per distinct configuration."""
+    plans: list[tuple[str, Plan]] = []
+    for config in configs:
+        if not any(plan.config == config for _, plan in plans):
+            plan = prepare(config)
+            key = json.dumps([config.dataset, plan.dataset.get_params(), plan.arch,
+                              plan.recipe.get_params()], sort_keys=True, default=str)
+            plans.append((key, plan))
+    return plans
+
+
+def make_probes(scenario: Scenario, asked: Mapping[str, Mapping[str, Any]]) -> dict[str, Probe]:
+    """The probes of a trial, validated: the scenario's, then those the configuration asks for."""
+    needed = scenario.probes()
+    if twice := sorted(set(needed) & set(asked)):
+        raise ConfigError(f"probe {twice[0]!r} is measured by the scenario {scenario} already; "
+                          f"expected it once (drop it from the probes)")
+    return {name: PROBES.get(name).from_params(params)
+            for name, params in {**needed, **asked}.items()}
+
+
 def check_locations(plan: Plan) -> None:
     """Folders and file names that would otherwise fail only after the compute: the data roots
     exist, the output and cache folders are writable, and every record's name fits."""
     from ..report.provenance import planned_run_id
 
     config = plan.config
-    for flag, root in (("--data-root", config.data_root), ("--transfer-root", config.transfer_root)):
-        if root is None:
-            continue
-        root = Path(root).expanduser()
+    if config.data_root is not None:
+        root = Path(config.data_root).expanduser()
         if config.download:  # the download creates it
-            check_writable_folder(root, flag)
+            check_writable_folder(root, "--data-root")
         elif not root.is_dir():
-            raise DataNotFoundError(f"{flag} {root} {'is a file' if root.exists() else 'does not exist'}; "
+            raise DataNotFoundError(f"--data-root {root} {'is a file' if root.exists() else 'does not exist'}; "
                                     f"expected the folder holding the dataset")
+    for probe in plan.probes.values():
+        probe.check(plan.data_access)
     check_writable_folder(config.output_dir, "--output")
     check_writable_folder(config.cache_dir, "--cache-dir")
     for seed in config.seeds:

@@ -3,8 +3,11 @@
 The *resolved configuration* of a :class:`~unlearnbench.run.config.Plan` names every component
 with every hyperparameter, defaults included (method, dataset, model, pruner and sparsity), the
 original model's training recipe, the forget spec, the validation fraction, the data subsets, a
-fingerprint of the data files, the transfer probe (its dataset, parameters and files), the
-precision and compile mode, and the code's formats (``CACHE_FORMAT``, ``MEASUREMENT_FORMAT``). Its
+fingerprint of the data files, each probe the configuration asks for (under its name: what
+:meth:`~unlearnbench.probe.Probe.resolved` says, e.g. a downstream dataset, its parameters
+and files; a scenario's own probes follow from the forget spec), the precision and compile mode,
+a population audit's fixed split and replicate (``population``, only when set), and the code's
+formats (``CACHE_FORMAT``, ``MEASUREMENT_FORMAT``). Its
 canonical JSON (sorted keys, integral floats written as integers) hashed with sha256 is the
 *config identity*; with the seed added it is the *trial identity*, which names the record file
 and decides whether a trial is done.
@@ -53,6 +56,9 @@ IDENTITY_VERSION = 1  # bump when the resolved configuration gains or loses a fi
 # record's schema version stood for it (it was 3 then); a new record layout alone must not
 # make finished trials count as not done.
 MEASUREMENT_FORMAT = 3
+# Version 1 holds the key "transfer" in every configuration (None unless a probe of that name
+# is asked for): kept, so that no identity changed when probes became plugins.
+ALWAYS_PRESENT = {"transfer": None}
 UNKNOWN = "?"  # a value an older record did not store
 SHORT = 12  # hex digits of the trial identity in a record's file name
 
@@ -107,11 +113,7 @@ def data_fingerprint(dataset: Dataset, root: Path | None) -> str | None:
 def resolved_config(plan: Plan) -> dict[str, Any]:
     """Everything about ``plan`` that can change a trial's metrics (the seed apart)."""
     cfg = plan.config
-    transfer = None
-    if plan.transfer is not None:
-        transfer = {"dataset": cfg.transfer, "params": plan.transfer.get_params(),
-                    "data": data_fingerprint(plan.transfer, cfg.transfer_root or cfg.data_root)}
-    return {
+    resolved = {
         "identity": IDENTITY_VERSION, "cache_format": CACHE_FORMAT, "record_schema": MEASUREMENT_FORMAT,
         "method": cfg.method, "method_params": plan.unlearner.get_params(),
         "dataset": cfg.dataset, "dataset_params": plan.dataset.get_params(),
@@ -121,10 +123,23 @@ def resolved_config(plan: Plan) -> dict[str, Any]:
         "pruner_params": plan.pruner.get_params() if plan.pruner else None,
         "recipe": plan.recipe.get_params(), "forget": str(plan.forget),
         "val_fraction": cfg.val_fraction, "train_size": cfg.train_size, "test_size": cfg.test_size,
-        "transfer": transfer,
         "precision": plan.runtime.precision, "compile": plan.runtime.compile,
         **({"population": dict(cfg.population)} if cfg.population else {}),
     }
+    return {**resolved, **ALWAYS_PRESENT, **probe_entries(plan, set(resolved))}
+
+
+def probe_entries(plan: Plan, taken: set[str]) -> dict[str, Any]:
+    """What each probe the configuration asks for adds to its identity, under the probe's name."""
+    from ..errors import ConfigError
+
+    entries = {}
+    for name in plan.config.probes:
+        if name in taken:
+            raise ConfigError(f"probe {name!r} has the name of a field of the configuration's "
+                              f"identity; register the probe under another name")
+        entries[name] = plan.probes[name].resolved(plan.data_access)
+    return entries
 
 
 def planned_identity(plan: Plan, seed: int) -> str:
@@ -180,19 +195,26 @@ _PREFIXES = {"method_params": "", "recipe": "train.", "dataset_params": "dataset
 
 def flatten(resolved: dict[str, Any]) -> dict[str, Any]:
     """``resolved`` as one level of readable keys: ``lr`` (a method parameter), ``train.epochs``,
-    ``dataset.X``, ``pruner.X``, ``transfer.X``, ``precision``, ..."""
+    ``dataset.X``, ``pruner.X``, ``precision``, ... and a probe's entry as ``PROBE`` (the
+    dataset it reads, if any), ``PROBE.data`` and ``PROBE.X`` (its parameters)."""
     flat: dict[str, Any] = {}
     for key, value in resolved.items():
         if key in _PREFIXES and isinstance(value, dict):
             flat.update({f"{_PREFIXES[key]}{k}": v for k, v in value.items()})
-        elif key == "transfer" and isinstance(value, dict):
-            flat["transfer"] = value.get("dataset")
-            flat["transfer.data"] = value.get("data")
-            params = value.get("params")
-            flat.update({f"transfer.{k}": v for k, v in params.items()} if isinstance(params, dict)
-                        else {"transfer.params": params})
+        elif isinstance(value, dict):  # a probe's entry
+            flat.update(_flat_probe(key, value))
         else:
             flat[key] = value
+    return flat
+
+
+def _flat_probe(name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    flat = {name if key == "dataset" else f"{name}.{key}": value
+            for key, value in entry.items() if key != "params"}
+    if "params" in entry:
+        params = entry["params"]
+        flat.update({f"{name}.{k}": v for k, v in params.items()} if isinstance(params, dict)
+                    else {f"{name}.params": params})
     return flat
 
 
@@ -208,14 +230,14 @@ def ordered(keys: Iterable[str]) -> list[str]:
 
 
 _TOP_LEVEL = {"identity", "cache_format", "record_schema", "method", "dataset", "data", "arch",
-              "pruner", "sparsity", "forget", "val_fraction", "train_size", "test_size", "transfer",
+              "pruner", "sparsity", "forget", "val_fraction", "train_size", "test_size",
               "precision", "compile", "data_hash", "method_params", "dataset_params",
-              "pruner_params", "recipe"}
+              "pruner_params", "recipe"} | set(ALWAYS_PRESENT)
 
 
 def show(key: str, value: Any) -> str:
     """``key=value`` for a row label; hashes are cut to 8 characters."""
-    if key in ("data", "data_hash", "transfer.data") and isinstance(value, str):
+    if (key in ("data", "data_hash") or key.endswith(".data")) and isinstance(value, str):
         value = value[:8]
     elif isinstance(value, float):
         value = f"{value:g}"

@@ -1,8 +1,9 @@
 """One trial, and the seeds of one configuration: original model (trained or loaded from the
 cache) -> optional pruning (cached too) -> forget/retain split -> timed unlearning with the mask
-held fixed -> every registered trial metric (and the probes of the scenario, before and after
-unlearning) -> one record, written atomically. Every component comes from a registry; nothing
-here knows a method, pruner, dataset, architecture or metric by name.
+held fixed -> every registered trial metric (and the probes of the scenario and of the
+configuration, before and after unlearning) -> one record, written atomically. Every component
+comes from a registry; nothing here knows a method, pruner, dataset, architecture, metric,
+scenario or probe by name.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from ..errors import CorruptFileError, NonFiniteError, UnlearnbenchError
 from ..data.population import Membership, population_split
 from ..evaluate.measure import declarations, measure, trial_evaluation, trial_metrics
 from ..evaluate.metrics import non_finite_weights, predict
-from ..evaluate.probes import BackdoorProbe, Probe, ProbeContext, TransferProbe
+from ..probe import Probe, ProbeContext
 from ..report.provenance import make_record
 from ..report.records import RunRecord, Timings
-from ..scenarios.backdoor import poison
 from ..storage import atomic_write_bytes
 from ..train.masks import Mask
 from ..train.runtime import derive_seed, generator
@@ -72,21 +72,14 @@ def check_labels(data: LoadedDataset, name: str) -> None:
                                    f"({len(bad)} out of range)")
 
 
-def _transfer_probe(plan: Plan, data: LoadedDataset) -> TransferProbe:
-    cfg = plan.config
-    downstream = load_dataset(plan.transfer, cfg.transfer, cfg.transfer_root or cfg.data_root,
-                              cfg.download, plan.cache)
-    probe = TransferProbe(cfg.transfer, subsample(downstream, cfg.train_size, cfg.test_size))
-    probe.check(data.in_chans, data.image_size)
-    return probe
-
-
 def setup_trials(plan: Plan, data: LoadedDataset) -> list[Probe]:
     """What every seed of ``plan`` shares, set up before its first trial: an architecture that
-    cannot take these images fails here, before any training; returns the probes every seed
-    measures besides the scenario's own."""
+    cannot take these images, or a probe whose data does not fit them, fails here, before any
+    training; returns the probes every seed measures (the scenario's first)."""
     model_factory(plan, data)(0)
-    return [_transfer_probe(plan, data)] if plan.transfer is not None else []
+    for probe in plan.probes.values():
+        probe.setup(data, plan.data_access)
+    return list(plan.probes.values())
 
 
 @dataclass
@@ -127,9 +120,8 @@ def trial_models(plan: Plan, data: LoadedDataset, seed: int, *,
     loaded from ``plan.cache``."""
     runtime = plan.runtime
     split = trial_split(plan, data, seed)
-    train_all = data.train.to(runtime.device)
-    if plan.forget.poisons:  # the original model learns the backdoor from the forget set
-        train_all = poison(train_all, split.forget, plan.forget.target)
+    # what the original trains on: the scenario may change it (a backdoor poisons the forget set)
+    train_all = plan.forget.poison(data.train.to(runtime.device), split.forget)
     new_model = model_factory(plan, data)
 
     log(f"[seed {seed}] original model ({plan.arch} on {plan.config.dataset})")
@@ -172,7 +164,7 @@ def mia_members(num_retain: int, num_test: int, seed: int) -> torch.Tensor:
 
 def run_trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
                       log: Callable[[str], None] = lambda m: None,
-                      probes: Sequence[Probe] = ()) -> TrialOutcome:
+                      probes: Sequence[Probe] | None = None) -> TrialOutcome:
     """One trial (see the module docstring): writes its record (and, when the configuration
     has ``save_model``, the unlearned model beside it); returns both with the evaluation data."""
     outcome = trial_outcome(plan, data, seed, log=log, probes=probes)
@@ -181,15 +173,19 @@ def run_trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
 
 
 def trial_record(plan: Plan, data: LoadedDataset, seed: int, *,
-                 log: Callable[[str], None] = lambda m: None, probes: Sequence[Probe] = ()) -> RunRecord:
+                 log: Callable[[str], None] = lambda m: None,
+                 probes: Sequence[Probe] | None = None) -> RunRecord:
     """One trial, announced on its device while it runs; returns its record (written by the caller)."""
     return trial_outcome(plan, data, seed, log=log, probes=probes).record
 
 
 def trial_outcome(plan: Plan, data: LoadedDataset, seed: int, *,
                   log: Callable[[str], None] = lambda m: None,
-                  probes: Sequence[Probe] = ()) -> TrialOutcome:
-    """One trial, announced on its device while it runs; the record is not written here."""
+                  probes: Sequence[Probe] | None = None) -> TrialOutcome:
+    """One trial, announced on its device while it runs; the record is not written here.
+    ``probes``: those :func:`setup_trials` returned (None: set them up here)."""
+    if probes is None:
+        probes = setup_trials(plan, data)
     with on_device(plan.runtime.device):
         return _trial(plan, data, seed, log, probes)
 
@@ -201,13 +197,9 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
     models = trial_models(plan, data, seed, log=log)
     split, train_all, new_model, model, mask = (models.split, models.train_all, models.new_model,
                                                 models.model, models.mask)
-    probes = list(probes)
-    if plan.forget.poisons:
-        probes.insert(0, BackdoorProbe(plan.forget.target))
     full_test = data.test.to(runtime.device)
     context = ProbeContext(full_test, data.normalize, runtime)
-    before = {key: value for probe in probes
-              for key, value in probe_before(plan, probe, model, context, models.model_key).items()}
+    before = merged([probe_before(plan, probe, model, context, models.model_key) for probe in probes])
 
     forget, retain = train_all.subset(split.forget), train_all.subset(split.retain)
     member = membership(plan)
@@ -242,7 +234,7 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
             values = measure(metrics, trial_evaluation(
                 unlearned, forget=forget, retain=retain, test=test, normalize=data.normalize,
                 runtime=runtime, mia_members=shadow, rte=rte))
-            after = {key: value for probe in probes for key, value in probe.measure(unlearned, context).items()}
+            after = merged([probe.measure(unlearned, context) for probe in probes])
             margins = scored_margins(unlearned, member, train_all, full_test, data.normalize, runtime)
         except NonFiniteError as exc:  # recorded as diverged: a result about the method, not a crash
             divergence = str(exc)
@@ -278,6 +270,17 @@ def scored_margins(model: nn.Module, member: Membership | None, train_all: Image
             logits = predict(model, subset, normalize, runtime)
             out[part] = [float(v) for v in margin_of(logits, subset.labels.cpu())]
     return out
+
+
+def merged(measurements: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The values of several probes in one mapping; two probes may not name the same value."""
+    values: dict[str, float] = {}
+    for measured in measurements:
+        if twice := sorted(set(values) & set(measured)):
+            raise UnlearnbenchError(f"two probes of this run measure {twice[0]!r}; expected each "
+                                    f"value from one probe")
+        values.update(measured)
+    return values
 
 
 def save_model(path: Path, model: nn.Module, mask: Mask | None, data: LoadedDataset, split,

@@ -1,1 +1,1 @@
-"""Forgetting scenarios beyond the class-wise and random splits: the backdoor (Trojan) scenario."""
+"""The built-in forgetting scenarios, one module each: class-wise, random and backdoor."""

@@ -63,12 +63,14 @@ def make_sgd(model: nn.Module, recipe: TrainRecipe, runtime: Runtime) -> torch.o
 def fit(model: nn.Module, batches: Iterable[Any], recipe: TrainRecipe, runtime: Runtime, *,
         loss: LossFn = cross_entropy, mask: Mask | None = None, desc: str = "train",
         on_epoch_end: Callable[[int, nn.Module], None] | None = None,
-        optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0) -> nn.Module:
+        optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0,
+        stop_epoch: int | None = None) -> nn.Module:
     """Train ``model`` in place for ``recipe.epochs`` passes over ``batches``; returns it.
 
     ``start_epoch`` resumes the recipe there: only epochs ``start_epoch .. epochs - 1`` run,
     with the learning rate the full schedule has at each of them (weight rewinding restarts
-    the schedule at the rewind epoch, not at 0).
+    the schedule at the rewind epoch, not at 0). ``stop_epoch`` ends it early, after that many
+    epochs of the recipe (the schedule is still the whole recipe's).
 
     A fresh SGD optimizer (:func:`make_sgd`) is made per call unless ``optimizer`` is given:
     passing the same one to consecutive calls keeps its momentum across them, as a method that
@@ -81,7 +83,8 @@ def fit(model: nn.Module, batches: Iterable[Any], recipe: TrainRecipe, runtime: 
     apply_mask()
     net = runtime.compiled(model)
     model.train()
-    for epoch in report_progress(range(start_epoch, recipe.epochs), desc, "epoch"):
+    end = recipe.epochs if stop_epoch is None else min(stop_epoch, recipe.epochs)
+    for epoch in report_progress(range(start_epoch, end), desc, "epoch"):
         for i, batch in enumerate(batches):
             progress = (epoch + (i / steps if steps else 0.0)) / max(recipe.epochs, 1)
             for group in optimizer.param_groups:

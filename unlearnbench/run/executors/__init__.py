@@ -120,6 +120,11 @@ def run_grid(trials: Sequence[Trial], executor: Executor, *, log: Log = lambda m
     raises after the others finished when a trial failed."""
     from tqdm.auto import tqdm
 
+    from ..config import share_snapshots
+
+    configs = share_snapshots([trial.config for trial in trials])  # an original trains once
+    trials = [dataclasses.replace(trial, config=config) for trial, config in zip(trials, configs)]
+
     records: dict[int, RunRecord] = {}
     failures: dict[int, BaseException] = {}
     start = time.perf_counter()

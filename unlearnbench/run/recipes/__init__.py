@@ -50,7 +50,7 @@ else:  # pragma: no cover
 GRID_KEYS = ("method", "pruning", "forget")
 # RunConfig fields a recipe may set in [run] or [scales.*]; the rest come from the command line.
 RECIPE_FIELDS = ("dataset", "dataset_params", "arch", "train_params", "val_fraction", "train_size",
-                 "test_size", "transfer", "transfer_params", "pruner_params")
+                 "test_size", "probes", "pruner_params")
 ALIASES = {"train": "train_params"}
 
 
@@ -69,12 +69,18 @@ class Recipe:
         return ("full", *self.scales)
 
     def configs(self, *, scale: str = "full", seeds: tuple[int, ...] = (0,),
+                probe_params: Mapping[str, Mapping[str, Any]] | None = None,
                 **common: Any) -> list[RunConfig]:
-        """One RunConfig per grid point (all seeds in each), validated before anything runs."""
+        """One RunConfig per grid point (all seeds in each), validated before anything runs.
+        ``probe_params`` adds parameters to the recipe's probes of those names (e.g. where a
+        probe's data is, from the command line); a probe the recipe does not ask for is left out."""
         if scale not in self.scale_names:
             raise ConfigError(f"--scale {scale!r} is invalid for recipe {self.name!r}: expected "
                               f"one of {', '.join(self.scale_names)}")
         base = {**self.run, **(self.scales.get(scale, {}))}
+        if probe_params and "probes" in base:
+            base["probes"] = {name: {**params, **(probe_params.get(name) or {})}
+                              for name, params in base["probes"].items()}
         grid = {**self.grid, **self.scale_grids.get(scale, {})}
         configs = []
         for method, pruning, forget in itertools.product(*(grid[k] for k in GRID_KEYS)):
@@ -190,6 +196,7 @@ def pruning_label(config: RunConfig) -> str:
 
 def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple[int, ...] = (0,),
               log: Callable[[str], None] = print, plots: bool = True, executor: Any = None,
+              probe_params: Mapping[str, Mapping[str, Any]] | None = None,
               **common: Any) -> dict[str, Any]:
     """Run every pending trial of ``recipe`` (on ``executor``, default in-process), then render
     the table and the pictures."""
@@ -199,7 +206,8 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
     from ...storage import atomic_write_text
 
     records_dir = output / "records"
-    configs = recipe.configs(scale=scale, seeds=seeds, output_dir=records_dir, **common)
+    configs = recipe.configs(scale=scale, seeds=seeds, output_dir=records_dir,
+                             probe_params=probe_params, **common)
     todo = [c for c in pending(configs, records_dir) if c.seeds]
     check_against_data(todo)
     total = sum(len(c.seeds) for c in configs)

@@ -1,0 +1,1 @@
+"""The built-in probes, one module each: backdoor (attack success rate) and transfer (linear probe)."""
