@@ -206,7 +206,7 @@ def test_a_schema_3_record_of_the_same_trial_counts_as_done(tmp_path, shared_cac
     assert recorded(tmp_path, record.identity) and pending([config], tmp_path)[0].seeds == ()
 
 
-@pytest.mark.parametrize("folder, schema", [("main-table-small", 2), ("digits-main-grid", 1)])
+@pytest.mark.parametrize("folder, schema", [("gamma-schedules-small", 2), ("digits-main-grid", 1)])
 def test_legacy_records_load_with_an_identity_derived_from_their_config(folder, schema) -> None:
     paths = sorted((LEADERBOARD / folder / "records").glob("*-ft-dense*.json"))
     assert paths, f"the committed {folder} records are missing"
