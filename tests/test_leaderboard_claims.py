@@ -155,6 +155,13 @@ def test_gamma_schedule_sentences() -> None:
     assert spread("UA") <= 0.15 and spread("MIA") <= 0.3
     assert spread("RA") <= 0.2 and spread("TA") <= 0.2
     board.says("at most 0.15 point in UA, 0.3 in MIA-Efficacy and 0.2 in RA/TA")
+    main = Board("main-table-small")  # what the verdict cites from the memorizing scale
+    board.says(f"UA {main.value('class:0', 'dense', 'ft', 'UA_mean'):.2f} against Retrain's "
+               f"{main.value('class:0', 'dense', 'retrain', 'UA_mean'):.2f}")
+    gaps = [abs(main.value(f, p, "sparse_ft", f"{m}_mean") - main.value(f, p, "ft", f"{m}_mean"))
+            for f in SCENARIOS.values() for p in PRUNINGS for m in METRICS]
+    assert max(gaps) <= 0.07
+    board.says("sparse_ft equals FT within 0.07 points")
     assert len(board.records) == 30
     board.says("30 runs")
 
