@@ -306,7 +306,7 @@ def test_pruned_model_survives_the_cache_and_a_damaged_entry_is_rebuilt(tmp_path
 
 def _assert_same_metrics(a, b) -> None:
     for metric in ("UA", "MIA", "RA", "TA"):
-        assert getattr(a.metrics, metric) == getattr(b.metrics, metric), metric
+        assert a.metrics[metric] == b.metrics[metric], metric
 
 
 # -- SynFlow on the suite's ResNet-18 (CIFAR stem) ---------------------------------------------

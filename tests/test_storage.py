@@ -151,7 +151,7 @@ def test_a_corrupted_original_is_rebuilt_with_the_same_results(tmp_path: Path) -
         [rebuilt] = run(config)
     assert not rebuilt.timings.original_cached
     for name in ("UA", "MIA", "RA", "TA"):
-        assert getattr(rebuilt.metrics, name) == getattr(first.metrics, name)
+        assert rebuilt.metrics[name] == first.metrics[name]
     assert rebuilt.split == first.split
     [again] = run(config)  # the rebuilt entry is valid again
     assert again.timings.original_cached
