@@ -87,7 +87,7 @@ def test_a_registered_scenario_runs_end_to_end_on_digits(plugins, tmp_path: Path
     assert torch.equal(outcome.forget.images.cpu(), data.train.subset(split.train[:30]).images)
     assert (record.split.forget, record.split.test) == (30, 100)
     assert (record.forget, record.scenario, record.probes) == ("first:30", "first", {})
-    assert record.metrics.UA is not None and (tmp_path / "o" / f"{record.run_id}.json").is_file()
+    assert record.metrics["UA"] is not None and (tmp_path / "o" / f"{record.run_id}.json").is_file()
     assert planned_identity(plan, 0) != planned_identity(prepare(_digits(tmp_path, shared_cache,
                                                                          forget="first:31")), 0)
 
