@@ -168,14 +168,27 @@ def test_gamma_schedule_sentences() -> None:
 
 def test_pruners_sentences() -> None:
     board = Board("pruners-small")
+    v = board.value
+    disparity = {}
     for mask, name in (("omp", "OMP"), ("imp", "IMP"), ("synflow", "SynFlow"), ("random", "random")):
-        cells = [f"{board.value('class:0', f'{mask} {s}', 'ft', 'disparity'):.2f}" for s in (0.5, 0.9)]
-        board.says(f"| {name} | {cells[0]} | {cells[1]} |")
-    board.says(f"(dense: {board.value('class:0', 'dense', 'ft', 'disparity'):.2f})")
-    board.says(f"has UA {board.value('class:0', 'imp 0.9', 'ft', 'UA_mean'):.2f} against Retrain's "
-               f"{board.value('class:0', 'imp 0.9', 'retrain', 'UA_mean'):.0f}")
+        disparity[mask] = [v("class:0", f"{mask} {s}", "ft", "disparity") for s in (0.5, 0.9)]
+        board.says(f"| {name} | {disparity[mask][0]:.2f} | {disparity[mask][1]:.2f} |")
+    board.says(f"| (dense: {v('class:0', 'dense', 'ft', 'disparity'):.2f}) |")
+    prunings = ["dense"] + [f"{m} {s}" for m in disparity for s in (0.5, 0.9)]
+    assert min(v("class:0", p, "retrain", "RA_mean") for p in prunings) >= 99.9
+    ua = {p: v("class:0", p, "ft", "UA_mean") for p in prunings}
+    assert max(ua.values()) == ua["synflow 0.9"]
+    board.says(f"its UA is at most {ua['synflow 0.9']:.2f} (SynFlow 0.9)")
+    every = [d for ds in disparity.values() for d in ds] + [v("class:0", "dense", "ft", "disparity")]
+    assert 44 <= min(every) and max(every) <= 51
+    board.says(f"(0.5: {disparity['omp'][0]:.2f} against {disparity['imp'][0]:.2f}; "
+               f"0.9: {disparity['omp'][1]:.2f} against {disparity['imp'][1]:.2f})")
+    assert all(abs(o - i) <= 0.5 for o, i in zip(disparity["omp"], disparity["imp"]))
+    board.says(f"SynFlow ({disparity['synflow'][1]:.2f}) and random pruning ({disparity['random'][1]:.2f})")
+    board.says(f"MIA-Efficacy rises to {v('class:0', 'synflow 0.9', 'ft', 'MIA_mean'):.2f} and "
+               f"{v('class:0', 'random 0.9', 'ft', 'MIA_mean'):.2f}")
     assert len(board.records) == 18
-    board.says("18 runs")
+    board.says("18 runs in 3,453 s")
 
 
 @pytest.mark.parametrize("name", ["main-table-small", "pruners-small", "gamma-schedules-small",
