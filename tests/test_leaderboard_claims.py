@@ -196,3 +196,65 @@ def test_pruners_sentences() -> None:
 def test_table_captions_name_what_the_records_ran(name: str) -> None:
     folder = BOARD / name
     assert records_setting(load_records(folder / "records")) in (folder / "table.md").read_text()
+
+
+def test_audit_sentences() -> None:
+    """The audit README's numbers, recomputed from its audit.json."""
+    import json
+
+    from scipy.stats import spearmanr
+
+    folder = BOARD / "audit-random-forgetting-small"
+    summary = json.loads((folder / "audit.json").read_text())
+    readme = " ".join((folder / "README.md").read_text().split())
+
+    def says(sentence: str) -> None:
+        assert " ".join(sentence.split()) in readme, sentence
+
+    def row(metric: str, pruning: str, method: str) -> dict:
+        [found] = [r for r in summary["rows"] if (r["metric"], r["pruning"], r["method"]) == (metric, pruning, method)]
+        return found
+
+    methods = ["none", "ft", "ga", "sparse_ft", "iu"]
+    cost = summary["cost"]
+    says(f"{cost['originals']} original models and {cost['pruned']} pruned models, {cost['unlearning']} "
+         f"unlearning runs ({cost['retrainings']} of them retrain from scratch)")
+    says(f"Wall clock: {summary['wall_clock_s']:,.0f} s")
+    assert len(list((folder / "records").glob("*.json"))) == cost["unlearning"] == 208
+    for pruning, label in (("dense", "dense"), ("omp:0.95", "OMP 95%")):
+        gap = {m: abs(row("klom", pruning, m)["MIA"] - row("klom", pruning, "retrain")["MIA"]) for m in methods}
+        measures = {"klom": {m: row("klom", pruning, m)["forget"] for m in methods},
+                    "gauss": {m: row("klom", pruning, m)["forget_gaussian"] for m in methods},
+                    "ulira": {m: abs(row("ulira", pruning, m)["accuracy"] - 50) for m in methods}}
+        rho = [spearmanr([gap[m] for m in methods], [d[m] for m in methods]).statistic
+               for d in measures.values()]
+        says(f"| {label} | " + " | ".join(f"{r:.2f}" for r in rho) + " |")
+        if pruning == "dense":
+            for d in [gap, *measures.values()]:
+                assert sorted(d, key=d.get)[:2] == ["iu", "ga"]
+    u = {(p, m): row("ulira", p, m) for p in ("dense", "omp:0.95") for m in methods + ["retrain"]}
+    says(f"with {u['dense', 'ft']['accuracy']:.1f}% accuracy (AUC {u['dense', 'ft']['auc']:.3f})")
+    says(f"`none` ({u['dense', 'none']['accuracy']:.1f}%, AUC {u['dense', 'none']['auc']:.3f}); "
+         f"Retrain scores {u['dense', 'retrain']['accuracy']:.1f}%")
+    says(f"U-LiRA's null here is {u['dense', 'retrain']['accuracy']:.1f}% (dense) and "
+         f"{u['omp:0.95', 'retrain']['accuracy']:.1f}% (95%)")
+    says(f"(± {u['dense', 'retrain']['accuracy_std']:.1f} and ± {u['omp:0.95', 'retrain']['accuracy_std']:.1f} points)")
+    k = {(p, m): row("klom", p, m) for p in ("dense", "omp:0.95") for m in methods + ["retrain"]}
+    says(f"(FT {k['dense', 'ft']['MIA']:.2f} against Retrain's {k['dense', 'retrain']['MIA']:.2f})")
+    null = k["dense", "retrain"]["forget"]
+    says(f"its null is {null:.2f} nats (dense)")
+    spread = max(abs(k["dense", m]["forget"] - null) for m in methods)
+    assert spread <= 1.2
+    says("every method lies within 1.2 nats of it")
+    says(f"IU's {k['dense', 'iu']['forget']:.2f} is even below")
+    says(f"{k['dense', 'ft']['forget_gaussian']:.2f} for FT against a null of {k['dense', 'retrain']['forget_gaussian']:.2f}")
+    for method, name in (("ft", "FT"), ("sparse_ft", "sparse_ft"), ("ga", "GA"), ("iu", "IU")):
+        says(f"{name} {u['dense', method]['accuracy']:.1f}% -> {u['omp:0.95', method]['accuracy']:.1f}%")
+    says(f"(the null: {u['dense', 'retrain']['accuracy']:.1f}% -> {u['omp:0.95', 'retrain']['accuracy']:.1f}%)")
+    for method, name in (("ft", "FT"), ("ga", "GA")):
+        says(f"{name} {k['dense', method]['forget_gaussian']:.2f} -> {k['omp:0.95', method]['forget_gaussian']:.2f}")
+        assert k["omp:0.95", method]["forget_gaussian"] > k["dense", method]["forget_gaussian"]
+    says(f"(the null: {k['dense', 'retrain']['forget_gaussian']:.2f} -> {k['omp:0.95', 'retrain']['forget_gaussian']:.2f})")
+    ft_gap = [abs(k[p, "ft"]["MIA"] - k[p, "retrain"]["MIA"]) for p in ("dense", "omp:0.95")]
+    says(f"(FT {ft_gap[0]:.2f} -> {ft_gap[1]:.2f})")
+    assert k["dense", "ft"]["MIA"] == k["omp:0.95", "ft"]["MIA"] == 0
