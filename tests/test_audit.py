@@ -155,3 +155,14 @@ def test_leaderboard_renders_an_audit_folder_by_its_table(tmp_path: Path, capsys
     out.rename(tmp_path / "board" / "audit")
     with pytest.raises(Exception, match="no run records"):  # an audit is no leaderboard folder
         benchmark_folders(tmp_path / "board")
+
+
+def test_the_committed_audit_table_renders_from_its_record() -> None:
+    """leaderboard/'s audit: its table.md is exactly what its audit.json renders to."""
+    from unlearnbench.report.audit import render_audit
+    folder = Path(__file__).resolve().parents[1] / "leaderboard" / "audit-random-forgetting-small"
+    summary = json.loads((folder / "audit.json").read_text())
+    assert (folder / "table.md").read_text() == render_audit(summary)
+    arrays = np.load(folder / "per_example.npz")
+    assert {f"klom/{p}/{m}/forget" for p in ("dense", "omp:0.95")
+            for m in ("none", "retrain", "ft", "ga", "sparse_ft", "iu")} <= set(arrays.files)

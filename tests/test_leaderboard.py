@@ -214,7 +214,8 @@ def test_population_metrics_are_no_columns(records, add_metric) -> None:
     assert render(audited) == render(records)
 
 
-@pytest.mark.parametrize("folder", sorted(p.parent.name for p in LEADERBOARD.glob("*/table.md")))
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in LEADERBOARD.glob("*/table.md")
+                                          if not (p.parent / "audit.json").is_file()))
 def test_the_committed_tables_render_exactly_as_committed(folder: str) -> None:
     """Records of schemas 1 and 2, read as schema 4, give the committed tables byte for byte."""
     records = load_records(LEADERBOARD / folder / "records")
