@@ -21,7 +21,8 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": ".errors", "CorruptFileError": ".errors", "DataNotFoundError": ".errors",
     "DuplicateNameError": ".errors", "PluginLoadError": ".errors", "UnknownNameError": ".errors",
     "UnlearnbenchError": ".errors",
-    "Metric": ".metric", "TrialEvaluation": ".metric", "TrialMetric": ".metric",
+    "Metric": ".metric", "PopulationMetric": ".metric", "TrialEvaluation": ".metric",
+    "TrialMetric": ".metric",
     "Mask": ".train.masks", "prunable_weights": ".train.masks",
     "Configurable": ".params", "param": ".params",
     "Pruner": ".pruner", "PruningTask": ".pruner",
@@ -54,7 +55,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
     from .errors import (ConfigError, CorruptFileError, DataNotFoundError, DuplicateNameError,
                          PluginLoadError, UnknownNameError, UnlearnbenchError)
-    from .metric import Metric, TrialEvaluation, TrialMetric
+    from .metric import Metric, PopulationMetric, TrialEvaluation, TrialMetric
     from .params import Configurable, param
     from .probe import DataAccess, Probe, ProbeContext
     from .pruner import Pruner, PruningTask
