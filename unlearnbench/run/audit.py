@@ -110,10 +110,6 @@ class Member:
     config: RunConfig
     seed: int
 
-    @property
-    def membership(self) -> Membership:
-        return Membership.from_mapping(self.config.population)
-
 
 @dataclass
 class Design:
@@ -334,7 +330,7 @@ class ULiRA(PopulationMetric):
                               f"examples ({self.pool_multiple} x {count} forgotten) needs more than the "
                               f"{len(train)} training examples")
         pool = np.sort(context.rng("ulira/pool").permutation(train)[:size])
-        _, methods = _oracle_and_methods(spec)
+        oracle, methods = _oracle_and_methods(spec)
         members, held, forgotten, shadow = [], [], [], []
         for k in range(spec.models):
             half = np.sort(context.rng(f"ulira/half/{k}").permutation(pool)[:size // 2])
@@ -351,7 +347,7 @@ class ULiRA(PopulationMetric):
                         shadow.append(k)
         return Design("ulira", members, {"held": np.array(held), "forgotten": np.array(forgotten),
                                          "shadow": np.array(shadow), "pool": size, "forget": count,
-                                         "oracle": method_label(_oracle_and_methods(spec)[0])})
+                                         "oracle": method_label(oracle)})
 
     def score(self, population: Population) -> Scored:
         from ..evaluate.ulira import ulira
@@ -391,14 +387,15 @@ def population_metric(name: str, params: Mapping[str, Any]) -> PopulationMetric:
     return cls.from_params(dict(params))
 
 
+def base_config(spec: AuditSpec) -> RunConfig:
+    """The setting every trial of ``spec`` shares (the members replace method, pruning, forget
+    spec, seed and population)."""
+    return RunConfig(**{**spec.base, "method": spec.oracle["method"], "forget": "random:1"})
+
+
 def designs(spec: AuditSpec, metrics: Mapping[str, PopulationMetric], data: Any) -> list[Design]:
-    base = RunConfig(**{**spec.base, "method": spec.oracle["method"], "forget": "random:1"})
-    context = AuditContext(spec, base, data.train.labels.cpu(), data.test.labels.cpu())
+    context = AuditContext(spec, base_config(spec), data.train.labels.cpu(), data.test.labels.cpu())
     return [metric.design(context) for metric in metrics.values()]
-
-
-def base_plan(spec: AuditSpec):
-    return prepare(RunConfig(**{**spec.base, "method": spec.oracle["method"], "forget": "random:1"}))
 
 
 @dataclass(frozen=True)
@@ -450,7 +447,7 @@ def run_audit(spec: AuditSpec, *, output: Path, executor: Any = None, log: Log =
     from .trial import load_data
 
     metrics = {name: population_metric(name, params) for name, params in spec.metrics.items()}
-    plan = base_plan(spec)  # every name checked before the data is read
+    plan = prepare(base_config(spec))  # every name checked before the data is read
     data = load_data(plan)
     all_designs = designs(spec, metrics, data)
     records_dir = output / "records"
@@ -501,14 +498,15 @@ def write_audit(spec: AuditSpec, output: Path, rows: list[dict[str, Any]], array
 
     from ..report.audit import render_audit
     from ..storage import atomic_write_bytes, atomic_write_text
+    from .recipes import jsonable
 
     previous = _previous_seconds(output / "audit.json")
     summary = {"audit_format": AUDIT_FORMAT, "name": spec.name, "description": spec.description,
-               "spec": _jsonable(dataclasses.asdict(spec)),
+               "spec": jsonable(dataclasses.asdict(spec)),
                "metrics": {name: {"params": m.get_params(), **type(m).declaration().to_dict()}
                            for name, m in metrics.items()},
                "data_hash": data.content_hash, "cost": dataclasses.asdict(cost),
-               "wall_clock_s": round(previous + seconds, 1), "rows": _jsonable(rows)}
+               "wall_clock_s": round(previous + seconds, 1), "rows": jsonable(rows)}
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(output / "per_example.npz", buffer.getvalue())
@@ -522,20 +520,6 @@ def _previous_seconds(path: Path) -> float:
         return float(json.loads(path.read_text()).get("wall_clock_s", 0.0))
     except (OSError, ValueError, AttributeError, TypeError):
         return 0.0
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 # -- audit recipes -----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -221,7 +222,7 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
     atomic_write_text(output / "table.md", table_text(recipe, scale, records, render(records)))
     summary = {"recipe": recipe.name, "scale": scale, "seeds": list(seeds), "runs": total,
                "ran": sum(len(c.seeds) for c in todo), "wall_clock_s": round(seconds, 1),
-               "configs": [_jsonable(dataclasses.asdict(c)) for c in configs]}
+               "configs": [jsonable(dataclasses.asdict(c)) for c in configs]}
     write_provenance(output / "recipe.json", summary, log)
     summary["diverged"] = diverged
     if plots:
@@ -287,12 +288,20 @@ def records_setting(records: Sequence[Any]) -> str:
     return f"These records ran: {'; '.join(settings) or 'nothing yet'}."
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON: mappings and sequences recursively, paths as text, numpy scalars
+    as Python numbers, a non-finite float as None."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return str(value) if isinstance(value, Path) else value
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and type(value).__module__ == "numpy":  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def default_output(recipe: Recipe, scale: str) -> Path:
