@@ -19,13 +19,14 @@ from ..errors import ConfigError, CorruptFileError, DataNotFoundError, Duplicate
 from ..metric import MetricDeclaration, check_metric_name, columns
 from ..storage import atomic_write_text
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Version 1 records lack ``probes``; they read as having none. Versions 1 and 2 lack the
 # identity: it is derived from what they stored (``unlearnbench.run.identity.derived_config``).
 # Versions 1 and 2 lack ``status``: they read as "ok" (a diverged run could not be recorded).
 # Versions 1 to 3 hold the five metrics of that time as fixed fields (``LegacyMetricValues``)
 # and no declarations: they read with ``LEGACY_DECLARATIONS``.
-READABLE_VERSIONS = (1, 2, 3, 4)
+# Versions 1 to 4 lack ``work`` (what the unlearner did): it reads as None (not measured).
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 IDENTITY_FIELDS = ("resolved", "identity", "config_identity")
 STATUSES = ("ok", "diverged")
 
@@ -67,6 +68,22 @@ class Timings:
     eval_s: float
     warmup_s: float = 0.0  # one-time warm-up (cuDNN autotuning, compilation), excluded from RTE
     shared_by: int = 0  # other trials on the device while RTE was timed (0: it had the device alone)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the unlearning call did, counted by the harness while it ran
+    (``unlearnbench.run.timing``): every ``optimizer.step()`` of any torch optimizer, and the
+    examples drawn through the task's loaders from each part of the data (``forget``,
+    ``retain``, ``validation``; ``other`` for data the method built itself). Passes over a
+    part are its examples divided by its size (``SplitInfo``)."""
+
+    optimizer_steps: int
+    examples: dict[str, int] = field(default_factory=dict)
+
+    def passes(self, part: str, size: int) -> float | None:
+        """Passes over ``part`` (None when the part is empty)."""
+        return self.examples.get(part, 0) / size if size else None
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,8 @@ class RunRecord:
     # probes after unlearning) are None, and config["divergence"] says what was non-finite
     # (records before schema 4 kept the RTE of a diverged run; timings.unlearn_s has it)
     status: str = "ok"
+    # what the unlearner did (None: a record before schema 5, which did not count it)
+    work: Work | None = None
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -261,6 +280,9 @@ def _build(cls: type, data: Any, source: str) -> Any:
     values = {}
     for name, value in data.items():
         tp = hints[name]
+        optional = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is not None and len(optional) == 1 and dataclasses.is_dataclass(optional[0]):
+            tp = optional[0]  # an optional record part, e.g. ``work``
         if dataclasses.is_dataclass(tp):
             value = _build(tp, value, f"{source}:{name}")
         elif not _matches(tp, value):
