@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Pruner": ".pruner", "PruningTask": ".pruner",
     "DataAccess": ".probe", "Probe": ".probe", "ProbeContext": ".probe",
     "Scenario": ".scenario",
+    "Choice": ".space", "Dimension": ".space", "LogUniform": ".space", "Uniform": ".space",
     "TrainRecipe": ".train.loop", "cross_entropy": ".train.loop", "fit": ".train.loop",
     "Unlearner": ".unlearner", "UnlearnerTags": ".unlearner", "UnlearningTask": ".unlearner",
 }
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .metric import Metric, PopulationMetric, TrialEvaluation, TrialMetric
     from .params import Configurable, param
     from .probe import DataAccess, Probe, ProbeContext
+    from .space import Choice, Dimension, LogUniform, Uniform
     from .pruner import Pruner, PruningTask
     from .scenario import Scenario
     from .train.loop import TrainRecipe, cross_entropy, fit

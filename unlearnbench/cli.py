@@ -1,4 +1,5 @@
-"""The ``unlearnbench`` command line: ``run``, ``reproduce``, ``ls``, ``leaderboard``, ``plot``."""
+"""The ``unlearnbench`` command line: ``run``, ``reproduce``, ``audit``, ``tune``, ``ls``,
+``leaderboard``, ``plot``."""
 
 from __future__ import annotations
 
@@ -68,40 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one method on one setting (several seeds)")
     run.add_argument("--method", required=True, help="unlearner name (see `unlearnbench ls unlearners`)")
     run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="unlearner hyperparameter")
-    run.add_argument("--dataset", default="digits", help="dataset name (default: digits, bundled)")
-    run.add_argument("--dataset-param", action="append", metavar="KEY=VALUE")
-    run.add_argument("--arch", default=None, help="model: a registered name or any timm architecture "
-                                                  "(default: the dataset's)")
-    run.add_argument("--label", default=None,
-                     help="row name in tables, for a method run in several variants (default: --method)")
-    run.add_argument("--forget", default="class:0",
-                     help="class:K, random:FRACTION, random:COUNT, backdoor:FRACTION[,target=T] or "
-                          "backdoor:COUNT[,target=T]; a number with a decimal point is a fraction "
-                          "in (0, 1), a whole number a count of examples")
+    _setting_options(run)
     _seed_options(run)
-    run.add_argument("--pruner", default=None, help="prune first (see `unlearnbench ls pruners`)")
-    run.add_argument("--sparsity", default=None, type=float, help="target sparsity for --pruner")
-    run.add_argument("--pruner-param", action="append", metavar="KEY=VALUE")
-    run.add_argument("--train", action="append", metavar="KEY=VALUE",
-                     help="override the original model's recipe (epochs, lr, batch_size, ...)")
-    run.add_argument("--val-fraction", type=float, default=0.1,
-                     help="per-class validation hold-out of the training set (default 0.1, as the paper)")
-    run.add_argument("--train-size", type=int, default=None,
-                     help="use a stratified subset of this many training images")
-    run.add_argument("--test-size", type=int, default=None,
-                     help="use a stratified subset of this many test images")
-    run.add_argument("--probe", action=_InOrder, dest="probe_args", metavar="NAME[:KEY=VALUE,...]",
-                     help="also measure this probe before/after unlearning (see `unlearnbench ls "
-                          "probes`), e.g. transfer:dataset=svhn; repeatable")
-    run.add_argument("--probe-param", action=_InOrder, dest="probe_args", metavar="KEY=VALUE",
-                     help="a parameter of the --probe given before it")
-    run.add_argument("--transfer", default=None, metavar="DATASET",
-                     help="shorthand for --probe transfer:dataset=DATASET (linear-probe accuracy "
-                          "on DATASET's features)")
-    run.add_argument("--transfer-param", action="append", metavar="KEY=VALUE",
-                     help="with --transfer: a parameter of the downstream dataset")
-    run.add_argument("--transfer-root", type=Path, default=None,
-                     help="with --transfer: the downstream dataset's folder (default: --data-root)")
     run.add_argument("--output", type=Path, default=Path("results"), help="folder for run records")
     run.add_argument("--save-model", type=Path, default=None, metavar="DIR",
                      help="also save each trial's unlearned model, mask and evaluation indices as "
@@ -134,6 +103,30 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--no-plots", action="store_true", help="skip drawing the pictures")
     _execution_flags(aud)
 
+    tune = sub.add_parser("tune", help="tune methods under the declared protocol (same budget for each)")
+    tune.add_argument("methods", nargs="*", metavar="METHOD",
+                      help="unlearners to tune on the setting the options give (or --recipe)")
+    tune.add_argument("--recipe", default=None,
+                      help="tune every method of a recipe's grid at each of its cells (pruning x forget)")
+    tune.add_argument("--scale", default="full", help="with --recipe: full or small")
+    tune.add_argument("--trials", type=int, default=8, help="candidates per method and cell (default 8)")
+    tune.add_argument("--sampler", default="qmc", help="qmc (default: scrambled Sobol), random or tpe")
+    tune.add_argument("--sampler-seed", type=int, default=0, help="the sampler's seed (default 0)")
+    tune.add_argument("--tuning-seeds", default="0", metavar="S1,S2,...",
+                      help="trial seeds every candidate runs (default 0)")
+    tune.add_argument("--tolerance", type=float, default=5.0,
+                      help="oracle-free: points of validation accuracy a candidate may lose (default 5)")
+    tune.add_argument("--criterion", default="oracle",
+                      help="what tpe optimizes: oracle or oracle-free (both are always reported)")
+    tune.add_argument("--values", type=Path, default=None,
+                      help="write the chosen values here (default with --recipe: the file the "
+                           "recipe's scale declares)")
+    tune.add_argument("--output", type=Path, default=None,
+                      help="study folder (default: tuning/ or leaderboard/RECIPE[-SCALE]/tuning)")
+    tune.add_argument("--dry-run", action="store_true", help="print the cost, run nothing")
+    _setting_options(tune)
+    _execution_flags(tune)
+
     ls = sub.add_parser("ls", help="list registered components and where they come from")
     ls.add_argument("kind", nargs="?",
                     choices=["datasets", "models", "pruners", "unlearners", "executors", "metrics",
@@ -157,6 +150,43 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="on an error, print the full traceback before the one-line message")
     return parser
+
+
+def _setting_options(parser: argparse.ArgumentParser) -> None:
+    """What a trial runs on (data, model, pruning, forget set): shared by ``run`` and ``tune``."""
+    parser.add_argument("--dataset", default="digits", help="dataset name (default: digits, bundled)")
+    parser.add_argument("--dataset-param", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--arch", default=None, help="model: a registered name or any timm architecture "
+                                                     "(default: the dataset's)")
+    parser.add_argument("--label", default=None,
+                        help="row name in tables, for a method run in several variants (default: --method)")
+    parser.add_argument("--forget", default="class:0",
+                        help="class:K, random:FRACTION, random:COUNT, backdoor:FRACTION[,target=T] or "
+                          "backdoor:COUNT[,target=T]; a number with a decimal point is a fraction "
+                          "in (0, 1), a whole number a count of examples")
+    parser.add_argument("--pruner", default=None, help="prune first (see `unlearnbench ls pruners`)")
+    parser.add_argument("--sparsity", default=None, type=float, help="target sparsity for --pruner")
+    parser.add_argument("--pruner-param", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--train", action="append", metavar="KEY=VALUE",
+                        help="override the original model's recipe (epochs, lr, batch_size, ...)")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="per-class validation hold-out of the training set (default 0.1, as the paper)")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="use a stratified subset of this many training images")
+    parser.add_argument("--test-size", type=int, default=None,
+                        help="use a stratified subset of this many test images")
+    parser.add_argument("--probe", action=_InOrder, dest="probe_args", metavar="NAME[:KEY=VALUE,...]",
+                        help="also measure this probe before/after unlearning (see `unlearnbench ls "
+                          "probes`), e.g. transfer:dataset=svhn; repeatable")
+    parser.add_argument("--probe-param", action=_InOrder, dest="probe_args", metavar="KEY=VALUE",
+                        help="a parameter of the --probe given before it")
+    parser.add_argument("--transfer", default=None, metavar="DATASET",
+                        help="shorthand for --probe transfer:dataset=DATASET (linear-probe accuracy "
+                          "on DATASET's features)")
+    parser.add_argument("--transfer-param", action="append", metavar="KEY=VALUE",
+                        help="with --transfer: a parameter of the downstream dataset")
+    parser.add_argument("--transfer-root", type=Path, default=None,
+                        help="with --transfer: the downstream dataset's folder (default: --data-root)")
 
 
 def _execution_flags(parser: argparse.ArgumentParser) -> None:
@@ -357,6 +387,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .run.tuning import Protocol
+
+    protocol = Protocol(trials=args.trials, sampler=args.sampler, seed=args.sampler_seed,
+                        seeds=_seeds(args.tuning_seeds), tolerance=args.tolerance,
+                        criterion=args.criterion)
+    if bool(args.recipe) == bool(args.methods):
+        raise ConfigError("unlearnbench tune needs METHOD... or --recipe NAME (one of them)")
+    fields = dict(dataset=args.dataset, dataset_params=_key_values(args.dataset_param, "--dataset-param"),
+                  arch=args.arch, pruner=args.pruner, sparsity=args.sparsity,
+                  pruner_params=_key_values(args.pruner_param, "--pruner-param"), forget=args.forget,
+                  train_params=_key_values(args.train, "--train"), val_fraction=args.val_fraction,
+                  train_size=args.train_size, test_size=args.test_size, **_execution(args))
+    from .run.recipes import recipe_cells
+    from .run.tuning import setting_cells, tune
+
+    if args.recipe:
+        cells, values, output = recipe_cells(args.recipe, args.scale, execution=_execution(args))
+    else:
+        cells, values, output = setting_cells(args.methods, fields), None, Path("tuning")
+    output = args.output or output
+    values = args.values or values
+    executor = None if args.dry_run else _executor(args)
+    _finishing(lambda: tune(cells, protocol, output, executor=executor, values=values, log=_log,
+                            dry_run=args.dry_run), output / "records")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -486,8 +544,8 @@ class DivergedRuns(UnlearnbenchError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "reproduce": cmd_reproduce, "audit": cmd_audit, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
-               "plot": cmd_plot}[args.command]
+    handler = {"run": cmd_run, "reproduce": cmd_reproduce, "audit": cmd_audit, "tune": cmd_tune,
+               "ls": cmd_ls, "leaderboard": cmd_leaderboard, "plot": cmd_plot}[args.command]
     warnings.simplefilter("default")
     _one_line_warnings()
     try:

@@ -129,6 +129,10 @@ class TrialEvaluation:
     test_labels: torch.Tensor
     mia_members: torch.Tensor
     rte: float
+    # the whole held-out set TA's examples come from (the test set, or a tuning trial's
+    # validation hold-out), examples a scenario leaves out of TA included (a forgotten class)
+    heldout_logits: torch.Tensor | None = None
+    heldout_labels: torch.Tensor | None = None
 
 
 class Metric(Configurable, abc.ABC):

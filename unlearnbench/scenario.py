@@ -90,6 +90,13 @@ class Scenario(abc.ABC):
         """A boolean mask of the test examples TA is measured on; None (the default): all."""
         return None
 
+    def tuning(self, num_classes: int) -> Scenario | None:
+        """The scenario hyperparameters are tuned on (``unlearnbench tune``): a forget set of
+        the same kind whose examples are disjoint from this one's, so that selection never
+        looks at how a method forgets the evaluated set. None: this scenario cannot be tuned
+        apart from itself (the default)."""
+        return None
+
     def probes(self) -> dict[str, dict[str, Any]]:
         """The probes (by registered name, with their parameters) this scenario needs measured
         before and after unlearning."""

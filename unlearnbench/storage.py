@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -160,3 +161,19 @@ def check_file_name(name: str, what: str) -> None:
 def _probe_write(folder: Path) -> None:
     with tempfile.TemporaryFile(dir=folder):
         pass
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON: mappings and sequences recursively, paths as text, numpy scalars
+    as Python numbers, a non-finite float as None."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and type(value).__module__ == "numpy":  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

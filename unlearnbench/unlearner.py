@@ -19,7 +19,7 @@ shapes met for the first time in loaders made by ``task.loader`` (see ``unlearnb
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,8 +29,22 @@ from torch import nn
 from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
 from .train.masks import Mask
 from .params import Configurable
+from .space import Dimension
 from .train.runtime import Runtime, generator
 from .train.loop import LossFn, TrainRecipe, cross_entropy, fit, make_sgd
+
+
+class CountingLoader(DeviceLoader):
+    """A :class:`DeviceLoader` that reports the size of every batch it yields."""
+
+    def __init__(self, data: ImageData, *, count: Callable[[int], None], **options: Any):
+        super().__init__(data, **options)
+        self.count = count
+
+    def __iter__(self):
+        for x, y in super().__iter__():
+            self.count(len(y))
+            yield x, y
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,9 @@ class UnlearningTask:
     # Called by loader() with the data and the batch sizes the new loader yields, so that the
     # harness can pay one-time costs of new shapes outside RTE (unlearnbench.run.timing.WarmUp).
     warm_up: Callable[[ImageData, Iterable[int]], None] = lambda data, batch_sizes: None
+    # Called with the data and the size of every batch a loader of loader() yields: the harness
+    # counts the method's work (the record's ``work``, unlearnbench.run.timing).
+    count_examples: Callable[[ImageData, int], None] = lambda data, examples: None
 
     def generator(self, stream: str):
         """A CPU ``torch.Generator`` for a named random stream of this trial."""
@@ -63,11 +80,12 @@ class UnlearningTask:
 
     def loader(self, data: ImageData, *, batch_size: int | None = None, shuffle: bool = True,
                augment: bool = True, stream: str = "loader") -> DeviceLoader:
-        loader = DeviceLoader(data, normalize=self.normalize,
-                              batch_size=batch_size or self.recipe.batch_size, shuffle=shuffle,
-                              augment=self.augment if augment else None,
-                              generator=self.generator(stream),
-                              channels_last=self.runtime.channels_last)
+        loader = CountingLoader(data, normalize=self.normalize,
+                                batch_size=batch_size or self.recipe.batch_size, shuffle=shuffle,
+                                augment=self.augment if augment else None,
+                                generator=self.generator(stream),
+                                channels_last=self.runtime.channels_last,
+                                count=lambda examples: self.count_examples(data, examples))
         self.warm_up(data, loader.batch_sizes())
         return loader
 
@@ -100,6 +118,10 @@ class Unlearner(Configurable, abc.ABC):
     """Base class of every unlearning method (see the module docstring)."""
 
     tags: ClassVar[UnlearnerTags] = UnlearnerTags()
+    #: where ``unlearnbench tune`` searches this method's hyperparameters, by parameter name
+    #: (the paper's ranges where it states them; the docstring says where each comes from).
+    #: Empty: nothing to tune (Retrain, the identity baseline).
+    search_space: ClassVar[Mapping[str, Dimension]] = {}
 
     @abc.abstractmethod
     def unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:

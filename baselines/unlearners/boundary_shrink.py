@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench import ImageData, Normalize, UnlearningTask, param
+from unlearnbench import ImageData, LogUniform, Normalize, UnlearningTask, param
 
 from ._common import frozen_copy
 from .ft import FineTune
@@ -86,7 +86,12 @@ class BoundaryShrink(FineTune):
     lr: float = param(1e-5, gt=0, help="constant SGD learning rate")
     momentum: float = param(0.9, ge=0, lt=1)
     weight_decay: float = param(0.0, ge=0, help="L2 weight decay (the reference: none)")
-    batch_size: int = param(64, ge=1)
+    # its own paper's batch, not the FT family's scale-following default: the method is in no
+    # recipe, and its lr 1e-5 was set for this batch
+    batch_size: int | None = param(64, ge=1)
+
+    # a decade on each side of its paper's lr 1e-5 (FT's range would not fit this method)
+    search_space = {"lr": LogUniform(1e-6, 1e-4)}
 
     def data(self, task: UnlearningTask) -> ImageData:
         return task.forget
@@ -98,5 +103,5 @@ class BoundaryShrink(FineTune):
             x, y = batch
             return F.cross_entropy(student(x), neighbour_labels(original, x, y, task.normalize, self.bound))
 
-        batches = task.loader(self.data(task), batch_size=self.batch_size)
-        return task.fit(model, batches, self.train_recipe(), loss=loss, desc="BoundaryShrink")
+        batches = task.loader(self.data(task), batch_size=self.batch(task))
+        return task.fit(model, batches, self.train_recipe(task), loss=loss, desc="BoundaryShrink")

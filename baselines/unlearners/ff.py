@@ -67,7 +67,7 @@ import torch
 from torch import nn
 from torch.func import jacrev, vmap
 
-from unlearnbench import Unlearner, UnlearningTask, param
+from unlearnbench import LogUniform, Unlearner, UnlearningTask, param
 
 from ._functional import Params, chunk_size, eval_batches, single_example_logits, trainable
 
@@ -111,6 +111,10 @@ class FisherForgetting(Unlearner):
     fisher_floor: float = param(1e-8, gt=0, help="lower clamp of the Fisher (division guard)")
     max_variance: float = param(1e-2, gt=0, help="upper cap of the noise variance (std <= 0.1)")
     gradient_memory_mb: int = param(512, ge=1, help="memory for one chunk of per-example Jacobians")
+
+    # The paper gives no range, and the reference's alpha (~3e-8) is not on this Fisher's
+    # scale (see above): two decades on each side of the default 2e-7, chosen on digits.
+    search_space = {"alpha": LogUniform(1e-9, 1e-5)}
 
     def retain_fisher(self, model: nn.Module, task: UnlearningTask) -> Params:
         """The diagonal Fisher of ``model`` on the whole retain set."""

@@ -2,8 +2,10 @@
 
 Thudi et al. 2022 ("Unrolling SGD"); the GA baseline of Jia et al. 2023, Sec. 3. Defaults are
 the reference settings of Jia et al. 2023 (see the reference notes, paper.md): 5 epochs,
-constant lr 1e-4, SGD momentum 0.9, weight decay 5e-4, batch 256. An earlier launcher of the
-reference code used lr 1e-3.
+constant lr 1e-4, SGD momentum 0.9, weight decay 5e-4; the batch size is the original
+model's recipe's (256 at full scale, the reference's; see ``ft.py``). An earlier launcher of
+the reference code used lr 1e-3. Search space: lr log-uniform in [1e-5, 1e-3] (the paper's
+range for GA).
 
 The lr is tied to the number of steps: the reference's CIFAR-10 class-wise forget set (4,500
 images, batch 256) gives ~90 steps, while the bundled ``digits`` forget class (~130 images)
@@ -32,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearnbench import ImageData, UnlearningTask, cross_entropy, param
+from unlearnbench import ImageData, LogUniform, UnlearningTask, cross_entropy, param
 
 from .ft import FineTune
 
@@ -40,6 +42,9 @@ from .ft import FineTune
 class GradientAscent(FineTune):
     epochs: int = param(5, ge=1, help="passes over the forget set")
     lr: float = param(1e-4, gt=0, help="constant SGD learning rate (an earlier reference launcher: 1e-3)")
+
+    # the paper's stated range for GA over its 5 epochs (Jia et al. 2023, Appendix C.2)
+    search_space = {"lr": LogUniform(1e-5, 1e-3)}
 
     def data(self, task: UnlearningTask) -> ImageData:
         return task.forget

@@ -73,7 +73,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench import ImageData, Unlearner, UnlearningTask, param
+from unlearnbench import ImageData, LogUniform, Unlearner, UnlearningTask, param
 
 from ._functional import (add_flat_, chunk_size, eval_batches, flat_keep, per_example_grads,
                           trainable)
@@ -154,6 +154,9 @@ class InfluenceUnlearning(Unlearner):
     fisher_samples: int = param(1000, ge=1, help="retain examples in the WoodFisher estimate")
     batch_size: int = param(256, ge=1, help="batch for the mean forget/retain gradients")
     gradient_memory_mb: int = param(1024, ge=1, help="memory for the per-example gradients")
+
+    # the range of the paper's IU alpha (SalUn, Fan et al. 2024, searched the same [1, 20])
+    search_space = {"alpha": LogUniform(1.0, 20.0)}
 
     def influence_direction(self, model: nn.Module, task: UnlearningTask, names: list[str],
                             keep: torch.Tensor | None) -> torch.Tensor:

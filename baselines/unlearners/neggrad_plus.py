@@ -44,7 +44,8 @@ class NegGradPlus(FineTune):
     lr: float = param(0.01, gt=0, help="constant SGD learning rate")
     momentum: float = param(0.0, ge=0, lt=1, help="SGD momentum (the reference: plain SGD)")
     weight_decay: float = param(0.0, ge=0, help="L2 weight decay (the reference: none)")
-    batch_size: int = param(256, ge=1, help="examples per retain batch and per forget batch")
+    batch_size: int | None = param(None, ge=1, help="examples per retain batch and per forget batch "
+                                   "(default: the original model's recipe's, as every FT-family method)")
 
     def loss(self, model: nn.Module, batch: Any, progress: float) -> torch.Tensor:
         retain, forget = batch
@@ -52,6 +53,6 @@ class NegGradPlus(FineTune):
                 - (1.0 - self.alpha) * cross_entropy(model, forget, progress))
 
     def unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
-        batches = Paired(task.loader(task.retain, batch_size=self.batch_size, stream="neggrad+/retain"),
-                         task.loader(task.forget, batch_size=self.batch_size, stream="neggrad+/forget"))
-        return task.fit(model, batches, self.train_recipe(), loss=self.loss, desc="NegGradPlus")
+        batches = Paired(task.loader(task.retain, batch_size=self.batch(task), stream="neggrad+/retain"),
+                         task.loader(task.forget, batch_size=self.batch(task), stream="neggrad+/forget"))
+        return task.fit(model, batches, self.train_recipe(task), loss=self.loss, desc="NegGradPlus")

@@ -117,9 +117,9 @@ class SalUn(RandomLabel):
     lr: float = param(0.013, gt=0, help="constant SGD learning rate (reference CIFAR-10 example)")
 
     def saliency(self, model: nn.Module, task: UnlearningTask) -> Saliency:
-        return saliency_mask(forget_gradient(model, task, self.batch_size), self.threshold, task.mask)
+        return saliency_mask(forget_gradient(model, task, self.batch(task)), self.threshold, task.mask)
 
     def unlearn(self, model: nn.Module, task: UnlearningTask) -> nn.Module:
         salient = self.saliency(model, task)
-        batches = FreezeOutside(task.loader(self.data(task), batch_size=self.batch_size), model, salient)
-        return task.fit(model, batches, self.train_recipe(), loss=self.loss, desc="SalUn")
+        batches = FreezeOutside(task.loader(self.data(task), batch_size=self.batch(task)), model, salient)
+        return task.fit(model, batches, self.train_recipe(task), loss=self.loss, desc="SalUn")

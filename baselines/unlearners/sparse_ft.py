@@ -51,7 +51,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from unlearnbench import param
+from unlearnbench import LogUniform, param
 
 from .ft import FineTune
 
@@ -66,6 +66,11 @@ def l1_norm(model: nn.Module) -> torch.Tensor:
 class SparseFineTune(FineTune):
     gamma: float = param(1e-4, ge=0, help="L1 strength gamma (peak of the schedule)")
     scheduler: Scheduler = param("linear_decay", help="how gamma_t follows training progress")
+
+    # lr: the paper's FT range, which it also uses for l1-sparse (Appendix C.2). gamma: log-
+    # uniform from a decade below the reference launcher's 1e-4 to 1e-2, two decades above it,
+    # where the shrinkage lr * gamma * steps starts to matter at small scales (digits: 1e-2).
+    search_space = {"lr": LogUniform(0.01, 0.1), "gamma": LogUniform(1e-5, 1e-2)}
 
     def gamma_at(self, progress: float) -> float:
         """gamma_t at ``progress`` in [0, 1] (see the module docstring)."""

@@ -87,11 +87,13 @@ def declarations(metrics: Mapping[str, TrialMetric]) -> dict[str, MetricDeclarat
 
 def trial_evaluation(model: nn.Module, *, forget: ImageData, retain: ImageData, test: ImageData,
                      normalize: Normalize, runtime: Runtime, mia_members: torch.Tensor,
-                     rte: float) -> TrialEvaluation:
-    """The logits of ``model`` on the three sets (fp32, eval mode, on the CPU) with their labels;
-    raises :class:`NonFiniteError` when a logit is NaN or infinite (the run diverged)."""
+                     rte: float, heldout: ImageData | None = None) -> TrialEvaluation:
+    """The logits of ``model`` on the sets (fp32, eval mode, on the CPU) with their labels;
+    ``heldout``: the whole held-out set ``test`` was cut from (default: ``test`` itself).
+    Raises :class:`NonFiniteError` when a logit is NaN or infinite (the run diverged)."""
     logits = {}
-    for name, data in (("forget", forget), ("retain", retain), ("test", test)):
+    sets = [("forget", forget), ("retain", retain), ("test", test)]
+    for name, data in sets + ([("heldout", heldout)] if heldout is not None else []):
         logits[name] = predict(model, data, normalize, runtime)
         if not bool(torch.isfinite(logits[name]).all()):  # would break a metric, not diverge visibly
             raise NonFiniteError(f"its logits on the {name} set are non-finite")
@@ -99,7 +101,9 @@ def trial_evaluation(model: nn.Module, *, forget: ImageData, retain: ImageData, 
         forget_logits=logits["forget"], forget_labels=forget.labels.cpu(),
         retain_logits=logits["retain"], retain_labels=retain.labels.cpu(),
         test_logits=logits["test"], test_labels=test.labels.cpu(),
-        mia_members=mia_members.cpu(), rte=float(rte))
+        mia_members=mia_members.cpu(), rte=float(rte),
+        heldout_logits=logits.get("heldout", logits["test"]),
+        heldout_labels=(heldout if heldout is not None else test).labels.cpu())
 
 
 def measure(metrics: Mapping[str, TrialMetric], evaluation: TrialEvaluation) -> dict[str, float | None]:

@@ -18,7 +18,7 @@ from ..data.dataset import LoadedDataset
 from ..data.splits import Split
 from ..run.identity import SHORT, config_identity, planned_identity, resolved_config, trial_identity
 from ..train.masks import weight_sparsity
-from .records import Environment, RunRecord, SplitInfo, Timings
+from .records import Environment, RunRecord, SplitInfo, Timings, Work
 from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..metric import MetricDeclaration
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model: nn.Module,
                 metrics: dict[str, float | None], declarations: dict[str, MetricDeclaration],
                 timings: Timings, probes: dict[str, dict[str, float]],
-                margins: dict[str, list[float]] | None = None) -> RunRecord:
+                margins: dict[str, list[float]] | None = None, work: Work | None = None) -> RunRecord:
     """The record of one trial; ``metrics`` and ``declarations`` are by metric name, and every
     metric's package joins the record's packages; ``margins``: a population trial's scored margins."""
     cfg = plan.config
@@ -66,11 +66,11 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
                 "recipe": plan.recipe.get_params(), "val_fraction": cfg.val_fraction,
                 "train_size": cfg.train_size, "test_size": cfg.test_size,
                 "probes": {name: dict(params) for name, params in cfg.probes.items()},
-                "forget": str(plan.forget), "arch": plan.arch,
+                "forget": str(plan.forget), "arch": plan.arch, "holdout": cfg.holdout,
                 "forget_class_name": (data.class_names[plan.forget.forget_class]
                                       if plan.forget.forget_class is not None else None)},
         components={role: f"{name} ({origins[role]})" for role, (_, name) in roles.items()},
-        probes=probes, margins=margins, resolved=resolved, identity=identity,
+        probes=probes, margins=margins, work=work, resolved=resolved, identity=identity,
         config_identity=config_identity(resolved), data_hash=data.content_hash)
 
 

@@ -25,7 +25,9 @@ from ..train.loop import TrainRecipe
 from ..train.runtime import Runtime
 from ..unlearner import Unlearner
 
-CACHE_FORMAT = 3  # bump when a change to training code makes old cached models stale
+CACHE_FORMAT = 4  # bump when a change to training code makes old cached models stale
+# 4: channels_last training on the CPU as well (float-level changes)
+HOLDOUTS = ("test", "validation")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class RunConfig:
     sparsity: float | None = None
     pruner_params: Mapping[str, Any] = field(default_factory=dict)
     forget: str = "class:0"
+    # what TA, the MIA's non-members and the probes measure on: the test set, or (a tuning
+    # trial, unlearnbench.run.tuning) the validation hold-out, so the test set is never read
+    holdout: str = "test"
     seeds: tuple[int, ...] = (0,)
     train_params: Mapping[str, Any] = field(default_factory=dict)  # overrides of the recipe
     val_fraction: float = 0.1
@@ -91,6 +96,10 @@ class Plan:
                           self.cache, cfg.train_size, cfg.test_size)
 
 
+def pruning_label(config: RunConfig) -> str:
+    return f"{config.pruner}:{config.sparsity:g}" if config.pruner else "dense"
+
+
 def prepare(config: RunConfig) -> Plan:
     """Resolve and validate everything before any data is read or any model trained."""
     unlearner = UNLEARNERS.get(config.method).from_params(config.method_params)
@@ -117,6 +126,10 @@ def prepare(config: RunConfig) -> Plan:
         raise ConfigError(f"--save-model {config.save_model} is a file: expected a folder for the models")
     if config.population:
         check_population(config)
+    if config.holdout not in HOLDOUTS:
+        raise ConfigError(f"holdout {config.holdout!r} is invalid: expected one of {', '.join(HOLDOUTS)}")
+    if config.holdout == "validation" and not config.val_fraction:
+        raise ConfigError("holdout 'validation' needs a validation hold-out: val_fraction > 0")
     forget = ForgetSpec.parse(config.forget)
     snapshots = snapshots_needed(pruner, recipe) | {e for e in config.keep_snapshots
                                                     if 0 <= e <= recipe.epochs}

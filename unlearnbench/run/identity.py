@@ -6,7 +6,8 @@ original model's training recipe, the forget spec, the validation fraction, the 
 fingerprint of the data files, each probe the configuration asks for (under its name: what
 :meth:`~unlearnbench.probe.Probe.resolved` says, e.g. a downstream dataset, its parameters
 and files; a scenario's own probes follow from the forget spec), the precision and compile mode,
-a population audit's fixed split and replicate (``population``, only when set), and the code's
+a population audit's fixed split and replicate (``population``, only when set), a tuning
+trial's hold-out (``holdout``, only when it is the validation split), and the code's
 formats (``CACHE_FORMAT``, ``MEASUREMENT_FORMAT``). Its
 canonical JSON (sorted keys, integral floats written as integers) hashed with sha256 is the
 *config identity*; with the seed added it is the *trial identity*, which names the record file
@@ -55,7 +56,7 @@ IDENTITY_VERSION = 1  # bump when the resolved configuration gains or loses a fi
 # It is hashed under the key "record_schema" because, until records became schema 4, the
 # record's schema version stood for it (it was 3 then); a new record layout alone must not
 # make finished trials count as not done.
-MEASUREMENT_FORMAT = 3
+MEASUREMENT_FORMAT = 4  # 4: predict in channels_last batches of the helper's size
 # Version 1 holds the key "transfer" in every configuration (None unless a probe of that name
 # is asked for): kept, so that no identity changed when probes became plugins.
 ALWAYS_PRESENT = {"transfer": None}
@@ -125,6 +126,7 @@ def resolved_config(plan: Plan) -> dict[str, Any]:
         "val_fraction": cfg.val_fraction, "train_size": cfg.train_size, "test_size": cfg.test_size,
         "precision": plan.runtime.precision, "compile": plan.runtime.compile,
         **({"population": dict(cfg.population)} if cfg.population else {}),
+        **({"holdout": cfg.holdout} if cfg.holdout != "test" else {}),
     }
     return {**resolved, **ALWAYS_PRESENT, **probe_entries(plan, set(resolved))}
 

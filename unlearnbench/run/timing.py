@@ -31,10 +31,12 @@ from collections.abc import Callable, Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from ..data.streaming import DiskImages
 from ..data.tensors import DeviceLoader, ImageData, Normalize
 from ..errors import UnlearnbenchError
+from ..report.records import Work
 from ..train.runtime import Runtime, Stopwatch
 from ..unlearner import Unlearner, UnlearningTask
 
@@ -90,6 +92,37 @@ class Timed:
     model: nn.Module
     rte: float  # seconds of the unlearning call, one-time costs left out
     warmup_s: float  # seconds of the one-time costs met during the call, paid with the clock paused
+    work: Work  # what the call did (optimizer steps, examples drawn per part of the data)
+
+
+class WorkMeter:
+    """Counts what an unlearning call does: every ``step()`` of any torch optimizer (a global
+    post-hook, so a method's own optimizer counts too; the warm-up steps none) and the
+    examples each of the task's loaders yields, by the part of the data it reads."""
+
+    def __init__(self, task: UnlearningTask):
+        parts = {"forget": task.forget, "retain": task.retain, "validation": task.validation}
+        self.parts = {id(data): name for name, data in parts.items() if data is not None}
+        self.steps = 0
+        self.examples: dict[str, int] = {}
+
+    def count_examples(self, data: ImageData, examples: int) -> None:
+        part = self.parts.get(id(data), "other")
+        self.examples[part] = self.examples.get(part, 0) + examples
+
+    def _step(self, optimizer, args, kwargs) -> None:
+        self.steps += 1
+
+    def __enter__(self) -> WorkMeter:
+        self._handle = register_optimizer_step_post_hook(self._step)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+
+    @property
+    def work(self) -> Work:
+        return Work(self.steps, dict(sorted(self.examples.items())))
 
 
 def sealed(warm_up: WarmUp) -> Callable[[ImageData, Iterable[int]], None]:
@@ -103,9 +136,11 @@ def sealed(warm_up: WarmUp) -> Callable[[ImageData, Iterable[int]], None]:
 def timed_unlearn(unlearner: Unlearner, model: nn.Module, task: UnlearningTask) -> Timed:
     """Run ``unlearner`` on a copy of ``model`` and time it as RTE (see the module docstring)."""
     stopwatch = Stopwatch(task.runtime)
+    meter = WorkMeter(task)
     task = dataclasses.replace(task, warm_up=sealed(WarmUp(model, task.runtime, task.normalize,
-                                                           stopwatch)))
+                                                           stopwatch)),
+                               count_examples=meter.count_examples)
     model = copy.deepcopy(model).train()  # the contract: the model arrives in training mode
-    with stopwatch:
+    with meter, stopwatch:
         unlearned = unlearner.unlearn(model, task)
-    return Timed(unlearned, stopwatch.seconds, stopwatch.paused_seconds)
+    return Timed(unlearned, stopwatch.seconds, stopwatch.paused_seconds, meter.work)

@@ -197,7 +197,7 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
     models = trial_models(plan, data, seed, log=log)
     split, train_all, new_model, model, mask = (models.split, models.train_all, models.new_model,
                                                 models.model, models.mask)
-    full_test = data.test.to(runtime.device)
+    full_test = heldout_data(plan, data, train_all, split)
     context = ProbeContext(full_test, data.normalize, runtime)
     before = merged([probe_before(plan, probe, model, context, models.model_key) for probe in probes])
 
@@ -217,14 +217,15 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
     with TimedSlot(runtime.device) as slot:  # one timed call per device at a time (sharing.py)
         timed = call_plugin(UNLEARNERS, plan.config.method,
                             lambda: timed_unlearn(plan.unlearner, model, task))
-    unlearned, rte, warmup_s = timed.model, timed.rte, timed.warmup_s
+    unlearned, rte, warmup_s, work = timed.model, timed.rte, timed.warmup_s, timed.work
     check_same_architecture(UNLEARNERS, plan.config.method, model, unlearned)
     if mask is not None and (bad := mask.violations(unlearned)):
         raise UnlearnbenchError(f"unlearner {plan.config.method!r} made {bad} pruned weights non-zero; "
                                 f"the mask must stay fixed (train with task.fit, or call task.mask.apply)")
 
     log(f"[seed {seed}] evaluating")
-    test = full_test.subset(split.test)
+    test = full_test.subset(split.test if plan.config.holdout == "test"
+                            else kept_heldout(plan, full_test))
     shadow = mia_members(len(retain), len(test), seed)
     divergence = non_finite_weights(unlearned)
     with runtime.timer() as evaluation:
@@ -233,7 +234,7 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
                 raise NonFiniteError(divergence)
             values = measure(metrics, trial_evaluation(
                 unlearned, forget=forget, retain=retain, test=test, normalize=data.normalize,
-                runtime=runtime, mia_members=shadow, rte=rte))
+                runtime=runtime, mia_members=shadow, rte=rte, heldout=full_test))
             after = merged([probe.measure(unlearned, context) for probe in probes])
             margins = scored_margins(unlearned, member, train_all, full_test, data.normalize, runtime)
         except NonFiniteError as exc:  # recorded as diverged: a result about the method, not a crash
@@ -246,7 +247,8 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
     record = make_record(plan, data, seed, split, unlearned, values, declarations(metrics),
                      Timings(models.original_s, models.original_cached, models.prune_s,
                              models.prune_cached, rte, evaluation.seconds, warmup_s, slot.shared_by),
-                     {k: {"before": before[k], "after": after[k]} for k in after}, margins=margins)
+                     {k: {"before": before[k], "after": after[k]} for k in after}, margins=margins,
+                     work=work)
     if divergence is not None:
         record = dataclasses.replace(record, status="diverged",
                                      config={**record.config, "divergence": divergence})
@@ -254,6 +256,22 @@ def _trial(plan: Plan, data: LoadedDataset, seed: int, log: Callable[[str], None
         save_model(Path(plan.config.save_model).expanduser() / f"{record.run_id}.pt", unlearned, mask,
                    data, split, shadow, record)
     return TrialOutcome(record, unlearned.eval(), mask, forget, retain, test, shadow, data.normalize)
+
+
+def heldout_data(plan: Plan, data: LoadedDataset, train_all: ImageData, split) -> ImageData:
+    """What the trial measures held-out behaviour on (TA, the MIA's non-members, the probes,
+    whole: a scenario's ``keep_test`` applies to TA only): the test set, or for a tuning trial
+    the validation hold-out, so that selecting hyperparameters never reads the test set."""
+    if plan.config.holdout == "test":
+        return data.test.to(plan.runtime.device)
+    return train_all.subset(split.validation.to(train_all.labels.device))
+
+
+def kept_heldout(plan: Plan, heldout: ImageData) -> torch.Tensor:
+    """The examples of the validation hold-out that TA is measured on (the scenario's
+    ``keep_test``, e.g. without a forgotten class)."""
+    keep = plan.forget.keep_test(heldout.labels.cpu())
+    return torch.arange(len(heldout)) if keep is None else torch.nonzero(keep).flatten()
 
 
 def scored_margins(model: nn.Module, member: Membership | None, train_all: ImageData, test: ImageData,

@@ -52,5 +52,9 @@ class ClassWise(Scenario):
                               f"examples to forget")
         return in_forget
 
+    def tuning(self, num_classes: int) -> ClassWise:
+        """The next class (K + 1 mod C): another whole class, disjoint from K."""
+        return ClassWise(self.kind, float((self.forget_class + 1) % num_classes))
+
     def keep_test(self, labels: torch.Tensor) -> torch.Tensor:
         return labels != self.forget_class

@@ -18,6 +18,14 @@ A recipe (``unlearnbench/run/recipes/NAME.toml``, or any file with the same layo
     arch = "mini_vgg"
     train_size = 5000
     grid = {pruning = ["dense", "omp:0.5"]}   # and, optionally, of [grid]
+    tuning = {values = "tuned/NAME-small.json", criteria = ["oracle", "oracle-free"]}
+
+``tuning`` (in ``[run]`` for the full scale, or in a scale's table) names the file of tuned
+values that ``unlearnbench tune --recipe NAME`` writes (relative to the recipe's folder;
+``unlearnbench.run.tuning``): every grid method with values for its cell runs with them, once
+per criterion listed, the oracle-free variant under the label ``METHOD.oracle-free`` (a
+criterion that chose the oracle's values adds no second row). Methods without values (Retrain,
+``none``) run as written.
 
 Every run writes its record under ``OUTPUT/records/``; a trial whose record (of the same
 identity, see ``unlearnbench.run.identity``) is already there is not run again, so an
@@ -30,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,8 +47,11 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
-from ..config import RunConfig, prepare
+from ...storage import jsonable
+from ..config import RunConfig, prepare, pruning_label
 from ..identity import config_identity, recorded, resolved_config, trial_identity
+from ...components import UNLEARNERS
+from ..tuning import CRITERIA, Cell, cell_key, load_values
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,17 +74,39 @@ class Recipe:
     grid: Mapping[str, Sequence[Any]]
     scales: Mapping[str, Mapping[str, Any]]
     scale_grids: Mapping[str, Mapping[str, Sequence[Any]]] = dataclasses.field(default_factory=dict)
+    tuning: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # by scale
+    folder: Path | None = None  # where the recipe file lies (tuned values are relative to it)
 
     @property
     def scale_names(self) -> tuple[str, ...]:
         return ("full", *self.scales)
 
+    def values_path(self, scale: str) -> Path | None:
+        """The tuned-values file the scale declares (None: it declares none)."""
+        entry = self.tuning.get(scale)
+        if not entry:
+            return None
+        return (self.folder or Path(".")) / entry["values"]
+
+    def tuned_values(self, scale: str) -> dict[str, Any] | None:
+        """The scale's tuned values; an error when it declares a file that is not there."""
+        path = self.values_path(scale)
+        if path is None:
+            return None
+        if not path.is_file():
+            raise ConfigError(f"recipe {self.name!r} ({scale}) runs with the tuned values of {path}, "
+                              f"which does not exist; expected `unlearnbench tune --recipe {self.name} "
+                              f"--scale {scale}` to have written it")
+        return load_values(path)
+
     def configs(self, *, scale: str = "full", seeds: tuple[int, ...] = (0,),
-                probe_params: Mapping[str, Mapping[str, Any]] | None = None,
+                probe_params: Mapping[str, Mapping[str, Any]] | None = None, tuned: bool = True,
                 **common: Any) -> list[RunConfig]:
         """One RunConfig per grid point (all seeds in each), validated before anything runs.
         ``probe_params`` adds parameters to the recipe's probes of those names (e.g. where a
-        probe's data is, from the command line); a probe the recipe does not ask for is left out."""
+        probe's data is, from the command line); a probe the recipe does not ask for is left out.
+        ``tuned``: apply the scale's tuned values (False: the grid as written, what a tuning
+        study starts from)."""
         if scale not in self.scale_names:
             raise ConfigError(f"--scale {scale!r} is invalid for recipe {self.name!r}: expected "
                               f"one of {', '.join(self.scale_names)}")
@@ -87,6 +119,8 @@ class Recipe:
         for method, pruning, forget in itertools.product(*(grid[k] for k in GRID_KEYS)):
             configs.append(RunConfig(**base, **_method(method, self.name), **_pruning(pruning, self.name),
                                      forget=forget, seeds=seeds, **common))
+        if tuned and (values := self.tuned_values(scale)) is not None:
+            configs = with_tuned_values(configs, values["values"], self.tuning[scale].get("criteria", ["oracle"]))
         seen: dict[str, RunConfig] = {}
         for config in configs:  # every name and parameter checked before the first run starts
             identity = config_identity(resolved_config(prepare(config)))
@@ -95,6 +129,32 @@ class Recipe:
                                   f"are the same configuration (a label is only a row's name); "
                                   f"give them different parameters or drop one")
         return configs
+
+
+def with_tuned_values(configs: Sequence[RunConfig], values: Mapping[str, Any],
+                      criteria: Sequence[str]) -> list[RunConfig]:
+    """``configs`` with the tuned values of their cell (``PRUNING|FORGET``) and row (label or
+    method): one configuration per criterion, the first keeping the row's label and each
+    other labelled ``ROW.CRITERION``; a criterion whose values another already runs adds none."""
+    out = []
+    for config in configs:
+        row = config.label or config.method
+        chosen = values.get(f"{pruning_label(config)}|{config.forget}", {}).get(row)
+        if not chosen:
+            out.append(config)
+            continue
+        done: list[dict[str, Any]] = []
+        for index, criterion in enumerate(criteria):
+            if criterion not in chosen:
+                raise ConfigError(f"tuned values of {row} at {pruning_label(config)} {config.forget} "
+                                  f"lack the criterion {criterion!r}")
+            params = {**config.method_params, **chosen[criterion]}
+            if params in done:
+                continue
+            done.append(params)
+            label = config.label if index == 0 else f"{row}.{criterion}"
+            out.append(dataclasses.replace(config, method_params=params, label=label))
+    return out
 
 
 def _cell(config: RunConfig) -> str:
@@ -154,14 +214,31 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     if unknown:
         raise ConfigError(f"recipe {name!r}: unknown sections {sorted(unknown)}")
     grid = _grid(data.get("grid", {}), f"recipe {name!r} [grid]", complete=True)
-    scales, scale_grids = {}, {}
+    scales, scale_grids, tuning = {}, {}, {}
+    run = dict(data.get("run", {}))
+    if "tuning" in run:
+        tuning["full"] = _tuning(run.pop("tuning"), f"recipe {name!r} [run] tuning")
     for scale, table in data.get("scales", {}).items():
         where = f"recipe {name!r} [scales.{scale}]"
         table = dict(table)
         scale_grids[scale] = _grid(table.pop("grid", {}), f"{where} grid", complete=False)
+        if "tuning" in table:
+            tuning[scale] = _tuning(table.pop("tuning"), f"{where} tuning")
         scales[scale] = _fields(table, where)
     return Recipe(name, data.get("description", ""), data.get("paper", ""),
-                  _fields(data.get("run", {}), f"recipe {name!r} [run]"), grid, scales, scale_grids)
+                  _fields(run, f"recipe {name!r} [run]"), grid, scales, scale_grids, tuning,
+                  folder=path.parent if path.suffix == ".toml" and path.is_file() else
+                  Path(str(resources.files(__name__))))
+
+
+def _tuning(entry: Any, where: str) -> dict[str, Any]:
+    if not (isinstance(entry, dict) and isinstance(entry.get("values"), str)
+            and set(entry) <= {"values", "criteria"}
+            and all(c in CRITERIA for c in entry.get("criteria", ["oracle"]))
+            and entry.get("criteria", ["oracle"])):
+        raise ConfigError(f"{where} is invalid: expected {{values = \"FILE.json\", criteria = "
+                          f"[...]}} with criteria among {', '.join(CRITERIA)}")
+    return {"values": entry["values"], "criteria": list(entry.get("criteria", ["oracle"]))}
 
 
 def _grid(table: Mapping[str, Any], where: str, *, complete: bool) -> dict[str, list]:
@@ -189,10 +266,6 @@ def pending(configs: Sequence[RunConfig], records: Path) -> list[RunConfig]:
         resolved = resolved_config(prepare(config))
         return tuple(s for s in config.seeds if not recorded(records, trial_identity(resolved, s)))
     return [dataclasses.replace(c, seeds=left(c)) for c in configs]
-
-
-def pruning_label(config: RunConfig) -> str:
-    return f"{config.pruner}:{config.sparsity:g}" if config.pruner else "dense"
 
 
 def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple[int, ...] = (0,),
@@ -288,20 +361,24 @@ def records_setting(records: Sequence[Any]) -> str:
     return f"These records ran: {'; '.join(settings) or 'nothing yet'}."
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON: mappings and sequences recursively, paths as text, numpy scalars
-    as Python numbers, a non-finite float as None."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and type(value).__module__ == "numpy":  # a numpy scalar
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def recipe_cells(name: str, scale: str, *, execution: Mapping[str, Any]
+                 ) -> tuple[list[Cell], Path | None, Path]:
+    """The cells of a recipe's grid (its pruning x forget specs), each with the grid's methods
+    that declare a search space; the values file the scale declares; the study's folder."""
+    recipe = load_recipe(name)
+    configs = recipe.configs(scale=scale, tuned=False, **execution)
+    cells: dict[str, list[str]] = {}
+    bases: dict[str, RunConfig] = {}
+    for config in configs:
+        bases.setdefault(cell_key(config), config)
+        if UNLEARNERS.get(config.method).search_space:
+            cells.setdefault(cell_key(config), [])
+            cells[cell_key(config)].append(config.method)
+    if any(c.label for c in configs if UNLEARNERS.get(c.method).search_space):
+        raise ConfigError(f"recipe {name!r} runs a method in several labelled variants; tune each "
+                          f"variant with `unlearnbench tune METHOD` and its fixed parameters")
+    return ([Cell(bases[key], tuple(dict.fromkeys(methods))) for key, methods in cells.items()],
+            recipe.values_path(scale), default_output(recipe, scale) / "tuning")
 
 
 def default_output(recipe: Recipe, scale: str) -> Path:
