@@ -366,3 +366,29 @@ def test_the_committed_site_agrees_with_the_committed_records_and_is_light() -> 
     for folder in folders:
         runs = {p.stem for p in (ROOT / "leaderboard" / folder / "records").glob("*.json")}
         assert {p.stem for p in (SITE / folder / "runs").glob("*.html")} == runs
+
+
+def test_steps_and_the_verdict_against_none_are_columns_rows_and_notes(make_record, tmp_path) -> None:
+    """Records that count their work get a sortable steps column after RTE; a row within seed
+    noise of ``none`` reads "no measurable unlearning" and is styled apart, ``none`` is the baseline."""
+    from unlearnbench.report.records import Work
+
+    runs = {("none", 0): (46.0, 0), ("none", 1): (54.0, 0), ("retrain", 0): (99.0, 2900),
+            ("retrain", 1): (100.0, 2900), ("lazy", 0): (56.5, 600), ("lazy", 1): (62.5, 680)}
+    records = [make_record(method=m, seed=s, UA=ua, work=Work(optimizer_steps=steps))
+               for (m, s), (ua, steps) in runs.items()]
+    build_site(save(records, tmp_path / "results"), tmp_path / "site", log=lambda _: None)
+    page = tmp_path / "site" / "results" / "index.html"
+    parser = parse_board(page)
+    assert parser.columns[parser.columns.index("seeds") + 1] == "vs none"
+    assert parser.columns[parser.columns.index("RTE (s)") + 1] == "steps"
+    rows = {a["data-method"]: (a.get("class"), row) for a, row in zip(parser.row_attrs, parser.table())}
+    assert {m: (c, row["vs none"]["text"]) for m, (c, row) in rows.items()} == {
+        "retrain": ("reference", "differs"), "lazy": ("inert", "no measurable unlearning"),
+        "none": ("baseline", "baseline")}
+    lazy = rows["lazy"][1]["steps"]
+    assert lazy["text"] == "640 (22% of Retrain)" and float(lazy["attrs"]["data-sort"]) == 640.0
+    text = page.read_text()
+    assert "|mean - mean(none)| &lt; 2 · sqrt(se² + se(none)²)" in text
+    assert "mean optimizer steps of the unlearning call" in text
+    assert_agrees_with_every_format(page, load_records(tmp_path / "results"))

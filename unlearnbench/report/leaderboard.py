@@ -10,6 +10,13 @@ the paper's "Disparity Ave." (mean of those gaps: UA, MIA, RA, TA for the built-
 metrics (unit ``s``, e.g. RTE) are compared only between runs on one device; rows from several
 devices are flagged, and so are rows whose records come from several versions of the code.
 
+When records count their work (:class:`~unlearnbench.report.records.Work`, schema 5), a "steps"
+column follows the timed metrics: the mean optimizer steps of the unlearning call over seeds, and
+their share of Retrain's in the same setting (``640 (22% of Retrain)``). When the method ``none``
+(no unlearning: the original model) ran in a row's setting, the row is judged against it: a row
+whose every Disparity metric is within seed noise of ``none``'s shows "no measurable unlearning"
+(see :func:`within_noise` for the rule). Tables of records without either render as before.
+
 The columns follow the declarations of the metrics the records hold (their snapshots in the
 records, :class:`~unlearnbench.metric.MetricDeclaration`): a plugin's metric is a column
 like the built-ins', with its label, unit and direction; population metrics are not per-trial
@@ -30,6 +37,13 @@ from .records import RunRecord
 
 GROUP = ["dataset", "arch", "scenario", "forget", "pruning", "method"]
 REFERENCE_METHOD = "retrain"
+BASELINE_METHOD = "none"  # no unlearning: rows are judged against it (see within_noise)
+NOISE_Z = 2.0  # a difference of at least this many standard errors is measurable
+INERT = "no measurable unlearning"
+VS_NONE = "vs none"  # the display column of the judgement
+STEPS = "steps"  # the display column of the optimizer steps
+WORK = "work:"  # summary columns of Work; metric names hold no ":", so these never clash
+LATEX_MARK = "†"  # LaTeX marks an inert row's method instead of a column
 PROBE = "probe:"
 DISPARITY = "Disparity Ave."
 _COUNTS = ("none", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
@@ -70,12 +84,13 @@ def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
                      "setting": canonical([setting, r.data_hash]), "versions": _versions(r),
                      "sparsity": r.sparsity, "device": r.environment.device_name,
                      "diverged": r.diverged,
+                     f"{WORK}steps": r.work.optimizer_steps if r.work is not None else None,
                      **{m: r.metrics.get(m) for m in metrics},
                      **{f"{PROBE}{name}:{when}": value for name, values in r.probes.items()
                         for when, value in values.items()}})
     frame = pd.DataFrame(rows)
     # a diverged run has no numbers to average: its row counts it apart, never into a mean
-    values = [c for c in frame.columns if c in metrics or c.startswith(PROBE)]
+    values = [c for c in frame.columns if c in metrics or c.startswith((PROBE, WORK))]
     frame[values] = frame[values].astype(float)
     frame.loc[frame["diverged"], values] = float("nan")
     return frame
@@ -119,15 +134,20 @@ def probe_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def summarize(records: Sequence[RunRecord]) -> pd.DataFrame:
-    """Numbers of the table: mean, std, n and gaps to retrain, one row per group."""
+    """Numbers of the table: mean, std, n and gaps to retrain, one row per group; with records
+    that count their work, ``work:steps_mean``/``_std`` and ``work:steps_of_retrain`` (a
+    fraction); with a ``none`` row at some setting, ``inert`` (see :func:`inert_verdicts`)."""
     if not records:
         raise ConfigError("no run records to tabulate")
     frame = records_frame(records)
     metrics = metric_declarations(records)
-    values = list(metrics) + ["sparsity"] + probe_columns(frame)
+    gaps = disparity_metrics(metrics)
+    work = any(r.work is not None for r in records)
+    values = list(metrics) + ["sparsity"] + probe_columns(frame) + ([f"{WORK}steps"] if work else [])
     grouped = frame.groupby(GROUP + ["variant"], sort=False)
     table = grouped[values].mean().add_suffix("_mean")
     table = table.join(grouped[values].std(ddof=1).fillna(0.0).add_suffix("_std"))
+    table = table.join(grouped[gaps].var(ddof=1).add_prefix("_var:"))  # exact, for the noise rule
     table["n"] = grouped["diverged"].agg(lambda d: int((~d).sum()))  # seeds in the means
     table["diverged"] = grouped["diverged"].agg(lambda d: int(d.sum()))
     table["devices"] = grouped["device"].agg(lambda d: ", ".join(sorted(set(d))))
@@ -136,20 +156,72 @@ def summarize(records: Sequence[RunRecord]) -> pd.DataFrame:
     for column in ("base", "setting"):  # one value per configuration
         table[column] = grouped[column].first()
     table = table.reset_index()
-    # Retrain in the same setting; none when several Retrain configurations share it.
-    reference = table[table["base"] == REFERENCE_METHOD].drop_duplicates("setting", keep=False)
-    reference = reference.set_index("setting")
-    gaps = disparity_metrics(metrics)
+    reference = _reference_rows(table, REFERENCE_METHOD)
     for m in gaps:
         ref = table["setting"].map(reference[f"{m}_mean"].to_dict().get)
         table[f"{m}_gap"] = (table[f"{m}_mean"] - pd.to_numeric(ref)).abs()
     if gaps:
         table["disparity"] = table[[f"{m}_gap" for m in gaps]].mean(axis=1, skipna=False)
+    if work:
+        ref = table["setting"].map(reference[f"{WORK}steps_mean"].to_dict().get)
+        table[f"{WORK}steps_of_retrain"] = table[f"{WORK}steps_mean"] / pd.to_numeric(ref)
+    if not (baseline := _reference_rows(table, BASELINE_METHOD)).empty:
+        table["inert"] = inert_verdicts(table, baseline, metrics)
     order = {"dense": 0}
     table["_p"] = table["pruning"].map(lambda p: order.get(p, 1))
     table["_r"] = table["base"] != REFERENCE_METHOD
     table = table.sort_values(["dataset", "arch", "scenario", "forget", "_p", "pruning", "_r", "method"])
+    table = table.drop(columns=[c for c in table.columns if c.startswith("_var:")])
     return table.drop(columns=["_p", "_r", "variant", "setting", "base"]).reset_index(drop=True)
+
+
+def _reference_rows(table: pd.DataFrame, base: str) -> pd.DataFrame:
+    """The rows of method (or label) ``base`` by setting (everything but the method and its
+    parameters); none for a setting where several configurations of ``base`` share it."""
+    rows = table[table["base"] == base].drop_duplicates("setting", keep=False)
+    return rows.set_index("setting")
+
+
+def within_noise(mean: float, var: float, n: int, ref_mean: float, ref_var: float, ref_n: int,
+                 decimals: int) -> bool:
+    """Whether a metric's mean over ``n`` seeds (sample variance ``var``, ddof=1) is within seed
+    noise of a reference's (``ref_*``; ``none`` at the same setting).
+
+    The rule: ``|mean - ref_mean| < NOISE_Z * sqrt(se**2 + ref_se**2)`` with ``NOISE_Z = 2``
+    and ``se = std / sqrt(n)`` (compared squared, so a boundary case is decided exactly), or the
+    two means read the same at the metric's shown ``decimals`` (so two constant columns that
+    agree count as equal, though their spread is zero). With one seed on either side there is
+    no noise estimate: only the second condition, equality as displayed, applies.
+    """
+    if f"{mean:.{decimals}f}" == f"{ref_mean:.{decimals}f}":
+        return True
+    if n < 2 or ref_n < 2:
+        return False
+    return (mean - ref_mean) ** 2 < NOISE_Z ** 2 * (var / n + ref_var / ref_n)
+
+
+def inert_verdicts(table: pd.DataFrame, baseline: pd.DataFrame,
+                   metrics: dict[str, MetricDeclaration]) -> list[str | None]:
+    """Each summary row judged against ``none`` at its setting (``baseline``, by setting):
+    ``"baseline"`` for ``none``'s own row, ``"yes"`` (no measurable unlearning) when every
+    Disparity metric is :func:`within_noise` of ``none``'s, ``"no"`` when one is not, None (not
+    judged) without a ``none`` row at the setting, without seeds or means on either side, or
+    without Disparity metrics."""
+    gaps = disparity_metrics(metrics)
+    verdicts: list[str | None] = []
+    for _, s in table.iterrows():
+        ref = baseline.loc[s["setting"]] if s["setting"] in baseline.index else None
+        if ref is not None and ref["variant"] == s["variant"]:
+            verdicts.append("baseline")
+            continue
+        if (ref is None or not gaps or s["n"] == 0 or ref["n"] == 0
+                or any(pd.isna(x[f"{m}_mean"]) for m in gaps for x in (s, ref))):
+            verdicts.append(None)
+            continue
+        inert = all(within_noise(s[f"{m}_mean"], s[f"_var:{m}"], s["n"], ref[f"{m}_mean"],
+                                 ref[f"_var:{m}"], ref["n"], metrics[m].decimals) for m in gaps)
+        verdicts.append("yes" if inert else "no")
+    return verdicts
 
 
 def _cell(mean: float, std: float, n: int, decimals: int = 2) -> str:
@@ -180,7 +252,10 @@ def metric_cells(s: pd.Series, metrics: dict[str, MetricDeclaration]) -> dict[st
 
 def display_frame(summary: pd.DataFrame, metrics: dict[str, MetricDeclaration]) -> pd.DataFrame:
     """The human-readable table of ``summarize(records)``: formatted cells, gaps in
-    parentheses; ``metrics`` is ``metric_declarations(records)``."""
+    parentheses; ``metrics`` is ``metric_declarations(records)``. A "vs none" column follows
+    the seeds when ``none`` ran in some setting; a "steps" column follows the timed metrics (or
+    the last metric) when records count their work."""
+    timed = [metrics[m].header for m in timed_metrics(metrics)]
     rows = []
     for _, s in summary.iterrows():
         name = s["forget_name"]
@@ -188,7 +263,14 @@ def display_frame(summary: pd.DataFrame, metrics: dict[str, MetricDeclaration]) 
         seeds = f"{int(s['n'])} + {int(s['diverged'])} diverged" if s["diverged"] else int(s["n"])
         row = {"dataset": s["dataset"], "arch": s["arch"], "forget": forget,
                "pruning": s["pruning"], "method": s["method"], "seeds": str(seeds)}
-        row.update(metric_cells(s, metrics))
+        if "inert" in summary.columns:
+            row[VS_NONE] = _verdict(s["inert"])
+        cells = metric_cells(s, metrics)
+        if f"{WORK}steps_mean" in summary.columns:
+            after = timed[-1] if timed else list(cells)[-1]
+            cells = {k: v for c, cell in cells.items()
+                     for k, v in ((c, cell), *([(STEPS, _steps_cell(s))] if c == after else []))}
+        row.update(cells)
         row["sparsity"] = f"{s['sparsity_mean']:.3f}"
         for name in sorted({c.split(":")[1] for c in summary.columns if c.startswith(PROBE)}):
             before, after = (s.get(f"{PROBE}{name}:{w}_mean") for w in ("before", "after"))
@@ -202,6 +284,23 @@ def display_frame(summary: pd.DataFrame, metrics: dict[str, MetricDeclaration]) 
     return frame
 
 
+def _verdict(inert: str | None) -> str:
+    """The "vs none" cell of a summary row's ``inert``."""
+    return {"baseline": "baseline", "yes": INERT, "no": "differs"}.get(inert, "—")
+
+
+def _steps_cell(s: pd.Series) -> str:
+    """Mean optimizer steps and their share of Retrain's: ``640 (22% of Retrain)``."""
+    steps, share = s[f"{WORK}steps_mean"], s[f"{WORK}steps_of_retrain"]
+    if pd.isna(steps):
+        return "—"
+    if pd.isna(share) or s["method"] == REFERENCE_METHOD:
+        return f"{steps:.0f}"
+    percent = 100 * share
+    shown = f"{percent:.0f}" if percent >= 10 or percent == 0 else f"{percent:.2g}"
+    return f"{steps:.0f} ({shown}% of Retrain)"
+
+
 def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
     """The leaderboard as markdown, csv (raw numbers) or latex."""
     summary = summarize(records)
@@ -212,6 +311,9 @@ def render(records: Sequence[RunRecord], fmt: str = "markdown") -> str:
     tablefmt = {"markdown": "github", "latex": "latex_booktabs"}.get(fmt)
     if tablefmt is None:
         raise ConfigError(f"--format {fmt!r} is invalid: expected markdown, csv or latex")
+    if fmt == "latex" and VS_NONE in frame.columns:  # a footnote mark, not a column
+        marks = frame[VS_NONE].map({INERT: LATEX_MARK, "baseline": " (baseline)"}).fillna("")
+        frame = frame.assign(method=frame["method"] + marks).drop(columns=VS_NONE)
     text = tabulate(frame, headers="keys", tablefmt=tablefmt, showindex=False, disable_numparse=True)
     notes = table_notes(records, summary)
     if fmt == "latex":
@@ -238,9 +340,31 @@ def table_notes(records: Sequence[RunRecord], summary: pd.DataFrame | None = Non
     for _, s in summary[summary["versions"].map(len) > 1].iterrows():
         notes.append(f"{s['method']} ({s['pruning']}, {s['forget']}) averages records made by "
                      f"different code: " + " / ".join(s["versions"]) + ".")
+    if f"{WORK}steps_mean" in summary.columns:
+        counted = sum(r.work is not None for r in records)
+        notes.append(f"{STEPS}: mean optimizer steps of the unlearning call over seeds; (x% of "
+                     f"Retrain) = its share of Retrain's mean steps at the same pruning and "
+                     f"scenario" + ("." if counted == len(records) else
+                                    f"; {len(records) - counted} of {len(records)} runs did not "
+                                    f"count their work (records before schema 5) and are left out."))
+    if "inert" in summary.columns:
+        notes.append(_inert_note(metrics))
     if timed := [metrics[m].label for m in timed_metrics(metrics)]:
         notes += _timing_notes(records, " and ".join(timed))
     return notes
+
+
+def _inert_note(metrics: dict[str, MetricDeclaration]) -> str:
+    """The rule of the "vs none" column (:func:`within_noise`), in words."""
+    labels = [metrics[m].label for m in disparity_metrics(metrics)]
+    listed = ", ".join(labels[:-1]) + " and " + labels[-1] if len(labels) > 1 else "".join(labels)
+    return (f"{VS_NONE}: \"{INERT}\" (LaTeX: {LATEX_MARK} after the method) when every Disparity "
+            f"metric ({listed}) is within seed noise of {BASELINE_METHOD}'s (no unlearning, the "
+            f"original model; its row is the baseline) at the same pruning and scenario: "
+            f"|mean - mean({BASELINE_METHOD})| < {NOISE_Z:g} · sqrt(se² + se({BASELINE_METHOD})²), "
+            f"se = std / sqrt(seeds) (sample std), or both means equal as shown; with one seed on "
+            f"either side there is no noise estimate and only equality as shown counts. "
+            f"\"differs\": some metric is not; — : not judged (no {BASELINE_METHOD} row there).")
 
 
 def _cells_note(gaps: int) -> str:

@@ -33,8 +33,8 @@ import pandas as pd
 
 from ..errors import ConfigError, DataNotFoundError
 from ..metric import MetricDeclaration
-from .leaderboard import (DISPARITY, GROUP, PROBE, REFERENCE_METHOD, disparity_metrics, display_frame,
-                          metric_declarations, records_frame, summarize, table_notes)
+from .leaderboard import (DISPARITY, GROUP, PROBE, REFERENCE_METHOD, STEPS, WORK, disparity_metrics,
+                          display_frame, metric_declarations, records_frame, summarize, table_notes)
 from .records import RunRecord, load_records
 
 ASSETS = Path(__file__).with_name("site_assets")
@@ -79,7 +79,7 @@ def metric_columns(metrics: dict[str, MetricDeclaration]) -> tuple[MetricColumn,
 def _and_join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 # Other numeric columns of the table, and the summary column each sorts by.
-NUMERIC_COLUMNS = {"seeds": "n", "sparsity": "sparsity_mean"}
+NUMERIC_COLUMNS = {"seeds": "n", "sparsity": "sparsity_mean", STEPS: f"{WORK}steps_mean"}
 DIRECTIONS = {"retrain": ("≈R", "closer to Retrain is better"), "lower": ("↓", "lower is better"),
               "higher": ("↑", "higher is better")}
 # Upper bounds (percentage points) of the gap shades 0..5; a larger gap gets shade 6.
@@ -110,6 +110,9 @@ class Row:
     facets: dict[str, str]  # scenario, pruning, method: what the filters select on
     runs: tuple[tuple[int, str], ...]  # (seed, run id), linked from the row
     reference: bool  # a Retrain row
+    # judged against `none` (leaderboard.inert_verdicts): "baseline" (none's row), "inert" (no
+    # measurable unlearning), "" (differs, or not judged)
+    verdict: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ def build_table(records: Sequence[RunRecord]) -> Table:
         group = runs.get_group(tuple(s[k] for k in GROUP))
         rows.append(Row(tuple(cells), {k: str(s[k]) for k in FILTERS},
                         tuple(sorted(zip(group["seed"].astype(int), group["run_id"]))),
-                        s["method"] == REFERENCE_METHOD))
+                        s["method"] == REFERENCE_METHOD,
+                        {"baseline": "baseline", "yes": "inert"}.get(s.get("inert"), "")))
     constant = {c: str(summary[c].iloc[0]) for c in ("dataset", "arch") if c not in frame.columns}
     filters = {k: tuple(dict.fromkeys(str(v) for v in summary[k])) for k in FILTERS}
     return Table(columns, tuple(rows), constant, tuple(table_notes(records, summary)), filters)
