@@ -239,7 +239,7 @@ class DeviceLoader:
             if self.augment is not None:
                 images = self.augment(images, g)
             x = self.normalize(images)
-            if self.channels_last:
+            if self.channels_last and x.dim() == 4:  # the format exists for 4-D image batches only
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.data.labels[index]
 

@@ -44,7 +44,10 @@ class Runtime:
             raise ConfigError(f"--compile {compile!r} is invalid: expected one of {', '.join(COMPILE_MODES)}")
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        return cls(dev, precision, channels_last=dev.type == "cuda", compile=compile)
+        # channels_last on the CPU too: oneDNN's NHWC convolutions and pooling beat PyTorch's NCHW
+        # kernels there (mini_vgg_wide at batch 32: an epoch of fit in 0.69-0.71 of the NCHW time,
+        # benchmarks/channels_last_cpu.py). Tensors of other ranks ignore the format.
+        return cls(dev, precision, channels_last=True, compile=compile)
 
     def compiled(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` wrapped by ``torch.compile`` in this runtime's mode (shares its parameters)."""
