@@ -45,7 +45,7 @@ class Runtime:
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         # channels_last on the CPU too: oneDNN's NHWC convolutions and pooling beat PyTorch's NCHW
-        # kernels there (mini_vgg_wide at batch 32: an epoch of fit in 0.69-0.71 of the NCHW time,
+        # kernels there (mini_vgg_wide at batch 32: an epoch of fit in 0.69-0.75 of the NCHW time,
         # benchmarks/channels_last_cpu.py). Tensors of other ranks ignore the format.
         return cls(dev, precision, channels_last=True, compile=compile)
 
