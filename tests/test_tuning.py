@@ -1,0 +1,179 @@
+"""The tuning protocol: a planted method's known best value is found by both criteria, the
+test set is provably never read while selecting, tuning splits are disjoint from the evaluated
+forget set, a study resumes, and recipes read the chosen values."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from unlearnbench import UNLEARNERS, ImageData, Uniform, Unlearner, param
+from unlearnbench.cli import main
+from unlearnbench.data.splits import ForgetSpec, make_split
+from unlearnbench.errors import ConfigError
+from unlearnbench.evaluate.heldout import expected_forget_accuracy
+from unlearnbench.run import trial as trial_module
+from unlearnbench.run.executors import LocalExecutor
+from unlearnbench.run.recipes import load_recipe, with_tuned_values
+from unlearnbench.run.tuning import (Candidates, Protocol, load_values, oracle_free_score,
+                                     setting_cells, tune)
+
+FAST = {"epochs": 3}  # digits' original model: enough to fit, quick
+
+
+class Planted(Unlearner):
+    """Forgets the forget set's classes (their logit pushed down) only at ``strength == target``;
+    any other strength returns the original. Both criteria must pick the target."""
+
+    strength: float = param(0.0, ge=0, le=1)
+    search_space = {"strength": Uniform(0.0, 1.0)}
+    target = -1.0  # set by the test to one of the values the sampler proposes
+
+    def unlearn(self, model: nn.Module, task) -> nn.Module:
+        if self.strength == type(self).target:
+            head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+            gone = sorted(set(task.forget.labels.tolist()) - set(task.retain.labels.tolist()))
+            with torch.no_grad():
+                head.bias[gone] -= 1e4
+        return model
+
+
+@pytest.fixture
+def planted():
+    UNLEARNERS.register("planted", Planted)
+    yield Planted
+    UNLEARNERS.unregister("planted")
+
+
+def _study(tmp_path, cache, name: str, protocol: Protocol, forget: str = "class:0"):
+    cells = setting_cells(["planted"], dict(dataset="digits", train_params=FAST, cache_dir=cache,
+                                           forget=forget))
+    out = tmp_path / name
+    return tune(cells, protocol, out, executor=LocalExecutor(), values=out / "values.json",
+                log=lambda m: None), out
+
+
+def test_a_planted_best_value_is_found_by_both_criteria(planted, tmp_path, shared_cache) -> None:
+    protocol = Protocol(trials=5, sampler="qmc", seed=0)
+    proposed = [p["strength"] for p in Candidates("planted", protocol, {}).ask(5)]
+    assert len(set(proposed)) == 5 and all(0 <= v <= 1 for v in proposed)
+    planted.target = proposed[3]
+    result, out = _study(tmp_path, shared_cache, "study", protocol)
+    entry = result["cells"]["dense|class:0"]["methods"]["planted"]
+    assert [c["params"]["strength"] for c in entry["candidates"]] == proposed  # seeded, replayed
+    assert entry["chosen"]["oracle"]["number"] == 3
+    assert entry["chosen"]["oracle-free"]["number"] == 3
+    others = [c for c in entry["candidates"] if c["number"] != 3]
+    assert all(c["metrics"]["UA"] < 5 for c in others)  # the others did nothing
+    assert entry["candidates"][3]["metrics"]["UA"] == 100.0
+    assert entry["candidates"][3]["oracle-free"] == 0.0  # forget accuracy 0 = HA 0 (class gone)
+    values = load_values(out / "values.json")
+    assert values["values"]["dense|class:0"]["planted"] == {"oracle": {"strength": proposed[3]},
+                                                            "oracle-free": {"strength": proposed[3]}}
+    # the tuning trials forget class 1 on validation data; the evaluated class 0 is never scored
+    records = [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+    assert {r["forget"] for r in records} == {"class:1"}
+    assert {r["config"]["holdout"] for r in records} == {"validation"}
+    assert len(records) == 5 + 2  # the candidates, Retrain and none
+    # a second run resumes: everything is recorded, nothing runs again, the same choice
+    again, _ = _study(tmp_path, shared_cache, "study", protocol)
+    assert again["ran"] == 0 and again["cells"] == result["cells"]
+
+
+def test_selection_never_reads_the_test_set(planted, tmp_path, shared_cache, monkeypatch) -> None:
+    protocol = Protocol(trials=3, sampler="qmc", seed=1)
+    planted.target = [p["strength"] for p in Candidates("planted", protocol, {}).ask(3)][1]
+    clean, _ = _study(tmp_path, shared_cache, "clean", protocol)
+
+    load = trial_module.load_data
+
+    def scrambled(plan):  # the test split replaced by noise with random labels
+        data = load(plan)
+        g = torch.Generator().manual_seed(7)
+        noise = torch.randint(0, 256, data.test.images.shape, generator=g, dtype=torch.uint8)
+        labels = torch.randint(0, data.num_classes, data.test.labels.shape, generator=g)
+        return dataclasses.replace(data, test=ImageData(noise.to(data.test.images.device),
+                                                        labels.to(data.test.labels.device)))
+
+    monkeypatch.setattr(trial_module, "load_data", scrambled)
+    dirty, _ = _study(tmp_path, shared_cache, "dirty", protocol)
+    timeless = lambda metrics: {k: v for k, v in metrics.items() if k != "RTE"}  # a wall clock
+    strip = lambda cells: {k: {m: [(c["params"], timeless(c["metrics"]), c["oracle"], c["oracle-free"])
+                                   for c in e["candidates"]] for m, e in v["methods"].items()}
+                           for k, v in cells.items()}
+    assert strip(dirty["cells"]) == strip(clean["cells"])
+    assert dirty["cells"]["dense|class:0"]["methods"]["planted"]["chosen"] == \
+        clean["cells"]["dense|class:0"]["methods"]["planted"]["chosen"]
+
+
+def test_tuning_splits_are_disjoint_from_the_evaluated_forget_set() -> None:
+    labels = torch.arange(600) % 10
+    for text in ("class:0", "class:9", "random:0.1", "random:37", "random:0.2,draw=1"):
+        spec = ForgetSpec.parse(text)
+        tuning = spec.tuning(10)
+        assert ForgetSpec.parse(str(tuning)) == tuning  # canonical text round-trips
+        for seed in (0, 3):
+            evaluated = make_split(labels, labels, spec, num_classes=10, val_fraction=0.1, seed=seed)
+            tuned = make_split(labels, labels, tuning, num_classes=10, val_fraction=0.1, seed=seed)
+            assert torch.equal(evaluated.train, tuned.train)  # the same original model
+            assert not set(evaluated.forget.tolist()) & set(tuned.forget.tolist())
+            assert len(evaluated.forget) == len(tuned.forget)
+    # draw 0 is exactly the plain scenario's choice
+    plain, zero = ForgetSpec.parse("random:0.1"), ForgetSpec.parse("random:0.1")
+    assert torch.equal(make_split(labels, labels, plain, num_classes=10, val_fraction=0.1, seed=2).forget,
+                       make_split(labels, labels, zero, num_classes=10, val_fraction=0.1, seed=2).forget)
+    assert ForgetSpec.parse("backdoor:0.1").tuning(10) is None
+
+
+def test_held_out_accuracy_expected_of_a_model_that_never_saw_the_forget_set() -> None:
+    # held-out: class 0 -> 2 of 4 right, class 1 -> 3 of 3 right, class 2 -> 0 of 1
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 2])
+    predicted = torch.tensor([0, 0, 1, 2, 1, 1, 1, 0])
+    logits = nn.functional.one_hot(predicted, 3).float()
+    retain = torch.tensor([0, 1, 2])
+    # forget mix 3 x class 0, 1 x class 1: (3 * 50 + 1 * 100) / 4 = 62.5
+    assert expected_forget_accuracy(torch.tensor([0, 0, 0, 1]), retain, logits, labels) == 62.5
+    # class-wise: the retain set lacks class 0, so a model without it scores 0 on it
+    assert expected_forget_accuracy(torch.tensor([0, 0]), torch.tensor([1, 2]), logits, labels) == 0.0
+    # a class with no held-out example is left out, the others renormalized
+    assert expected_forget_accuracy(torch.tensor([1, 3]), torch.tensor([1, 3]), logits, labels) == 100.0
+
+
+def test_oracle_free_constraint_ranks_a_broken_model_after_every_kept_one(make_record, add_metric) -> None:
+    def runs(UA, TA, HA):
+        return [add_metric(make_record(UA=UA, TA=TA), "HA", HA, label="HA")]
+    base = runs(0.0, 90.0, 0.0)
+    assert oracle_free_score(runs(100.0, 88.0, 0.0), base, 5.0) == (0.0, True)
+    kept = oracle_free_score(runs(50.0, 89.0, 0.0), base, 5.0)
+    broken = oracle_free_score(runs(100.0, 80.0, 0.0), base, 5.0)  # TA 10 points down
+    assert kept == (50.0, True) and broken == (105.0, False) and broken[0] > kept[0]
+
+
+def test_protocol_and_command_line_errors_are_one_line(tmp_path, capsys) -> None:
+    with pytest.raises(ConfigError, match="--trials 0"):
+        Protocol(trials=0)
+    with pytest.raises(ConfigError, match="--sampler 'grid'"):
+        Protocol(sampler="grid")
+    with pytest.raises(ConfigError, match="declares no search space"):
+        setting_cells(["retrain"], {})
+    assert main(["tune", "scrub", "--dry-run", "--output", str(tmp_path)]) == 2
+    assert "unlearnbench: error: method 'scrub' declares no search space" in capsys.readouterr().err
+    assert main(["tune", "ft", "--forget", "backdoor:0.1", "--dry-run", "--output", str(tmp_path)]) == 2
+    assert "declares no tuning split" in capsys.readouterr().err
+
+
+def test_recipes_run_each_criterions_values_once() -> None:
+    recipe = load_recipe("main-table")
+    configs = recipe.configs(scale="small", tuned=False)
+    ft = [c for c in configs if c.method == "ft"]
+    values = {"dense|class:0": {"ft": {"oracle": {"lr": 0.05}, "oracle-free": {"lr": 0.02}}},
+              "omp:0.95|class:0": {"ft": {"oracle": {"lr": 0.03}, "oracle-free": {"lr": 0.03}}}}
+    out = with_tuned_values(ft, values, ["oracle", "oracle-free"])
+    by = {(c.pruner, c.forget, c.label): c.method_params.get("lr") for c in out}
+    assert by[(None, "class:0", None)] == 0.05 and by[(None, "class:0", "ft.oracle-free")] == 0.02
+    assert by[("omp", "class:0", None)] == 0.03 and ("omp", "class:0", "ft.oracle-free") not in by
+    assert (None, "random:0.1", None) in by and by[(None, "random:0.1", None)] is None  # untuned cell
