@@ -68,13 +68,24 @@ def test_audit_known_answers_and_resume(tmp_path: Path, capsys) -> None:
     attack_none, attack_retrain = rows[("ulira", "none")], rows[("ulira", "retrain")]
     assert attack_none["accuracy"] > 75 and attack_none["auc"] > 0.8
     assert 30 < attack_retrain["accuracy"] < 70
+    # the shared σ (4 shadows < 64), the per-side σ beside it, and the null's simulated spread
+    assert (attack_none["variance"], attack_none["variant"]) == ("shared", "per_side")
+    assert attack_none["variant_accuracy"] > 75 and attack_none["variant_null_accuracy"] < 75
+    targets = attack_none["targets"]  # the std has ddof 0, the s.e. std (ddof 1) / √targets
+    assert attack_none["accuracy_se"] == pytest.approx(attack_none["accuracy_std"] / (targets - 1) ** 0.5)
+    assert attack_none["null_simulations"] == 1000
+    assert 0 < attack_none["null_simulated_accuracy_sd"] < 30
+    assert abs(attack_none["null_simulated_accuracy"] - 50) < 5
     # what was written: the record, per-example arrays, the table and the pictures
     stored = json.loads((out / "audit.json").read_text())
     assert stored["rows"] == json.loads(json.dumps(summary["rows"]))
     arrays = np.load(out / "per_example.npz")
     assert arrays["klom/dense/none/forget"].shape == (6,)  # forget=6 examples
     assert (out / "plots" / "klom-per-example.png").is_file()
-    assert "KLoM" in (out / "table.md").read_text()
+    table = (out / "table.md").read_text()
+    assert "KLoM" in table and "acc. % (σ shared), mean ± std" in table
+    assert "U-LiRA with σ per_side (a labelled variant)" in table
+    assert "not an uncertainty of the mean" in table and "1000 audits of this design" in table
     printed = capsys.readouterr().out
     assert "original models" in printed and "unlearning runs" in printed
     # resumed: nothing left to run, the same numbers

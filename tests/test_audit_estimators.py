@@ -14,7 +14,8 @@ from unlearnbench.errors import ConfigError
 from unlearnbench.evaluate.klom import (gaussian_kl_per_example, klom_per_example, simulated_null,
                                         summarize)
 from unlearnbench.evaluate.margins import margins
-from unlearnbench.evaluate.ulira import _fit_side, ulira
+from unlearnbench.evaluate.ulira import _auc, _fit_gaussians, _fit_side, _pooled_variance, ulira
+from unlearnbench.evaluate.ulira import simulated_null as ulira_null
 
 CAP = math.log(1e5)  # the largest histogram KL: all of p in bins where q is empty
 
@@ -290,11 +291,25 @@ def test_ulira_on_a_one_sigma_gap_reaches_the_optimum() -> None:
     assert 0 < result.accuracy_std < 0.1
 
 
-def test_ulira_null_is_one_half() -> None:
-    # Forgotten and never-held margins from one distribution: nothing to detect. Over 20 seeds
-    # the means were 0.500 ± 0.005 (accuracy and AUC), so 0.02 is 4 spreads.
+def test_ulira_shared_sigma_on_a_one_sigma_gap_reaches_the_optimum() -> None:
+    # evaluation.md check 5 with the shared σ (forced at 64 shadows, where auto picks per
+    # example): Λ is linear, so the rule is φ > (μ_U + μ_O)/2 ≈ 1/2, the optimal one. Over 20
+    # seeds the means were 0.691 ± 0.003 and 0.757 ± 0.002: 0.015 is 5 spreads.
+    result = ulira(*population(np.random.default_rng(5), shadows=64, runs=4, pool=200,
+                               forget=50, gap=1.0), variance="shared")
+    assert result.variance == "shared" and result.n_targets == 256
+    assert result.accuracy_mean == pytest.approx(norm.cdf(0.5), abs=0.015)
+    assert result.auc_mean == pytest.approx(norm.cdf(1 / math.sqrt(2)), abs=0.015)
+
+
+@pytest.mark.parametrize("variance", ["shared", "per_side", "per_example"])
+def test_ulira_null_is_one_half(variance: str) -> None:
+    # evaluation.md check 4. Forgotten and never-held margins from one distribution: nothing
+    # to detect. Over 20 seeds the means were 0.501-0.502 ± 0.004-0.007 (accuracy and AUC, all
+    # three σ's), so 0.02 is 3 spreads.
     result = ulira(*population(np.random.default_rng(6), shadows=64, runs=4, pool=200,
-                               forget=50, gap=0.0))
+                               forget=50, gap=0.0), variance=variance)
+    assert result.variance == variance
     assert result.accuracy_mean == pytest.approx(0.5, abs=0.02)
     assert result.auc_mean == pytest.approx(0.5, abs=0.02)
 
@@ -332,6 +347,94 @@ def test_ulira_hand_built_case() -> None:
     assert result.accuracies[0] == 1.0 and result.aucs[0] == 1.0
 
 
+def test_shared_and_per_side_sigma_by_hand() -> None:
+    """Five shadows, one run each; U and O spread differently, so the two σ's disagree.
+
+    run  held        forgotten   φ(x0)  φ(x1)  φ(x2)
+    S0   x0, x2      x0, x2      0.7    10     9
+    S1   x0, x2      x0          2      0      7
+    S2   x0, x2      x0          4     -4      7
+    S3   x1, x2      x1          0      2      7
+    S4   x1, x2      x1         -4      4      7
+
+    Target S0, fit on S1..S4: U_x0 = U_x1 = {2, 4} (μ 3, squares 2), O_x0 = O_x1 = {0, -4}
+    (μ -2, squares 8); x2 has no U or O sample (skipped). Per side: σ_U² = (2 + 2) / 2 = 2,
+    σ_O² = (8 + 8) / 2 = 8. Shared: σ² = (2 + 2 + 8 + 8) / 4 = 5, and
+    Λ(φ) = [(φ + 2)² − (φ − 3)²] / (2·5) = φ − 1/2: x0 (φ 0.7) gets +0.2, "unlearned" (right);
+    x1 (φ 10, never held by S0) gets 9.5, "unlearned" (wrong).
+    Per side: Λ(φ) = log 2 − (φ − 3)²/4 + (φ + 2)²/16: x0 gets log 2 − 0.866875 = −0.17,
+    "never seen" (wrong): the quadratic rule calls "unlearned" only for 0.82 < φ < 8.51, so
+    x1 (φ 10, beyond the upper root) gets log 2 − 3.25 = −2.56, "never seen" (right).
+    """
+    phi = np.array([[0.7, 10, 9], [2, 0, 7], [4, -4, 7], [0, 2, 7], [-4, 4, 7]], dtype=float)
+    held = np.array([[1, 0, 1], [1, 0, 1], [1, 0, 1], [0, 1, 1], [0, 1, 1]], dtype=bool)
+    forgotten = np.array([[1, 0, 1], [1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0]], dtype=bool)
+    others = (np.arange(5) != 0)[:, None]
+    assert _pooled_variance(phi, [forgotten & others, ~held & others]) == pytest.approx(5)
+    expected = {"shared": [0.2, 9.5], "per_side": [math.log(2) - 0.866875, math.log(2) - 3.25]}
+    for variance, llr in expected.items():
+        result = ulira(phi, np.arange(5), held, forgotten, variance=variance)
+        of_s0 = result.scores.run == 0
+        np.testing.assert_array_equal(result.scores.example[of_s0], [0, 1])
+        np.testing.assert_allclose(result.scores.llr[of_s0], llr, rtol=1e-12)
+        assert result.accuracies[0] == 0.5  # one of two calls right, either way
+
+
+def test_shared_sigma_is_one_threshold_in_phi() -> None:
+    # With one σ for U and O, Λ(φ) = (μ_U − μ_O)(φ − (μ_U + μ_O)/2) / σ² for every x: linear in
+    # φ (zero second differences) and zero at the midpoint of the medians. Per-side σ's bend it.
+    rng = np.random.default_rng(11)
+    phi, shadow, held, forgotten = balanced_population(rng, shadows=10, pool=50, gap=1.0)
+    phi = phi * np.where(held, 0.5, 2.0)  # U narrower than O, so the per-side σ's differ
+    in_u, in_o = forgotten & (shadow != 0)[:, None], ~held & (shadow != 0)[:, None]
+    grid = np.linspace(-6, 6, 121)
+    shared = _fit_gaussians(phi, in_u, in_o, mode="shared", variance_floor=1e-12)
+    per_side = _fit_gaussians(phi, in_u, in_o, mode="per_side", variance_floor=1e-12)
+    assert shared.sigma_u[0] == shared.sigma_o[0] and per_side.sigma_u[0] < per_side.sigma_o[0]
+    for x in np.flatnonzero(shared.usable):
+        xs = np.full(len(grid), x)
+        llr = shared.llr(grid, xs)
+        np.testing.assert_allclose(np.diff(llr, 2), 0, atol=1e-9)
+        midpoint = (shared.mu_u[x] + shared.mu_o[x]) / 2
+        assert shared.llr(np.array([midpoint]), xs[:1])[0] == pytest.approx(0, abs=1e-12)
+        direction = np.sign(shared.mu_u[x] - shared.mu_o[x])
+        np.testing.assert_array_equal(llr > 0, direction * (grid - midpoint) > 0)
+        assert np.abs(np.diff(per_side.llr(grid, xs), 2)).max() > 1e-3
+
+
+def test_auc_is_sklearns_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(12)
+    for size in (2, 5, 18, 41):
+        label = np.arange(size) < max(size // 2, 1)
+        score = rng.integers(0, 4, size).astype(float)  # many ties
+        assert _auc(label, score) == pytest.approx(roc_auc_score(label, score), abs=1e-12)
+
+
+def test_simulated_null_is_centred_and_its_spread_shrinks_with_the_design() -> None:
+    # The committed audit's design size: 8 shadows, one run each, a pool of 18, each shadow
+    # holding an independent random half and forgetting all 9 it holds. Its null lands near 50%
+    # (for 3 such designs, 400 simulations each: 0.494-0.504, 0.488-0.501 AUC; one design is
+    # not exactly symmetric in its U and O counts) with a standard deviation of 6.1-6.2 points;
+    # 4 times the shadows and candidates give 2.1. (With exactly half the shadows holding each
+    # x, a target's positives have one U sample fewer than O and its negatives the reverse,
+    # which pulls that design's null to ≈ 0.48: the simulation sees it, a bare 50% would not.)
+    small = population(np.random.default_rng(13), shadows=8, runs=1, pool=18, forget=9, gap=0.0)
+    large = population(np.random.default_rng(13), shadows=32, runs=1, pool=72, forget=36, gap=0.0)
+    one, two = (ulira_null(*d[1:], simulations=400, seed=1) for d in (small, large))
+    assert one.variance == "shared" and one.simulations == 400
+    for null in (one, two):
+        assert null.accuracy_mean == pytest.approx(0.5, abs=0.015)
+        assert null.auc_mean == pytest.approx(0.5, abs=0.02)
+    assert 0.05 < one.accuracy_sd < 0.075 and 0.015 < two.accuracy_sd < 0.03
+    skewed = balanced_population(np.random.default_rng(13), shadows=8, pool=18, gap=0.0)
+    assert ulira_null(*skewed[1:], simulations=400, seed=1).accuracy_mean < 0.49
+    again = ulira_null(*small[1:], simulations=400, seed=1)
+    assert again == one
+    with pytest.raises(ConfigError, match="simulations must be a whole number >= 2"):
+        ulira_null(*small[1:], simulations=1)
+
+
 def balanced_population(rng: np.random.Generator, *, shadows: int, pool: int,
                         gap: float) -> tuple[np.ndarray, ...]:
     """One run per shadow that forgets all it held; every x is held by exactly half the shadows,
@@ -345,9 +448,9 @@ def test_ulira_few_shadows_global_sigma() -> None:
     # The note: 4 shadows per side at a 1σ gap give ≈ 0.64 with a global σ, 0.62 with
     # per-example σ. With 4-5 per side, 30 seeds gave 0.644 ± 0.006 (global) and 0.611 ± 0.008.
     data = balanced_population(np.random.default_rng(7), shadows=10, pool=1000, gap=1.0)
-    pooled = ulira(*data)  # auto: 10 shadows < 64, one global σ
+    pooled = ulira(*data)  # auto: 10 shadows < 64, one global σ shared by U and O
     separate = ulira(*data, variance="per_example")
-    assert pooled.variance == "global"
+    assert pooled.variance == "shared"
     assert pooled.accuracy_mean == pytest.approx(0.64, abs=0.03)
     assert separate.accuracy_mean == pytest.approx(0.62, abs=0.03)
     assert pooled.accuracy_mean > separate.accuracy_mean  # the reason for the global σ
@@ -393,8 +496,11 @@ def test_ulira_rejects_bad_input() -> None:
     mixed[1] = ~mixed[1] | forgotten[1]
     with pytest.raises(ConfigError, match="the runs of shadow 0 disagree"):
         ulira(phi, shadow, mixed, forgotten)
-    with pytest.raises(ConfigError, match="variance must be one of auto, global, per_example"):
+    with pytest.raises(ConfigError, match="variance must be one of auto, shared, per_side, "
+                                          "per_example"):
         ulira(phi, shadow, held, forgotten, variance="pooled")
+    with pytest.raises(ConfigError, match="'global' is ambiguous: expected 'shared'"):
+        ulira(phi, shadow, held, forgotten, variance="global")
     with pytest.raises(ConfigError, match="at least 2 shadow originals"):
         ulira(phi, np.zeros(8, dtype=int), np.repeat(held[:1], 8, axis=0), np.zeros_like(held))
 

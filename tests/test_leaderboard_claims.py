@@ -239,6 +239,22 @@ def test_audit_sentences() -> None:
     says(f"U-LiRA's null here is {u['dense', 'retrain']['accuracy']:.1f}% (dense) and "
          f"{u['omp:0.95', 'retrain']['accuracy']:.1f}% (95%)")
     says(f"(± {u['dense', 'retrain']['accuracy_std']:.1f} and ± {u['omp:0.95', 'retrain']['accuracy_std']:.1f} points)")
+    # U-LiRA's σ: shared by U and O, the per-side variant beside it; the null's simulated spread
+    assert {r["variance"] for r in summary["rows"] if r["metric"] == "ulira"} == {"shared"}
+    assert {r["variant"] for r in summary["rows"] if r["metric"] == "ulira"} == {"per_side"}
+    says(f"GA on the 95% model: {u['omp:0.95', 'ga']['variant_accuracy']:.1f}% with per-side σ, "
+         f"{u['omp:0.95', 'ga']['accuracy']:.1f}% with the shared one")
+    simulated = u["dense", "retrain"]
+    assert all(u[p, "retrain"]["null_simulated_accuracy_sd"] == simulated["null_simulated_accuracy_sd"]
+               for p in ("dense", "omp:0.95"))  # one design for both prunings
+    assert 5 < simulated["null_simulated_accuracy_sd"] < 7.5  # as test_audit_estimators' design of this size
+    says(f"{simulated['null_simulations']:,} simulated audits of this design with Gaussian margins")
+    says(f"a mean accuracy of {simulated['null_simulated_accuracy']:.1f}% with a standard deviation of "
+         f"{simulated['null_simulated_accuracy_sd']:.1f} points")
+    z = [(u[p, "retrain"]["accuracy"] - 50) / simulated["null_simulated_accuracy_sd"] for p in ("dense", "omp:0.95")]
+    assert all(0 < d < 2 for d in z)  # noise
+    says(f"the Retrain rows lie {z[0]:.1f} and {z[1]:.1f} standard deviations above 50%")
+    says(f"within about one simulated null standard deviation ({simulated['null_simulated_accuracy_sd']:.1f} points)")
     k = {(p, m): row("klom", p, m) for p in ("dense", "omp:0.95") for m in methods + ["retrain"]}
     says(f"(FT {k['dense', 'ft']['MIA']:.2f} against Retrain's {k['dense', 'retrain']['MIA']:.2f})")
     null = k["dense", "retrain"]["forget"]
@@ -250,6 +266,8 @@ def test_audit_sentences() -> None:
     says(f"{k['dense', 'ft']['forget_gaussian']:.2f} for FT against a null of {k['dense', 'retrain']['forget_gaussian']:.2f}")
     for method, name in (("ft", "FT"), ("sparse_ft", "sparse_ft"), ("ga", "GA"), ("iu", "IU")):
         says(f"{name} {u['dense', method]['accuracy']:.1f}% -> {u['omp:0.95', method]['accuracy']:.1f}%")
+        rise = u["omp:0.95", method]["accuracy"] - u["dense", method]["accuracy"]
+        assert 0 < rise < simulated["null_simulated_accuracy_sd"]
     says(f"(the null: {u['dense', 'retrain']['accuracy']:.1f}% -> {u['omp:0.95', 'retrain']['accuracy']:.1f}%)")
     for method, name in (("ft", "FT"), ("ga", "GA")):
         says(f"{name} {k['dense', method]['forget_gaussian']:.2f} -> {k['omp:0.95', method]['forget_gaussian']:.2f}")

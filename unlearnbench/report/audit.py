@@ -41,16 +41,64 @@ def klom_table(rows: list[Mapping[str, Any]]) -> str:
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def ulira_table(rows: list[Mapping[str, Any]]) -> str:
+SIGMA_LABELS = {"shared": "one global σ shared by U and O (LiRA's fix_variance): Λ linear in φ",
+                "per_side": "one global σ for U and another for O: Λ quadratic in φ",
+                "per_example": "one σ per example and side"}
+
+
+def ulira_table(rows: list[Mapping[str, Any]], prefix: str = "", *, trials: bool = True) -> str:
+    """The attack's columns for the σ of ``prefix`` ("" for the main one, "variant_" for the
+    labelled variant): mean ± std over targets, the naive s.e., and the null."""
     from tabulate import tabulate
 
-    headers = ["pruning", "method", "runs", "U-LiRA acc. %", "null", "AUC", "null",
-               *(label for _, label in TRIAL_COLUMNS)]
-    body = [[r["pruning"], r["method"] + (" (= null)" if r.get("is_null") else ""), r["models"],
-             f"{r['accuracy']:.1f} ± {r['accuracy_std']:.1f}", _num(r["null_accuracy"], 1),
-             f"{r['auc']:.3f} ± {r['auc_std']:.3f}", _num(r["null_auc"], 3),
-             *(_num(r.get(key)) for key, _ in TRIAL_COLUMNS)] for r in rows]
+    sigma = rows[0]["variant" if prefix else "variance"]
+    headers = ["pruning", "method", "runs", f"acc. % (σ {sigma}), mean ± std", "s.e.", "null",
+               "AUC, mean ± std", "s.e.", "null"]
+    body = []
+    for r in rows:
+        line = [r["pruning"], r["method"] + (" (= null)" if r.get("is_null") else ""), r["models"],
+                f"{r[prefix + 'accuracy']:.1f} ± {r[prefix + 'accuracy_std']:.1f}",
+                _num(r.get(prefix + "accuracy_se"), 1), _num(r[prefix + "null_accuracy"], 1),
+                f"{r[prefix + 'auc']:.3f} ± {r[prefix + 'auc_std']:.3f}",
+                _num(r.get(prefix + "auc_se"), 3), _num(r[prefix + "null_auc"], 3)]
+        if trials:
+            line += [_num(r.get(key)) for key, _ in TRIAL_COLUMNS]
+        body.append(line)
+    if trials:
+        headers += [label for _, label in TRIAL_COLUMNS]
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def ulira_notes(rows: list[Mapping[str, Any]], params: Mapping[str, Any]) -> list[str]:
+    """What the U-LiRA tables' columns are, and how far from 50% the null lands by chance."""
+    first = rows[0]
+    targets = sorted({r["targets"] for r in rows})
+    lines = [f"Balanced accuracy and AUC of the per-example attack (leave one shadow out; "
+             f"{params['runs_per_shadow']} runs per shadow; {'/'.join(map(str, targets))} target "
+             f"runs per row). σ {first['variance']}: {SIGMA_LABELS.get(first['variance'], first['variance'])}. "
+             f"\"mean ± std\": the std (ddof 0) is the spread of single targets over the target "
+             f"runs, not an uncertainty of the mean. \"s.e.\": std (ddof 1) / √targets, the standard "
+             f"error if the targets were independent; they share shadows (each is scored against "
+             f"fits on the others), so it leaves their correlation out. \"null\": Retrain through "
+             f"the same design. MIA-Eff., UA, RA, TA: means over the same unlearning runs."]
+    spread = [r for r in rows if "null_simulated_accuracy_sd" in r]
+    if spread:
+        by_pruning = {r["pruning"]: r for r in spread}
+        numbers = "; ".join(
+            f"{p}: {r['null_simulated_accuracy']:.1f}% ± {r['null_simulated_accuracy_sd']:.1f} "
+            f"(AUC {r['null_simulated_auc']:.3f} ± {r['null_simulated_auc_sd']:.3f})"
+            for p, r in by_pruning.items())
+        nulls = "; ".join(
+            f"{r['pruning']}: {r['accuracy']:.1f}%, "
+            f"{(r['accuracy'] - 50) / r['null_simulated_accuracy_sd']:+.1f} standard deviations"
+            for r in spread if r.get("is_null"))
+        lines += ["", f"How far the null lands from 50% by chance: {first['null_simulations']} audits "
+                      f"of this design (its shadows, halves and forget sets) with Gaussian margins, "
+                      f"the same for forgotten and never-held points, scored like the real one, give "
+                      f"a mean accuracy of {numbers} (mean ± standard deviation over simulated "
+                      f"audits, σ {first['variance']}). This standard deviation is the noise of one "
+                      f"audit's mean, shared shadows included. The Retrain rows here: {nulls} from 50%."]
+    return lines
 
 
 def render_audit(summary: Mapping[str, Any]) -> str:
@@ -78,11 +126,14 @@ def render_audit(summary: Mapping[str, Any]) -> str:
     ulira = [r for r in rows if r["metric"] == "ulira"]
     if ulira:
         params = summary["metrics"]["ulira"]["params"]
-        lines += ["## U-LiRA (50% / 0.5 is ideal)", "",
-                  f"Balanced accuracy and AUC of the per-example attack, mean ± std over target runs "
-                  f"(leave one shadow out; {params['runs_per_shadow']} runs per shadow; σ: "
-                  f"{ulira[0]['variance']}). \"null\": Retrain through the same design. MIA-Eff., UA, "
-                  f"RA, TA: means over the same unlearning runs.", "", ulira_table(ulira), ""]
+        lines += ["## U-LiRA (50% / 0.5 is ideal)", "", *ulira_notes(ulira, params), "",
+                  ulira_table(ulira), ""]
+        if "variant" in ulira[0]:
+            variant = ulira[0]["variant"]
+            lines += [f"### U-LiRA with σ {variant} (a labelled variant)", "",
+                      f"The same attack and targets with σ {variant}: "
+                      f"{SIGMA_LABELS.get(variant, variant)}; its own Retrain null.", "",
+                      ulira_table(ulira, "variant_", trials=False), ""]
     return "\n".join(lines)
 
 

@@ -297,11 +297,14 @@ class ULiRA(PopulationMetric):
     * per candidate x: U_x = margins under unlearned runs whose forget set held x, O_x = margins
       under unlearned runs of shadows that never held x (the note's choice; the public re-run
       took O from the originals); Gaussian fits with mu the median, sigma the std, one global
-      sigma below 64 shadows (LiRA's fix_variance);
+      sigma shared by U and O below 64 shadows (LiRA's fix_variance: a linear likelihood
+      ratio); the per-side global sigma (one for U, one for O) is scored beside it, labelled;
     * targets by leave-one-shadow-out: each run of shadow k is attacked with fits from the other
       shadows; positives its forget points, negatives as many pool points shadow k never held;
-      balanced accuracy and AUC, mean ± std over targets. 50% (0.5) is ideal: Retrain's level,
-      and the null is the oracle method (Retrain) run through the same design.
+      balanced accuracy and AUC, mean ± std (the spread over targets) and the naive standard
+      error. 50% (0.5) is ideal: Retrain's level, and the null is the oracle method (Retrain)
+      run through the same design; how far a null lands from 50% by chance is simulated on the
+      design with Gaussian margins (``null_simulations`` audits).
     """
 
     label: ClassVar[str] = "U-LiRA accuracy"
@@ -313,12 +316,16 @@ class ULiRA(PopulationMetric):
     pool_multiple: int = param(4, ge=2, help="candidate pool size, in forget-set sizes (2: each "
                                             "run forgets the whole half its shadow holds)")
     runs_per_shadow: int = param(2, ge=1, help="unlearning runs per shadow original")
-    variance: str = param("auto", help="auto (global sigma below 64 shadows), global or per_example")
+    variance: str = param("auto", help="auto (one sigma shared by U and O below 64 shadows, else "
+                                       "per example), shared, per_side or per_example")
+    null_simulations: int = param(1000, ge=0, help="simulated Gaussian audits of the design for the "
+                                                   "null's spread (0: none)")
 
     def validate(self) -> None:
-        if self.variance not in ("auto", "global", "per_example"):
-            raise ConfigError(f"ULiRA.variance={self.variance!r} is invalid: expected auto, global "
-                              f"or per_example")
+        from ..evaluate.ulira import VARIANCES
+        if self.variance not in VARIANCES:
+            raise ConfigError(f"ULiRA.variance={self.variance!r} is invalid: expected one of "
+                              f"{', '.join(VARIANCES)}")
 
     def design(self, context: AuditContext) -> Design:
         spec = context.spec
@@ -356,25 +363,56 @@ class ULiRA(PopulationMetric):
         info = design.info
         rows, arrays = [], {}
         results: dict[tuple[str, str], Any] = {}
+        spreads: dict[bytes, dict[str, Any]] = {}  # the prunings share one design: simulate it once
         for pruning in dict.fromkeys(m.pruning for m in design.members):
             for method in dict.fromkeys(m.method for m in design.members):
                 index = population.rows(role="method", method=method, pruning=pruning)
-                result = ulira(population.matrix(index), info["shadow"][index], info["held"][index],
-                               info["forgotten"][index], variance=self.variance)
-                results[(pruning, method)] = (result, [population.records[i] for i in index])
+                runs = (info["shadow"][index], info["held"][index], info["forgotten"][index])
+                result = ulira(population.matrix(index), *runs, variance=self.variance)
+                # the labelled variant: per-side σ's, or the shared σ when per-side is the main
+                variant = ulira(population.matrix(index), *runs,
+                                variance="shared" if result.variance == "per_side" else "per_side")
+                results[(pruning, method)] = (result, variant, [population.records[i] for i in index])
                 arrays[f"ulira/{pruning}/{method}/llr"] = result.scores.llr
                 arrays[f"ulira/{pruning}/{method}/label"] = result.scores.label
-            null = results[(pruning, info["oracle"])][0]
+                arrays[f"ulira-{variant.variance}/{pruning}/{method}/llr"] = variant.scores.llr
+                arrays[f"ulira-{variant.variance}/{pruning}/{method}/label"] = variant.scores.label
+            null, null_variant, _ = results[(pruning, info["oracle"])]
+            index = population.rows(role="method", method=info["oracle"], pruning=pruning)
+            runs = (info["shadow"][index], info["held"][index], info["forgotten"][index])
+            key = b"".join(np.ascontiguousarray(a).tobytes() for a in runs)
+            if key not in spreads:
+                spreads[key] = self._null_spread(*runs)
+            spread = spreads[key]
             for method in dict.fromkeys(m.method for m in design.members):
-                result, records = results[(pruning, method)]
+                result, variant, records = results[(pruning, method)]
                 rows.append({"metric": "ulira", "pruning": pruning, "method": method,
                              "is_null": method == info["oracle"], "models": len(records),
-                             "accuracy": 100 * result.accuracy_mean, "accuracy_std": 100 * result.accuracy_std,
-                             "auc": result.auc_mean, "auc_std": result.auc_std,
-                             "targets": result.n_targets, "variance": result.variance,
-                             "null_accuracy": 100 * null.accuracy_mean, "null_auc": null.auc_mean,
-                             **{k: _scored_mean(records, k) for k in ("UA", "MIA", "RA", "TA")}})
+                             **_attack_values(result, null), "targets": result.n_targets,
+                             "variance": result.variance, "variant": variant.variance,
+                             **{f"variant_{k}": v for k, v in _attack_values(variant, null_variant).items()},
+                             **spread, **{k: _scored_mean(records, k) for k in ("UA", "MIA", "RA", "TA")}})
         return Scored(rows, arrays)
+
+    def _null_spread(self, shadow: np.ndarray, held: np.ndarray, forgotten: np.ndarray) -> dict[str, Any]:
+        """The null's mean and standard deviation over Gaussian audits of this design."""
+        from ..evaluate.ulira import simulated_null
+        if not self.null_simulations:
+            return {}
+        spread = simulated_null(shadow, held, forgotten, simulations=self.null_simulations,
+                                variance=self.variance)
+        return {"null_simulations": spread.simulations,
+                "null_simulated_accuracy": 100 * spread.accuracy_mean,
+                "null_simulated_accuracy_sd": 100 * spread.accuracy_sd,
+                "null_simulated_auc": spread.auc_mean, "null_simulated_auc_sd": spread.auc_sd}
+
+
+def _attack_values(result: Any, null: Any) -> dict[str, float]:
+    """A U-LiRA result's table values (accuracy in %): mean, std over targets, naive s.e., null."""
+    return {"accuracy": 100 * result.accuracy_mean, "accuracy_std": 100 * result.accuracy_std,
+            "accuracy_se": 100 * result.accuracy_se, "auc": result.auc_mean,
+            "auc_std": result.auc_std, "auc_se": result.auc_se,
+            "null_accuracy": 100 * null.accuracy_mean, "null_auc": null.auc_mean}
 
 
 # -- running an audit ------------------------------------------------------------------------
