@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from unlearnbench.report.records import SCHEMA_VERSION
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -83,7 +85,7 @@ def test_a_run_records_the_plugins_metrics_and_the_leaderboard_shows_them(
         assert "Traceback" not in result.stderr
     records = {r["method"]: r for r in (json.loads(p.read_text()) for p in output.glob("*.json"))}
     ft = records["ft"]
-    assert {"forget_loss", "UA_top5"} <= set(ft["metrics"]) and ft["schema_version"] == 4
+    assert {"forget_loss", "UA_top5"} <= set(ft["metrics"]) and ft["schema_version"] == SCHEMA_VERSION
     assert ft["metric_declarations"]["UA_top5"]["in_disparity"] is True
     assert ft["metric_declarations"]["forget_loss"]["unit"] == "nats"
     assert ft["environment"]["packages"][plugin["project"]["name"]] == plugin["project"]["version"]
