@@ -246,11 +246,12 @@ def test_timed_calls_take_turns_and_count_the_trials_on_the_device(
         with sharing.TimedSlot(cpu) as slot:
             pass
         assert slot.shared_by == 0
-        # another process on the device, holding the timing lock for a moment
+        # another process of this grid (a worker) on the device, holding the timing lock for a moment
         code = textwrap.dedent(f"""
             import os, time, torch
             os.environ["UNLEARNBENCH_DEVICE_DIR"] = {str(tmp_path)!r}
             from unlearnbench.run import sharing
+            sharing.join_grid({sharing.grid_id()!r})
             with sharing.on_device(torch.device("cpu")):
                 with sharing.TimedSlot(torch.device("cpu")):
                     print("in", flush=True)
@@ -273,17 +274,44 @@ def test_a_killed_process_does_not_count_as_a_trial_on_the_device(tmp_path: Path
         import os, signal, torch
         os.environ["UNLEARNBENCH_DEVICE_DIR"] = {str(tmp_path)!r}
         from unlearnbench.run import sharing
+        sharing.join_grid({sharing.grid_id()!r})
         with sharing.on_device(torch.device("cpu")):
             os.kill(os.getpid(), signal.SIGKILL)
     """)
     subprocess.run([sys.executable, "-c", code])
     os.environ["UNLEARNBENCH_DEVICE_DIR"] = str(tmp_path)
     try:
-        assert len(list((tmp_path / "cpu").glob("trial-*"))) == 1  # left behind ...
+        assert len(list((tmp_path / "cpu").glob("grid-*/trial-*"))) == 1  # left behind ...
         assert sharing.trials_on(torch.device("cpu")) == 0  # ... but not counted, and cleaned up
-        assert not list((tmp_path / "cpu").glob("trial-*"))
+        assert not list((tmp_path / "cpu").glob("grid-*/trial-*"))
     finally:
         del os.environ["UNLEARNBENCH_DEVICE_DIR"]
+
+
+def test_an_unrelated_process_on_the_device_is_not_sharing(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another unlearnbench process (not this grid's) on the device: a lone run is not shared."""
+    monkeypatch.setenv("UNLEARNBENCH_DEVICE_DIR", str(tmp_path))
+    monkeypatch.delenv(sharing.GRID_ENV, raising=False)
+    code = textwrap.dedent(f"""
+        import os, time, torch
+        os.environ["UNLEARNBENCH_DEVICE_DIR"] = {str(tmp_path)!r}
+        os.environ.pop("UNLEARNBENCH_GRID", None)
+        from unlearnbench.run import sharing
+        with sharing.on_device(torch.device("cpu")):
+            print("in", flush=True)
+            time.sleep(30)
+    """)
+    other = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "in"
+        cpu = torch.device("cpu")
+        with sharing.on_device(cpu), sharing.TimedSlot(cpu) as slot:
+            assert sharing.trials_on(cpu) == 1
+        assert slot.shared_by == 0
+    finally:
+        other.kill()
+        other.wait(timeout=60)
 
 
 def test_the_leaderboard_warns_when_rte_was_measured_under_sharing(make_record) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import traceback
 import warnings
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ConfigError, UnlearnbenchError
+from .params import MAX_SEED
 
 MAX_SEEDS = 10_000
 
@@ -22,19 +24,34 @@ def _key_values(items: Sequence[str] | None, flag: str) -> dict[str, str]:
         if not sep or not key.strip():
             raise ConfigError(f"{flag} {item!r} is invalid: expected KEY=VALUE")
         if key.strip() in result:  # silently keeping the last would hide a typo in a long command
-            raise ConfigError(f"{flag} {key.strip()!r} is given twice ({key.strip()}={result[key.strip()]} "
-                              f"and {key.strip()}={value.strip()}); expected each key once")
+            first, second = (_shown(f"{key.strip()}={v}") for v in (result[key.strip()], value.strip()))
+            raise ConfigError(f"{flag} {key.strip()!r} is given twice ({first} and {second}); "
+                              f"expected each key once")
         result[key.strip()] = value.strip()
     return result
 
 
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        seeds = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise ConfigError(f"--seeds {text!r} is invalid: expected comma-separated integers, e.g. 0,1,2") from None
+def _shown(text: str) -> str:
+    """``text`` as typed, or quoted when it holds a line break or another unprintable character
+    (an error message stays one line)."""
+    return text if text.isprintable() else repr(text)
+
+
+def _seeds(text: str, flag: str = "--seeds") -> tuple[int, ...]:
+    """Comma-separated seeds, each an integer in 0..MAX_SEED, each once; an empty entry
+    (``0,,1``, ``0,``) is an error, not a seed to skip."""
+    entries = [s.strip() for s in text.split(",")]
+    if not any(entries):
+        raise ConfigError(f"{flag} is empty: expected at least one seed, e.g. 0,1,2")
+    if not all(re.fullmatch(r"[+-]?[0-9]+", s) for s in entries):
+        raise ConfigError(f"{flag} {text!r} is invalid: expected comma-separated integers, e.g. 0,1,2")
+    for entry in entries:  # the digit count first: int() of a 5,000-digit string raises
+        if len(entry.lstrip("+-0")) > len(str(MAX_SEED)) or not 0 <= int(entry) <= MAX_SEED:
+            raise ConfigError(f"{flag} {text!r} is invalid: seed {entry} is out of range; expected "
+                              f"integers 0 to {MAX_SEED}")
+    seeds = tuple(int(s) for s in entries)
     if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {text!r} repeats a seed")
+        raise ConfigError(f"{flag} {text!r} repeats a seed")
     return seeds
 
 
@@ -295,7 +312,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .report.records import load_records
 
     config = RunConfig(**fields)
-    records = _finishing(lambda: run(config, log=_log, executor=_executor(args)), args.output)
+    records = _finishing(lambda: run(config, log=_log, executor=_executor(args)), args.output,
+                         args.cache_dir)
     for r in records:
         if r.diverged:
             print(f"{r.run_id}: {r.metric_summary()} ({r.config.get('divergence')})")
@@ -314,17 +332,24 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _finishing(work, output: Path):
+def _finishing(work, output: Path, cache: Path | None = None):
     """``work()``, with a filesystem failure after the compute turned into one line that says
-    where the finished results are."""
+    where the finished results are (and that the cache folder failed, when it did)."""
     try:
         return work()
     except UnlearnbenchError:  # DataNotFoundError is an OSError too, and says all it needs
         raise
     except OSError as exc:
         done = len(list(Path(output).rglob("*.json"))) if Path(output).is_dir() else 0
-        raise UnlearnbenchError(f"{_os_message(exc)}; the finished records are in {output}/ "
+        where = ""
+        if cache is not None and exc.filename and _inside(Path(str(exc.filename)), Path(cache).expanduser()):
+            where = f" (in the cache folder --cache-dir {Path(cache).expanduser()})"
+        raise UnlearnbenchError(f"{_os_message(exc)}{where}; the finished records are in {output}/ "
                                 f"({done} JSON file{'s' if done != 1 else ''} there)") from exc
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve(strict=False).is_relative_to(folder.resolve(strict=False))
 
 
 def _os_message(exc: OSError) -> str:
@@ -357,7 +382,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     summary = _finishing(lambda: reproduce(recipe, output=output, scale=args.scale, seeds=seeds,
                                            plots=not args.no_plots, executor=executor, log=_log,
                                            probe_params=probe_params, **_execution(args)),
-                         output / "records")
+                         output / "records", args.cache_dir)
     print((output / "table.md").read_text())
     if summary.get("diverged"):
         raise DivergedRuns(f"{summary['diverged']} runs diverged (non-finite weights or logits); "
@@ -381,7 +406,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     output = args.output or Path("leaderboard") / f"audit-{spec.name}"
     executor = None if args.dry_run else _executor(args)
     _finishing(lambda: run_audit(spec, output=output, executor=executor, log=_log,
-                                 plots=not args.no_plots, dry_run=args.dry_run), output / "records")
+                                 plots=not args.no_plots, dry_run=args.dry_run), output / "records",
+               args.cache_dir)
     if not args.dry_run:
         print((output / "table.md").read_text())
     return 0
@@ -391,7 +417,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from .run.tuning import Protocol
 
     protocol = Protocol(trials=args.trials, sampler=args.sampler, seed=args.sampler_seed,
-                        seeds=_seeds(args.tuning_seeds), tolerance=args.tolerance,
+                        seeds=_seeds(args.tuning_seeds, "--tuning-seeds"), tolerance=args.tolerance,
                         criterion=args.criterion)
     if bool(args.recipe) == bool(args.methods):
         raise ConfigError("unlearnbench tune needs METHOD... or --recipe NAME (one of them)")
@@ -411,7 +437,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     values = args.values or values
     executor = None if args.dry_run else _executor(args)
     _finishing(lambda: tune(cells, protocol, output, executor=executor, values=values, log=_log,
-                            dry_run=args.dry_run), output / "records")
+                            dry_run=args.dry_run), output / "records", args.cache_dir)
     return 0
 
 

@@ -25,6 +25,7 @@ from .errors import ConfigError, unknown_name_message
 
 C = TypeVar("C", bound="Configurable")
 INT_LIMIT = 2**63
+MAX_SEED = 2**31 - 1  # the largest trial seed: what every generator takes (torch, numpy, an int32)
 
 _BOUNDS = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"),
            "le": (lambda v, b: v <= b, "<="), "lt": (lambda v, b: v < b, "<")}

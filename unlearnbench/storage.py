@@ -39,6 +39,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write() names no file: say which one it was
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -70,8 +75,16 @@ class CheckpointCache:
 
         path = self.path(kind, description)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path.with_suffix(".lock"))):
-            yield
+        lock = path.with_suffix(".lock")
+        with FileLock(str(lock)):
+            try:
+                yield
+            except OSError:
+                # the entry could not be written (a full or read-only disk): leave no lock file
+                # behind beside the missing entry (a process already waiting on it builds anew)
+                if not path.exists():
+                    lock.unlink(missing_ok=True)
+                raise
 
     def load(self, kind: str, description: Mapping[str, Any]) -> dict[str, Any] | None:
         """The cached payload, or None if absent; a damaged entry warns and counts as absent."""

@@ -142,9 +142,26 @@ def stratified_subset(labels: torch.Tensor, size: int, what: str) -> torch.Tenso
     if size < classes:
         raise ConfigError(f"{what}={size} is invalid: expected at least one image per class "
                           f"({classes} classes)")
-    chosen, _ = train_test_split(np.arange(n), train_size=size, stratify=labels.numpy(),
-                                 random_state=0)
+    if n - size < classes:  # scikit-learn needs a class's worth left out too
+        return _nearly_all(labels, n - size)
+    try:
+        chosen, _ = train_test_split(np.arange(n), train_size=size, stratify=labels.numpy(),
+                                     random_state=0)
+    except ValueError as exc:  # e.g. a class of a single image, which cannot be stratified
+        raise ConfigError(f"{what}={size} is invalid: the images cannot be subsampled keeping each "
+                          f"class's share ({' '.join(str(exc).split())})") from None
     return torch.from_numpy(np.sort(chosen))
+
+
+def _nearly_all(labels: torch.Tensor, drop: int) -> torch.Tensor:
+    """Every index but ``drop`` (fewer than the classes): the last example of each of the
+    ``drop`` largest classes, so each class's share stays as near as it can."""
+    values, counts = np.unique(labels.numpy(), return_counts=True)
+    largest = values[np.argsort(-counts, kind="stable")[:drop]]
+    keep = np.ones(len(labels), dtype=bool)
+    for value in largest:
+        keep[np.flatnonzero(labels.numpy() == value)[-1]] = False
+    return torch.from_numpy(np.flatnonzero(keep))
 
 
 def subsample(data: LoadedDataset, train_size: int | None, test_size: int | None) -> LoadedDataset:

@@ -37,6 +37,7 @@ from ._parquet import (parquet_files, read_saved_train_test, read_train_test, sa
 # The paper's original-model recipe (paper.md), also used for SVHN.
 PAPER_RECIPE = TrainRecipe(epochs=182, lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=256,
                            schedule="step", milestones=(0.5, 0.75), lr_decay=0.1)
+IMAGE_SHAPE = (3, 32, 32)  # (channels, height, width)
 CIFAR_NORMALIZE = Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR100_NORMALIZE = Normalize((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 
@@ -79,8 +80,20 @@ class _Cifar(Dataset):
                 f"datasets' layout) and for a datasets save_to_disk folder (dataset_dict.json, or "
                 f"train/ and test/ holding state.json). Pass --download to fetch it with "
                 f"torchvision, or point --data-root at a folder holding one of these layouts.")
+        for part, split in ((train, "train"), (test, "test")):
+            self._check_shape(part, split, root)
         augment = Augment(crop_padding=4, hflip=True) if self.augment else Augment()
         return LoadedDataset(train, test, names, self.normalize, augment)
+
+    def _check_shape(self, part: ImageData, split: str, root: Path) -> None:
+        """CIFAR's images are 32x32 RGB: other sizes (a resized copy, another dataset) would
+        train without a word, on statistics and a model built for 32x32."""
+        shape = tuple(part.images.shape[1:])
+        if shape != IMAGE_SHAPE:
+            channels, height, width = (*shape, None, None, None)[:3]
+            raise CorruptFileError(f"{self.dataset_name}: the {split} images under {root} are "
+                                   f"{height}x{width} with {channels} channels; expected 32x32 RGB "
+                                   f"(3 channels), CIFAR's size")
 
     def default_recipe(self) -> TrainRecipe:
         return PAPER_RECIPE

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..components import DATASETS, METRICS, MODELS, PRUNERS, UNLEARNERS
+from ..components import DATASETS, METRICS, MODELS, PROBES, PRUNERS, SCENARIOS, UNLEARNERS
 from ..data.dataset import LoadedDataset
 from ..data.splits import Split
 from ..run.identity import SHORT, config_identity, planned_identity, resolved_config, trial_identity
@@ -37,6 +37,9 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
         roles["model"] = (MODELS, plan.arch)
     if cfg.pruner:
         roles["pruner"] = (PRUNERS, cfg.pruner)
+    roles["scenario"] = (SCENARIOS, plan.forget.kind)
+    for name in plan.probes:  # the scenario's probes and those the configuration asks for
+        roles[f"probe:{name}"] = (PROBES, name)
     origins = {role: reg.origin(name) for role, (reg, name) in roles.items()}
     packages = {o.package: o.version or "?"
                 for o in [*origins.values(), *(METRICS.origin(name) for name in declarations)]}

@@ -7,7 +7,9 @@ version and every field, so a damaged or foreign file is an error that names it.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
+import math
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -204,9 +206,11 @@ class RunRecord:
                                    f"{', '.join(STATUSES)}")
         for name, values in record.probes.items():
             if not isinstance(values, dict) or not all(
-                    isinstance(k, str) and _matches(float | None, v) for k, v in values.items()):
+                    isinstance(k, str) and _matches(float | None, v) and (v is None or math.isfinite(v))
+                    for k, v in values.items()):
                 raise CorruptFileError(f"{source}: probe {name!r}={values!r} is not a mapping of "
-                                       f"'before'/'after' to numbers")
+                                       f"'before'/'after' to finite numbers or null")
+        _check_created(record.created, source)
         return dataclasses.replace(record, schema_version=SCHEMA_VERSION)
 
     @classmethod
@@ -216,6 +220,18 @@ class RunRecord:
         except (OSError, ValueError) as exc:
             raise CorruptFileError(f"{path}: not a readable JSON record ({exc})") from exc
         return cls.from_dict(data, str(path))
+
+
+def _check_created(created: str, source: str) -> None:
+    """``created`` is what a run writes: an ISO-8601 date and time with its UTC offset
+    (``2024-01-01T12:00:00+00:00``); the newest of two records of one trial is chosen by it."""
+    try:
+        moment = dt.datetime.fromisoformat(created)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise CorruptFileError(f"{source}: created {created!r} is invalid: expected an ISO-8601 "
+                               f"timestamp with its UTC offset, e.g. 2024-01-01T12:00:00+00:00")
 
 
 def _legacy_metrics(data: dict[str, Any], source: str) -> dict[str, Any]:
@@ -237,6 +253,9 @@ def _declarations(record: RunRecord, source: str) -> dict[str, MetricDeclaration
     for name, value in record.metrics.items():
         if not _matches(float | None, value):
             raise CorruptFileError(f"{source}: metric {name!r}={value!r} is not a number or null")
+        if value is not None and not math.isfinite(value):  # a run records an undefined value as null
+            raise CorruptFileError(f"{source}: metric {name!r}={value!r} is not finite; expected a "
+                                   f"finite number or null (edited by hand?)")
         if name not in record.metric_declarations:
             raise CorruptFileError(f"{source}: metric {name!r} has no entry in metric_declarations")
     for name, raw in record.metric_declarations.items():

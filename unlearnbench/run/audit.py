@@ -37,7 +37,7 @@ import numpy as np
 from ..data.population import Membership
 from ..errors import ConfigError, UnlearnbenchError
 from ..metric import PopulationMetric
-from ..params import param
+from ..params import MAX_SEED, param
 from .config import RunConfig, prepare
 
 if sys.version_info >= (3, 11):
@@ -581,7 +581,7 @@ def load_audit(path_or_name: str | Path, *, scale: str = "full", models: int | N
 
     ``common`` holds the RunConfig fields of the command line (folders, device, ...).
     """
-    from .recipes import _method, _pruning
+    from .recipes import FIELD_TYPES, _method, _pruning, _toml
 
     path = Path(path_or_name)
     if not (path.suffix == ".toml" and path.is_file()):
@@ -595,6 +595,7 @@ def load_audit(path_or_name: str | Path, *, scale: str = "full", models: int | N
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"audit recipe {path}: {exc}") from exc
     name = path.stem
+    _check_audit_types(table, name)
     scales = table.get("scales", {})
     if scale != "full" and scale not in scales:
         raise ConfigError(f"--scale {scale!r} is invalid for audit {name!r}: expected one of "
@@ -608,20 +609,64 @@ def load_audit(path_or_name: str | Path, *, scale: str = "full", models: int | N
         if key not in RUN_FIELDS:
             raise ConfigError(f"audit {name!r} [run]: unknown key {key!r}; expected one of "
                               f"{', '.join(RUN_FIELDS)}")
+        ok, expected = FIELD_TYPES[key]
+        if not ok(value):
+            raise ConfigError(f"audit {name!r} [run]: {key} = {_toml(value)} is invalid: expected {expected}")
         base[key] = value
     if unknown := set(audit) - set(AUDIT_KEYS):
         raise ConfigError(f"audit {name!r} [audit]: unknown keys {sorted(unknown)}; expected some of "
                           f"{', '.join(AUDIT_KEYS)}")
+    for key, (ok, expected) in AUDIT_TYPES.items():
+        if key in audit and not ok(audit[key]):
+            raise ConfigError(f"audit {name!r} [audit]: {key} = {_toml(audit[key])} is invalid: "
+                              f"expected {expected}")
     metrics = audit.get("metrics", ["klom", "ulira"])
     metrics = {m: {} for m in metrics} if isinstance(metrics, list) else dict(metrics)
-    oracle = _method(audit.get("oracle", "retrain"), name)
+    where = f"audit {name!r} [audit]"
+    oracle = _method(audit.get("oracle", "retrain"), where)
     return AuditSpec(
         name=f"{name}" if scale == "full" else f"{name}-{scale}",
         description=table.get("description", ""), base={**base, **common},
-        methods=tuple(_method(m, name) for m in audit.get("method", [])),
-        prunings=tuple(_pruning(p, name) for p in audit.get("pruning", ["dense"])),
+        methods=tuple(_method(m, where) for m in audit.get("method", [])),
+        prunings=tuple(_pruning(p, where) for p in audit.get("pruning", ["dense"])),
         metrics=metrics, models=models or int(audit.get("models", 8)),
         forget=float(audit.get("forget", 0.01)), seed=int(audit.get("seed", 0)), oracle=oracle)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# what each [audit] key holds (method and pruning entries are checked as a recipe's grid is)
+AUDIT_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "metrics": (lambda v: (isinstance(v, list) and all(isinstance(m, str) for m in v))
+                or (isinstance(v, dict) and all(isinstance(p, dict) for p in v.values())),
+                "a list of metric names or a table of metric names, each with a table of parameters"),
+    "method": (lambda v: isinstance(v, list), "a list of methods"),
+    "pruning": (lambda v: isinstance(v, list), "a list of \"dense\" or \"PRUNER:SPARSITY\""),
+    "models": (lambda v: _is_int(v) and v >= 2, "a whole number of models >= 2"),
+    "forget": (_is_number, "a fraction in (0, 1) or a whole count >= 1"),
+    "seed": (lambda v: _is_int(v) and 0 <= v <= MAX_SEED, f"an integer 0 to {MAX_SEED}"),
+    "oracle": (lambda v: isinstance(v, (str, dict)), "a method name or {method = NAME, ...}"),
+}
+
+
+def _check_audit_types(table: Mapping[str, Any], name: str) -> None:
+    """The sections of an audit TOML are tables (a scale's too), its description a string."""
+    for key in ("run", "audit", "scales"):
+        if not isinstance(table.get(key, {}), dict):
+            raise ConfigError(f"audit {name!r}: {key} = {table[key]!r} is invalid: expected a [{key}] table")
+    for scale, overrides in table.get("scales", {}).items():
+        if not isinstance(overrides, dict) or not isinstance(overrides.get("audit", {}), dict):
+            raise ConfigError(f"audit {name!r} [scales.{scale if scale.isprintable() else repr(scale)}] "
+                              f"is invalid: expected a table "
+                              f"(with `audit` a table)")
+    if not isinstance(table.get("description", ""), str):
+        raise ConfigError(f"audit {name!r}: description is invalid: expected a string")
 
 
 def bundled_audits() -> list[Path]:

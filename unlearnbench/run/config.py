@@ -17,11 +17,13 @@ from ..components import DATASETS, PROBES, PRUNERS, UNLEARNERS, check_arch
 from ..data.dataset import Dataset
 from ..data.splits import ForgetSpec
 from ..errors import ConfigError, DataNotFoundError
+from ..params import MAX_SEED
 from ..probe import DataAccess, Probe
 from ..pruner import Pruner, snapshots_needed
 from ..scenario import Scenario
 from ..storage import CheckpointCache, check_file_name, check_writable_folder
 from ..train.loop import TrainRecipe
+from ..train.progress import interval_s
 from ..train.runtime import Runtime
 from ..unlearner import Unlearner
 
@@ -102,6 +104,8 @@ def pruning_label(config: RunConfig) -> str:
 
 def prepare(config: RunConfig) -> Plan:
     """Resolve and validate everything before any data is read or any model trained."""
+    check_fields(config)
+    interval_s()  # an invalid UNLEARNBENCH_PROGRESS_INTERVAL stops here, not in the first epoch
     unlearner = UNLEARNERS.get(config.method).from_params(config.method_params)
     dataset = DATASETS.get(config.dataset).from_params(config.dataset_params)
     pruner = None
@@ -117,9 +121,6 @@ def prepare(config: RunConfig) -> Plan:
     recipe = dataset.default_recipe().replace(**dict(config.train_params))
     if not config.seeds:
         raise ConfigError("--seeds is empty: expected at least one seed")
-    for name in ("train_size", "test_size"):
-        if (size := getattr(config, name)) is not None and size < 1:
-            raise ConfigError(f"{name}={size} is invalid: expected a positive number of images")
     if config.label is not None and not re.fullmatch(r"[A-Za-z0-9_.+-]+", config.label):
         raise ConfigError(f"label {config.label!r} is invalid: use letters, digits and _ . + -")
     if config.save_model is not None and Path(config.save_model).expanduser().is_file():
@@ -138,6 +139,63 @@ def prepare(config: RunConfig) -> Plan:
                 CheckpointCache(config.cache_dir), make_probes(forget, config.probes), snapshots)
     check_locations(plan)
     return plan
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, Path))
+
+
+_OPTIONAL = {"label": str, "arch": str, "pruner": str}
+_TEXT = ("method", "dataset", "forget", "holdout", "device", "precision", "compile")
+_TABLES = ("method_params", "dataset_params", "pruner_params", "train_params", "probes", "population")
+
+
+def check_fields(config: RunConfig) -> None:
+    """Each field of a RunConfig of its type and range (a recipe file or a caller of the API
+    may hand over anything), so a wrong one is one line before any data is read."""
+    def fail(name: str, expected: str) -> ConfigError:
+        return ConfigError(f"{name}={getattr(config, name)!r} is invalid: expected {expected}")
+
+    for name in _TEXT:
+        if not isinstance(getattr(config, name), str):
+            raise fail(name, "a string")
+    for name, kind in _OPTIONAL.items():
+        if not isinstance(getattr(config, name), (kind, type(None))):
+            raise fail(name, "a string")
+    for name in _TABLES:
+        if not isinstance(getattr(config, name), Mapping) or not all(
+                isinstance(k, str) for k in getattr(config, name)):
+            raise fail(name, "a table of KEY = VALUE")
+    if not all(isinstance(v, Mapping) for v in config.probes.values()):
+        raise fail("probes", "a table of probe names, each with a table of its parameters")
+    if config.sparsity is not None and not _is_number(config.sparsity):
+        raise fail("sparsity", "a number in (0, 1)")
+    if not (_is_number(config.val_fraction) and 0 <= config.val_fraction < 1):
+        raise fail("val_fraction", "a number in [0, 1)")
+    for name in ("train_size", "test_size"):
+        if (size := getattr(config, name)) is not None and not (_is_int(size) and size >= 1):
+            raise fail(name, "a positive number of images")
+    if not (isinstance(config.seeds, (tuple, list))
+            and all(_is_int(s) and 0 <= s <= MAX_SEED for s in config.seeds)):
+        raise fail("seeds", f"integers 0 to {MAX_SEED}")
+    if not (isinstance(config.keep_snapshots, (tuple, list)) and all(map(_is_int, config.keep_snapshots))):
+        raise fail("keep_snapshots", "epoch numbers")
+    if not isinstance(config.download, bool):
+        raise fail("download", "true or false")
+    for name in ("cache_dir", "output_dir"):
+        if not _is_path(getattr(config, name)):
+            raise fail(name, "a folder")
+    for name in ("data_root", "save_model"):
+        if getattr(config, name) is not None and not _is_path(getattr(config, name)):
+            raise fail(name, "a folder")
 
 
 def check_population(config: RunConfig) -> None:

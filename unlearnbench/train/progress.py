@@ -7,6 +7,7 @@ reports ``train original: epoch 12/182, 41 s`` every ``interval_s()`` seconds
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -14,14 +15,27 @@ from collections.abc import Iterator
 
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
+
 DEFAULT_INTERVAL_S = 30.0
+ENV = "UNLEARNBENCH_PROGRESS_INTERVAL"
 
 
 def interval_s() -> float:
-    try:
-        return max(0.0, float(os.environ.get("UNLEARNBENCH_PROGRESS_INTERVAL", DEFAULT_INTERVAL_S)))
-    except ValueError:
+    """Seconds between progress lines: ``UNLEARNBENCH_PROGRESS_INTERVAL`` (unset or empty: 30;
+    ``inf``: none). A value that is not a number >= 0 is a :class:`ConfigError` naming it, not
+    a silent default: ``unlearnbench.run.config.prepare`` asks for it, so a typo stops the run
+    before any training instead of leaving a batch job's log quiet."""
+    text = os.environ.get(ENV, "").strip()
+    if not text:
         return DEFAULT_INTERVAL_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0:  # NaN too
+        raise ConfigError(f"{ENV}={text!r} is invalid: expected a number of seconds >= 0")
+    return value
 
 
 def progress(steps: range, desc: str, unit: str) -> Iterator[int]:

@@ -75,7 +75,9 @@ class RayExecutor(Executor):
     def _run(self, ray, trials, on_done, on_failed, log) -> None:
         options = dict(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                        max_retries=self.max_retries, retry_exceptions=False)
-        setup = (max(1, int(self.cpus_per_trial)), self.exclusive_timing)
+        from ..sharing import grid_id
+        # the workers count their trials with this grid's (sharing.py), not with other drivers'
+        setup = (max(1, int(self.cpus_per_trial)), self.exclusive_timing, grid_id())
         load = ray.remote(_load_data_task).options(**{**options, "num_gpus": 0})
         models = ray.remote(_models_task).options(**options)
         trial_task = ray.remote(_trial_task).options(**options)
@@ -146,22 +148,23 @@ def _pruned_key(config: RunConfig, seed: int) -> str:
 
 
 # -- the tasks (module-level functions: workers import them from the installed package) --------
-def _setup(setup: tuple[int, bool]) -> None:
+def _setup(setup: tuple[int, bool, str]) -> None:
     from ...train.runtime import set_cpu_budget
-    from ..sharing import set_exclusive_timing
-    cpus, exclusive = setup
+    from ..sharing import join_grid, set_exclusive_timing
+    cpus, exclusive, grid = setup
     set_cpu_budget(cpus)
     set_exclusive_timing(exclusive)
+    join_grid(grid)
 
 
-def _load_data_task(config: RunConfig, setup: tuple[int, bool]):
+def _load_data_task(config: RunConfig, setup: tuple[int, bool, str]):
     from ..trial import load_data
     _setup(setup)
     # decoding needs no accelerator, and this task reserves none: resolve the device as the CPU
     return load_data(prepare(dataclasses.replace(config, device="cpu", compile="none")))
 
 
-def _models_task(config: RunConfig, seed: int, setup: tuple[int, bool], data, *given: Entries) -> Entries:
+def _models_task(config: RunConfig, seed: int, setup: tuple[int, bool, str], data, *given: Entries) -> Entries:
     """The original (and, with a pruner, the pruned) model of a trial, as cache entries."""
     from ..sharing import on_device
     from ..trial import trial_models
@@ -173,7 +176,7 @@ def _models_task(config: RunConfig, seed: int, setup: tuple[int, bool], data, *g
     return cache.used
 
 
-def _trial_task(config: RunConfig, seed: int, setup: tuple[int, bool], data, *given: Entries):
+def _trial_task(config: RunConfig, seed: int, setup: tuple[int, bool, str], data, *given: Entries):
     from ..trial import setup_trials, trial_record
     _setup(setup)
     plan = prepare(config)

@@ -115,9 +115,9 @@ class Recipe:
             base["probes"] = {name: {**params, **(probe_params.get(name) or {})}
                               for name, params in base["probes"].items()}
         grid = {**self.grid, **self.scale_grids.get(scale, {})}
-        configs = []
+        configs, where = [], f"recipe {self.name!r}"
         for method, pruning, forget in itertools.product(*(grid[k] for k in GRID_KEYS)):
-            configs.append(RunConfig(**base, **_method(method, self.name), **_pruning(pruning, self.name),
+            configs.append(RunConfig(**base, **_method(method, where), **_pruning(pruning, where),
                                      forget=forget, seeds=seeds, **common))
         if tuned and (values := self.tuned_values(scale)) is not None:
             configs = with_tuned_values(configs, values["values"], self.tuning[scale].get("criteria", ["oracle"]))
@@ -161,38 +161,82 @@ def _cell(config: RunConfig) -> str:
     return f"'{config.label or config.method} {pruning_label(config)} {config.forget}'"
 
 
-def _method(entry: Any, recipe: str) -> dict[str, Any]:
+def _method(entry: Any, where: str) -> dict[str, Any]:
+    """A grid's method entry; ``where`` (e.g. ``recipe 'NAME'``) begins an error message."""
     if isinstance(entry, str):
         return {"method": entry}
-    if isinstance(entry, dict) and "method" in entry and set(entry) <= {"method", "label", "params"}:
+    if isinstance(entry, dict) and isinstance(entry.get("method"), str) \
+            and set(entry) <= {"method", "label", "params"} \
+            and isinstance(entry.get("label", ""), str) and isinstance(entry.get("params", {}), dict):
         return {"method": entry["method"], "label": entry.get("label"),
                 "method_params": dict(entry.get("params", {}))}
-    raise ConfigError(f"recipe {recipe!r}: grid method entry {entry!r} is invalid: expected a name "
+    raise ConfigError(f"{where}: grid method entry {entry!r} is invalid: expected a name "
                       f"or {{method = NAME, label = ROW, params = {{...}}}}")
 
 
-def _pruning(entry: Any, recipe: str) -> dict[str, Any]:
+def _pruning(entry: Any, where: str) -> dict[str, Any]:
     if entry == "dense":
         return {}
-    pruner, sep, sparsity = str(entry).partition(":")
+    pruner, sep, sparsity = (entry if isinstance(entry, str) else "").partition(":")
     try:
         value = float(sparsity) if sep and pruner else None
     except ValueError:
         value = None
     if value is None:
-        raise ConfigError(f"recipe {recipe!r}: pruning entry {entry!r} is invalid: expected "
+        raise ConfigError(f"{where}: pruning entry {entry!r} is invalid: expected "
                           f"'dense' or 'PRUNER:SPARSITY', e.g. 'omp:0.95'")
     return {"pruner": pruner, "sparsity": value}
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+# what each recipe field holds, and how an error says it
+FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "dataset": (lambda v: isinstance(v, str), "a dataset name"),
+    "dataset_params": (_is_table, "a table of KEY = VALUE"),
+    "arch": (lambda v: isinstance(v, str), "an architecture name"),
+    "train_params": (_is_table, "a table of KEY = VALUE, e.g. { epochs = 2 }"),
+    "val_fraction": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+                     "a number in [0, 1)"),
+    "train_size": (_is_size, "a positive number of images"),
+    "test_size": (_is_size, "a positive number of images"),
+    "probes": (lambda v: _is_table(v) and all(map(_is_table, v.values())),
+               "a table of probe names, each with a table of its parameters"),
+    "pruner_params": (_is_table, "a table of KEY = VALUE"),
+}
+
+
+SECTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "description": (lambda v: isinstance(v, str), "a string"),
+    "paper": (lambda v: isinstance(v, str), "a string"),
+    "run": (_is_table, "a [run] table"),
+    "grid": (_is_table, "a [grid] table"),
+    "scales": (lambda v: _is_table(v) and all(map(_is_table, v.values())), "[scales.NAME] tables"),
+}
 
 
 def _fields(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     out = {}
     for key, value in table.items():
-        key = ALIASES.get(key, key)
-        if key not in RECIPE_FIELDS:
+        field = ALIASES.get(key, key)
+        if field not in RECIPE_FIELDS:
             raise ConfigError(f"{where}: unknown key {key!r}; expected one of {', '.join(RECIPE_FIELDS)}")
-        out[key] = value
+        ok, expected = FIELD_TYPES[field]
+        if not ok(value):
+            raise ConfigError(f"{where}: {key} = {_toml(value)} is invalid: expected {expected}")
+        out[field] = value
     return out
+
+
+def _toml(value: Any) -> str:
+    """A value as the recipe spells it (near enough for an error message), on one line."""
+    return json.dumps(value, default=str) if not isinstance(value, bool) else str(value).lower()
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
@@ -213,13 +257,16 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     unknown = set(data) - {"description", "paper", "run", "grid", "scales"}
     if unknown:
         raise ConfigError(f"recipe {name!r}: unknown sections {sorted(unknown)}")
+    for key, (ok, expected) in SECTION_TYPES.items():
+        if key in data and not ok(data[key]):
+            raise ConfigError(f"recipe {name!r}: {key} = {_toml(data[key])} is invalid: expected {expected}")
     grid = _grid(data.get("grid", {}), f"recipe {name!r} [grid]", complete=True)
     scales, scale_grids, tuning = {}, {}, {}
     run = dict(data.get("run", {}))
     if "tuning" in run:
         tuning["full"] = _tuning(run.pop("tuning"), f"recipe {name!r} [run] tuning")
     for scale, table in data.get("scales", {}).items():
-        where = f"recipe {name!r} [scales.{scale}]"
+        where = f"recipe {name!r} [scales.{scale if scale.isprintable() else repr(scale)}]"
         table = dict(table)
         scale_grids[scale] = _grid(table.pop("grid", {}), f"{where} grid", complete=False)
         if "tuning" in table:
@@ -233,7 +280,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
 
 def _tuning(entry: Any, where: str) -> dict[str, Any]:
     if not (isinstance(entry, dict) and isinstance(entry.get("values"), str)
-            and set(entry) <= {"values", "criteria"}
+            and set(entry) <= {"values", "criteria"} and isinstance(entry.get("criteria", []), list)
             and all(c in CRITERIA for c in entry.get("criteria", ["oracle"]))
             and entry.get("criteria", ["oracle"])):
         raise ConfigError(f"{where} is invalid: expected {{values = \"FILE.json\", criteria = "
@@ -242,10 +289,19 @@ def _tuning(entry: Any, where: str) -> dict[str, Any]:
 
 
 def _grid(table: Mapping[str, Any], where: str, *, complete: bool) -> dict[str, list]:
-    if (complete and set(table) != set(GRID_KEYS)) or not set(table) <= set(GRID_KEYS) \
+    if not isinstance(table, dict) or (complete and set(table) != set(GRID_KEYS)) \
+            or not set(table) <= set(GRID_KEYS) \
             or not all(isinstance(v, list) and v for v in table.values()):
         raise ConfigError(f"{where} needs non-empty lists "
                           f"{'of ' if not complete else ''}{', '.join(GRID_KEYS)}")
+    for entry in table.get("method", []):
+        _method(entry, where)
+    for entry in table.get("pruning", []):
+        _pruning(entry, where)
+    for entry in table.get("forget", []):
+        if not isinstance(entry, str):
+            raise ConfigError(f"{where}: forget entry {_toml(entry)} is invalid: expected a forget "
+                              f"spec such as \"class:0\" or \"random:0.1\"")
     return dict(table)
 
 
