@@ -47,8 +47,8 @@ def test_bundled_recipes_are_valid_at_every_scale(recipe) -> None:
 def test_main_table_recipe_is_the_papers_grid() -> None:
     configs = load_recipe("main-table").configs()
     cells = {(c.method, c.pruner, c.sparsity, c.forget) for c in configs}
-    assert len(cells) == len(configs) == 24
-    assert {c[0] for c in cells} == {"retrain", "ft", "ga", "ff", "iu", "sparse_ft"}
+    assert len(cells) == len(configs) == 28
+    assert {c[0] for c in cells} == {"retrain", "none", "ft", "ga", "ff", "iu", "sparse_ft"}
     assert {(c[1], c[2]) for c in cells} == {(None, None), ("omp", 0.95)}
     assert {c[3] for c in cells} == {"class:0", "random:0.1"}
     assert {(c.dataset, c.arch) for c in configs} == {("cifar10", "resnet18")}
@@ -117,5 +117,6 @@ def test_cli_lists_and_dry_runs(tmp_path: Path, capsys) -> None:
     assert main(["reproduce", "main-table", "--scale", "small", "--num-seeds", "3", "--dry-run",
                  "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "24 settings x 3 seeds" in out and out.count("seeds to run: 0,1,2") == 24
+    settings = len(load_recipe("main-table").configs(scale="small"))  # with its tuned variants
+    assert f"{settings} settings x 3 seeds" in out and out.count("seeds to run: 0,1,2") == settings
     assert not any(tmp_path.iterdir())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 import traceback
@@ -35,6 +36,14 @@ def _shown(text: str) -> str:
     """``text`` as typed, or quoted when it holds a line break or another unprintable character
     (an error message stays one line)."""
     return text if text.isprintable() else repr(text)
+
+
+def _names(text: str | None, flag: str) -> list[str]:
+    """A comma-separated list of names, each once."""
+    names = [n.strip() for n in (text or "").split(",")]
+    if text is not None and (not all(names) or len(set(names)) != len(names)):
+        raise ConfigError(f"{flag} {text!r} is invalid: expected comma-separated names, each once")
+    return names if text is not None else []
 
 
 def _seeds(text: str, flag: str = "--seeds") -> tuple[int, ...]:
@@ -85,9 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one method on one setting (several seeds)")
     run.add_argument("--method", required=True, help="unlearner name (see `unlearnbench ls unlearners`)")
+    run.add_argument("--baselines", default=None, metavar="M1,M2,...",
+                     help="also run these methods (their defaults) on the same setting and seeds, "
+                          "e.g. retrain,none: what the method is measured against")
     run.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="unlearner hyperparameter")
     _setting_options(run)
     _seed_options(run)
+    run.add_argument("--holdout", default="test", choices=["test", "validation"],
+                     help="what TA, HA and the MIA's non-members measure on: the test set (default) "
+                          "or the validation hold-out (as a tuning trial does)")
     run.add_argument("--output", type=Path, default=Path("results"), help="folder for run records")
     run.add_argument("--save-model", type=Path, default=None, metavar="DIR",
                      help="also save each trial's unlearned model, mask and evaluation indices as "
@@ -305,14 +320,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         pruner_params=_key_values(args.pruner_param, "--pruner-param"), forget=args.forget,
         seeds=_seed_flags(args), train_params=_key_values(args.train, "--train"),
         val_fraction=args.val_fraction, train_size=args.train_size, test_size=args.test_size,
-        probes=_probes(args), output_dir=args.output, save_model=args.save_model, **_execution(args))
+        probes=_probes(args), holdout=args.holdout, output_dir=args.output, save_model=args.save_model,
+        **_execution(args))
     from .run.config import RunConfig
     from .run.trial import run
     from .report.leaderboard import render
     from .report.records import load_records
 
     config = RunConfig(**fields)
-    records = _finishing(lambda: run(config, log=_log, executor=_executor(args)), args.output,
+    configs = [config] + [dataclasses.replace(config, method=name, method_params={}, label=None)
+                          for name in _names(args.baselines, "--baselines") if name != config.method]
+    records = _finishing(lambda: run(configs, log=_log, executor=_executor(args)), args.output,
                          args.cache_dir)
     for r in records:
         if r.diverged:

@@ -536,7 +536,7 @@ def write_audit(spec: AuditSpec, output: Path, rows: list[dict[str, Any]], array
 
     from ..report.audit import render_audit
     from ..storage import atomic_write_bytes, atomic_write_text
-    from .recipes import jsonable
+    from ..storage import jsonable
 
     previous = _previous_seconds(output / "audit.json")
     summary = {"audit_format": AUDIT_FORMAT, "name": spec.name, "description": spec.description,

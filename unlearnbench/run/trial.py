@@ -43,13 +43,16 @@ if TYPE_CHECKING:
     from .executors import Executor
 
 
-def run(config: RunConfig, *, log: Callable[[str], None] = lambda m: None,
+def run(config: RunConfig | Sequence[RunConfig], *, log: Callable[[str], None] = lambda m: None,
         executor: Executor | None = None) -> list[RunRecord]:
-    """Run every seed of ``config`` (on ``executor``, default in-process); returns the records
-    in seed order (also written to ``output_dir``)."""
+    """Run every seed of ``config`` (or of each of several configurations, in order; on
+    ``executor``, default in-process); returns the records in that order (also written to
+    each configuration's ``output_dir``)."""
     from .executors import LocalExecutor, Trial, run_grid
-    prepare(config)  # a bad configuration fails here, before any executor starts
-    trials = [Trial(config, seed) for seed in config.seeds]
+    configs = [config] if isinstance(config, RunConfig) else list(config)
+    for each in configs:  # a bad configuration fails here, before any executor starts
+        prepare(each)
+    trials = [Trial(each, seed) for each in configs for seed in each.seeds]
     return run_grid(trials, executor or LocalExecutor(), log=log, progress=executor is not None)
 
 

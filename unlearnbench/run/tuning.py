@@ -47,7 +47,7 @@ from typing import Any
 
 from ..components import UNLEARNERS
 from ..errors import ConfigError
-from ..report.records import RunRecord, load_records
+from ..report.records import RunRecord
 from ..space import describe_space
 from ..storage import atomic_write_text
 from .config import RunConfig, prepare, pruning_label
@@ -235,7 +235,7 @@ def study(cells: Sequence[Cell], protocol: Protocol, output: Path, *, executor: 
         for method in cell.methods:
             given = (fixed or {}).get((cell.key, method), {})
             methods.append(_Method(cell, base, Candidates(method, protocol, given)))
-    ran = 0
+    ran, records = 0, Records(output)
     for round_index, count in enumerate(protocol.batches()):
         configs = [cfg for refs in references.values() for cfg in refs.values()] if round_index == 0 else []
         for m in methods:
@@ -247,8 +247,8 @@ def study(cells: Sequence[Cell], protocol: Protocol, output: Path, *, executor: 
             for m in methods:
                 refs = references[m.cell.key]
                 for trial, config in zip(m.candidates.asked[-count:], m.configs[-count:]):
-                    m.candidates.tell(trial, _score(config, refs, protocol, output)[protocol.criterion])
-    result = _summary(methods, references, protocol, output)
+                    m.candidates.tell(trial, _score(config, refs, protocol, records)[protocol.criterion])
+    result = _summary(methods, references, protocol, records)
     result["wall_clock_s"] = round(time.perf_counter() - start, 1)
     result["ran"] = ran
     write_study(output, result)
@@ -291,44 +291,50 @@ def _run(configs: Sequence[RunConfig], executor: Executor, output: Path, log: Lo
     return len(unique)
 
 
-def _records(config: RunConfig, output: Path) -> list[RunRecord]:
-    plan = prepare(config)
-    folder = output / "records"
-    found = []
-    for seed in config.seeds:
-        identity = planned_identity(plan, seed)
-        matches = [RunRecord.load(p) for p in folder.glob(f"*-{identity[:12]}.json")]
-        matches = [r for r in matches if r.identity == identity]
-        if not matches:
-            raise ConfigError(f"no record of tuning trial {config.method} {config.forget} seed {seed} "
-                              f"in {folder}")
-        found.append(matches[0])
-    return found
+class Records:
+    """The study's records, read once each: a configuration's, one per tuning seed."""
+
+    def __init__(self, output: Path):
+        self.folder = output / "records"
+        self.read: dict[str, RunRecord] = {}
+
+    def of(self, config: RunConfig) -> list[RunRecord]:
+        plan = prepare(config)
+        return [self._one(config, planned_identity(plan, seed), seed) for seed in config.seeds]
+
+    def _one(self, config: RunConfig, identity: str, seed: int) -> RunRecord:
+        if identity not in self.read:
+            found = [r for r in map(RunRecord.load, self.folder.glob(f"*-{identity[:12]}.json"))
+                     if r.identity == identity]
+            if not found:
+                raise ConfigError(f"no record of tuning trial {config.method} {config.forget} seed "
+                                  f"{seed} in {self.folder}")
+            self.read[identity] = found[0]
+        return self.read[identity]
 
 
 def _score(config: RunConfig, refs: Mapping[str, RunConfig], protocol: Protocol,
-           output: Path) -> dict[str, Any]:
-    mine = _records(config, output)
-    oracle = oracle_score(mine, _records(refs["oracle"], output))
-    free, feasible = oracle_free_score(mine, _records(refs["reference"], output), protocol.tolerance)
+           records: Records) -> dict[str, Any]:
+    mine = records.of(config)
+    oracle = oracle_score(mine, records.of(refs["oracle"]))
+    free, feasible = oracle_free_score(mine, records.of(refs["reference"]), protocol.tolerance)
     return {"oracle": oracle, "oracle-free": free, "feasible": feasible,
             "metrics": means(mine), "records": [r.run_id for r in mine]}
 
 
 def _summary(methods: Sequence[_Method], references: Mapping[str, Mapping[str, RunConfig]],
-             protocol: Protocol, output: Path) -> dict[str, Any]:
+             protocol: Protocol, records: Records) -> dict[str, Any]:
     cells: dict[str, Any] = {}
     for key, refs in references.items():
         cells[key] = {"tuning_forget": refs["oracle"].forget, "methods": {},
-                      "references": {role: {"method": cfg.method,
-                                            "metrics": means(_records(cfg, output)),
-                                            "records": [r.run_id for r in _records(cfg, output)]}
+                      "references": {role: {"method": cfg.method, "metrics": means(records.of(cfg)),
+                                            "records": [r.run_id for r in records.of(cfg)]}
                                      for role, cfg in refs.items()}}
     for m in methods:
         refs = references[m.cell.key]
         scored = []
         for number, config in enumerate(m.configs):
-            score = _score(config, refs, protocol, output)
+            score = _score(config, refs, protocol, records)
             scored.append({"number": number, "params": dict(config.method_params), **score})
         chosen = {criterion: _best(scored, criterion) for criterion in CRITERIA}
         cells[m.cell.key]["methods"][m.candidates.method] = {
@@ -419,13 +425,6 @@ def class_counter() -> Callable[[RunConfig], int]:
         return seen[key]
     return count
 
-
-def load_study(output: Path) -> dict[str, Any]:
-    return json.loads((output / "study.json").read_text())
-
-
-def tuned_records(output: Path) -> list[RunRecord]:
-    return load_records(output / "records")
 
 
 # -- what the command line hands over ----------------------------------------------------------
