@@ -1,6 +1,6 @@
 """End to end: a third-party metric package, built and installed by pip, measured by every run.
 
-The package is README's "Writing a metric", exactly as printed there: pip builds it and installs
+The package is docs/extending/metric.md's, exactly as printed there: pip builds it and installs
 it into a throwaway folder that only the subprocesses' PYTHONPATH sees. Its two metrics show up
 in ``unlearnbench ls metrics`` with their package, in the records of a run on digits, and as
 columns of the leaderboard; the one that declares ``in_disparity`` enters Disparity Ave., the
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from doc_blocks import doc_block
 from unlearnbench.report.records import SCHEMA_VERSION
 
 if sys.version_info >= (3, 11):
@@ -25,26 +26,25 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 FAST = ("--dataset", "digits", "--train", "epochs=2", "-p", "epochs=2")
 
 
-def _readme_block(language: str, first_line: str) -> str:
-    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(), flags=re.S)
-    [block] = [b for b in blocks if b.startswith(first_line)]
+def _guide_block(language: str, first_line: str) -> str:
+    block = doc_block("docs/extending/metric.md", "The package", language, first_line)
+    assert block.startswith(first_line)
     return block
 
 
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """README's metric package, built and installed with pip into a folder of its own; returns
+    """The guide's metric package, built and installed with pip into a folder of its own; returns
     its project table and the environment of a Python that sees it."""
     root = tmp_path_factory.mktemp("metric-plugin")
     source = root / "my-metrics"
     source.mkdir()
-    pyproject = _readme_block("toml", "# my-metrics/pyproject.toml")
+    pyproject = _guide_block("toml", "# my-metrics/pyproject.toml")
     (source / "pyproject.toml").write_text(pyproject)
-    (source / "my_metrics.py").write_text(_readme_block("python", "# my-metrics/my_metrics.py"))
+    (source / "my_metrics.py").write_text(_guide_block("python", "# my-metrics/my_metrics.py"))
     site = root / "site-packages"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
                     "--no-build-isolation", "--target", str(site), str(source)],

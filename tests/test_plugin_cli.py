@@ -108,27 +108,20 @@ def test_a_duplicate_name_fails_cleanly_naming_both_packages(
     assert not output.exists()  # nothing ran
 
 
-def _readme_block(language: str, first_line: str) -> str:
-    import re
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    [block] = [b for b in re.findall(rf"```{language}\n(.*?)```", readme, flags=re.S)
-               if b.startswith(first_line)]
-    return block
-
-
-def test_the_readme_plugin_installs_runs_and_passes_the_conformance_check(
+def test_the_documented_plugin_installs_runs_and_passes_the_conformance_check(
         shared_cache: Path, tmp_path: Path) -> None:
-    """The two files of README's "Writing an unlearner", exactly as printed there."""
+    """The two files of docs/extending/unlearner.md's package, exactly as printed there."""
+    from doc_blocks import doc_block
     import sys as _sys
     if _sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
 
-    project = tomllib.loads(_readme_block("toml", "# my-unlearner/pyproject.toml"))["project"]
+    project = tomllib.loads(doc_block("docs/extending/unlearner.md", "The package", "toml",
+                                        "# my-unlearner/pyproject.toml"))["project"]
     unlearners = project["entry-points"]["unlearnbench.unlearners"]
-    module = _readme_block("python", "# my-unlearner/my_unlearner.py")
+    module = doc_block("docs/extending/unlearner.md", "The package", "python", "# my-unlearner/my_unlearner.py")
     site = tmp_path / "site-packages"
     site.mkdir()
     (site / "my_unlearner.py").write_text(module)

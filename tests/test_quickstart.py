@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
-
+from doc_blocks import doc_section
 from unlearnbench.cli import main
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = doc_section("README.md", "unlearnbench")  # the first screen, above the first section
 
 
 def _rows(text: str) -> dict[str, dict[str, str]]:

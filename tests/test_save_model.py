@@ -100,13 +100,11 @@ def test_save_model_pointing_at_a_file_fails_before_anything_runs(tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
-def test_the_readme_snippet_recomputes_the_test_accuracy(tmp_path: Path, shared_cache: Path, capsys) -> None:
-    import re
-
+def test_the_documented_snippet_recomputes_the_test_accuracy(tmp_path: Path, shared_cache: Path, capsys) -> None:
     import pytest
+    from doc_blocks import doc_block
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    [snippet] = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "run_trial_outcome(plan" in b]
+    snippet = doc_block("docs/trial.md", "Checking a number yourself", "python", "run_trial_outcome(plan")
     original = 'RunConfig(method="ft", dataset="digits", forget="class:0")'
     assert original in snippet
     tiny = (f'RunConfig(method="ft", dataset="synthetic", forget="class:0", method_params={{"epochs": 1}}, '

@@ -1,26 +1,20 @@
-"""The unlearner contract as README's "Writing an unlearner" states it, checked on the harness
-itself and on README's own snippets."""
+"""The unlearner contract as docs/extending/unlearner.md states it, checked on the harness
+itself and on the documentation's own snippets (README's short unlearner included)."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import sys
+import types
 
 import torch
 import torch.nn.functional as F
 
+from doc_blocks import doc_block
 from unlearnbench import Unlearner
 from unlearnbench.run.timing import timed_unlearn
 from unlearnbench.testing import tiny_task
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-
-
-def readme_block(language: str, containing: str) -> str:
-    """The one fenced ``language`` block of README.md that contains ``containing``."""
-    blocks = re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
-    [block] = [b for b in blocks if containing in b]
-    return block
+GUIDE = "docs/extending/unlearner.md"
 
 
 SEEN_MODES: list[bool] = []
@@ -52,9 +46,9 @@ def test_a_measuring_loader_yields_every_example_once_as_it_is_in_order() -> Non
     assert not torch.equal(x_train, x)
 
 
-def test_the_readme_gradient_snippet_is_the_full_batch_gradient() -> None:
+def test_the_documented_gradient_snippet_is_the_full_batch_gradient() -> None:
     namespace: dict = {}
-    exec(readme_block("python", "def retain_gradient"), namespace)
+    exec(doc_block(GUIDE, "Gradients without `task.fit`", "python", "def retain_gradient"), namespace)
     model, task = tiny_task()
     task = task.__class__(**{**task.__dict__, "recipe": task.recipe.replace(batch_size=7)})  # several batches
     before = {n: b.clone() for n, b in model.named_buffers()}
@@ -72,6 +66,16 @@ def test_the_readme_gradient_snippet_is_the_full_batch_gradient() -> None:
         torch.testing.assert_close(grad, expected[name], rtol=1e-4, atol=1e-5)
 
 
-def test_the_readme_plugin_reads_its_forget_set_unaugmented_and_in_order() -> None:
-    module = readme_block("python", "# my-unlearner/my_unlearner.py")
+def test_the_documented_plugin_reads_its_forget_set_unaugmented_and_in_order() -> None:
+    module = doc_block(GUIDE, "The package", "python", "# my-unlearner/my_unlearner.py")
     assert "augment=False, shuffle=False" in module
+
+
+def test_the_readme_unlearner_passes_its_own_conformance_check(monkeypatch) -> None:
+    """README's short unlearner, run as printed: its last line is ``check_unlearner``, which
+    raises on any failed check (the class lives in a module of its own, so that it pickles)."""
+    block = doc_block("README.md", "Writing an unlearner", "python", "check_unlearner(")
+    module = types.ModuleType("readme_unlearner")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(compile(block, "README.md", "exec"), module.__dict__)
+    assert issubclass(module.RetainFineTune, Unlearner)
