@@ -96,8 +96,8 @@ def test_a_run_records_the_plugins_metrics_and_the_leaderboard_shows_them(
     assert result.returncode == 0, result.stderr
     header, _, *rows = [line for line in result.stdout.splitlines() if line.startswith("|")]
     columns = [c.strip() for c in header.strip("|").split("|")]
-    assert columns[columns.index("TA"):] == ["TA", "UA top-5", "Disparity Ave.", "RTE (s)",
-                                             "forget loss (nats)", "sparsity"]
+    assert columns[columns.index("TA"):] == ["TA", "UA top-5", "Disparity Ave.", "HA", "RTE (s)",
+                                             "steps", "forget loss (nats)", "sparsity"]
     cells = dict(zip(columns, (c.strip() for c in next(r for r in rows if "| ft " in r).strip("|").split("|"))))
     retrain = records["retrain"]["metrics"]
     gaps = {m: abs(ft["metrics"][m] - retrain[m]) for m in ("UA", "MIA", "RA", "TA", "UA_top5")}

@@ -251,8 +251,22 @@ def study(cells: Sequence[Cell], protocol: Protocol, output: Path, *, executor: 
     result = _summary(methods, references, protocol, records)
     result["wall_clock_s"] = round(time.perf_counter() - start, 1)
     result["ran"] = ran
+    result = _with_earlier_runs(output, result)
     write_study(output, result)
     return result
+
+
+def _with_earlier_runs(output: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with the wall clock and trial count of earlier runs of the same study added
+    (a resumed study's cost is the sum of its runs)."""
+    try:
+        earlier = json.loads((output / "study.json").read_text())
+    except (OSError, ValueError):
+        return result
+    if earlier.get("protocol") != jsonable(result["protocol"]):
+        return result
+    return {**result, "wall_clock_s": round(result["wall_clock_s"] + earlier.get("wall_clock_s", 0), 1),
+            "ran": result["ran"] + earlier.get("ran", 0)}
 
 
 def plan_cost(cells: Sequence[Cell], protocol: Protocol, output: Path,
