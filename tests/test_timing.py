@@ -218,3 +218,49 @@ def test_the_warm_up_runs_no_code_of_the_method_while_the_clock_is_paused() -> N
     warm = WarmUp(model, CPU, task.normalize, Stopwatch(CPU))
     with pytest.raises(UnlearnbenchError, match="expected the task.s own ImageData"):
         warm(_Sneaky(task.retain.images, task.retain.labels), [16])
+
+
+_COLD_PROCESS = '''
+import sys
+import torch
+from unlearnbench import Unlearner
+from unlearnbench.data.splits import ForgetSpec, make_split
+from unlearnbench.run.timing import timed_unlearn
+from unlearnbench.testing import TINY_RECIPE, _new_model, tiny_data
+from unlearnbench.train.runtime import Runtime
+from unlearnbench.unlearner import UnlearningTask
+
+class Probe(Unlearner):
+    """What a method meets when its call starts: is the optimizer machinery loaded yet?"""
+    def unlearn(self, model, task):
+        print("dynamo loaded at the start of the call:", "torch._dynamo" in sys.modules)
+        torch.optim.SGD(model.parameters(), lr=0.01)
+        return model
+
+assert "torch._dynamo" not in sys.modules  # a cold process: no optimizer built yet
+data = tiny_data()
+split = make_split(data.train.labels, data.test.labels, ForgetSpec.parse("class:0"),
+                   num_classes=data.num_classes, val_fraction=0.1, seed=0)
+model = _new_model(data, 0)  # untrained: as a cached original arrives, no optimizer has run
+task = UnlearningTask(forget=data.train.subset(split.forget), retain=data.train.subset(split.retain),
+                      validation=None, num_classes=data.num_classes, recipe=TINY_RECIPE,
+                      normalize=data.normalize, augment=data.augment,
+                      runtime=Runtime.resolve("cpu", "fp32"), seed=0, mask=None,
+                      new_model=lambda: _new_model(data, 1))
+timed = timed_unlearn(Probe(), model, task)
+print("steps counted:", timed.work.optimizer_steps, "warmup_s > 0:", timed.warmup_s > 0)
+'''
+
+
+def test_the_first_optimizer_of_a_process_is_built_before_the_rte_clock_starts() -> None:
+    """In a fresh process whose original came from the cache, the first ``torch.optim``
+    optimizer imports ``torch._dynamo`` (about a second): the warm-up pays that before the
+    stopwatch starts, so a cold and a warm run of one trial time the same work; its own
+    optimizer steps are not counted as the method's, and its seconds are in ``warmup_s``."""
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", _COLD_PROCESS], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "dynamo loaded at the start of the call: True" in result.stdout
+    assert "steps counted: 0 warmup_s > 0: True" in result.stdout
