@@ -14,6 +14,10 @@ still keeps its own on-disk cache (``--cache-dir``), under the cache's file lock
 back to the driver, which writes them. A task whose worker process died is retried by Ray
 (``max_retries``); an exception raised by a trial is not retried and is reported as a failure.
 Ray is an optional extra: ``pip install "unlearnbench[ray]"``.
+
+The driver's console shows the grid, not Ray: the workers' and raylets' own log lines stay in
+the Ray session's log folder (``log_to_driver=False``; a trial's error still comes back with its
+result), and a node that dies while the grid runs is one line, ``ray: lost node ADDRESS ...``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -63,16 +69,21 @@ class RayExecutor(Executor):
         ray = import_ray()
         started = not ray.is_initialized()
         if started:
+            # log_to_driver=False: the raylets' and workers' raw log lines (node_manager.cc,
+            # retryable_grpc_client.cc, a dead raylet's last 20 lines, ...) stay in the session's
+            # log folder instead of streaming into the console around the progress bar
             ray.init(address=self.address, num_cpus=self.num_cpus if not self.address else None,
-                     include_dashboard=False, logging_level="warning", log_to_driver=True,
+                     include_dashboard=False, logging_level="warning", log_to_driver=False,
                      runtime_env={"env_vars": {"TQDM_DISABLE": "1"}})  # no per-epoch bars from workers
         try:
-            self._run(ray, trials, on_done, on_failed, log)
+            nodes = NodeWatch(ray, log)
+            with pushed_errors_as_lines(log, nodes):
+                self._run(ray, trials, on_done, on_failed, log, nodes)
         finally:
             if started:
                 ray.shutdown()
 
-    def _run(self, ray, trials, on_done, on_failed, log) -> None:
+    def _run(self, ray, trials, on_done, on_failed, log, nodes: NodeWatch) -> None:
         options = dict(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                        max_retries=self.max_retries, retry_exceptions=False)
         from ..sharing import grid_id
@@ -107,7 +118,8 @@ class RayExecutor(Executor):
             f"{ray.cluster_resources().get('GPU', 0):g} GPUs")
         try:
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=NodeWatch.INTERVAL_S)
+                nodes.check()
                 for ref in ready:
                     index = pending.pop(ref)
                     try:
@@ -120,6 +132,103 @@ class RayExecutor(Executor):
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
+
+
+class NodeWatch:
+    """One log line per node of the cluster that dies while the grid runs (Ray retries the
+    tasks it held on the others, up to ``max_retries``). A loss is seen either in the
+    cluster's list of nodes (which marks a node dead once its health checks fail, some
+    seconds later) or, sooner, in the error Ray pushes for a task that was running there."""
+
+    INTERVAL_S = 2.0  # how often the driver asks the cluster for its nodes
+
+    def __init__(self, ray, log):
+        self.ray, self.log = ray, log
+        self.alive: dict[str, str] = {}  # node id -> address, of every node seen alive
+        self.lost: set[str] = set()
+        self._lock = threading.Lock()  # report() also runs on Ray's error-listening thread
+        self.check()
+
+    def check(self) -> None:
+        try:
+            nodes = self.ray.nodes()
+        except Exception:  # the cluster cannot answer now; the grid's own calls say why
+            return
+        for node in nodes:
+            node_id = node.get("NodeID")
+            with self._lock:
+                if node.get("Alive") and node_id not in self.lost:
+                    self.alive[node_id] = node.get("NodeManagerAddress", "?")
+                address = self.alive.get(node_id) if not node.get("Alive") else None
+            if address is not None:
+                self.report(node_id, address)
+
+    def report(self, node_id: str, address: str) -> None:
+        """Node ``node_id`` (at ``address``) is lost: say so, the first time."""
+        with self._lock:
+            if node_id in self.lost:
+                return
+            self.lost.add(node_id)
+            self.alive.pop(node_id, None)
+            left = len(self.alive)
+        self.log(f"ray: lost node {address} ({left} node{'s' if left != 1 else ''} left); "
+                 f"its tasks are retried on the others")
+
+
+# what Ray pushes to the driver about a lost node (NodeWatch says it in one line instead)
+_NODE_LOSS = re.compile(r"Raylet is terminated|node it was running on is dead|node \S+ (is|was marked) dead",
+                        re.IGNORECASE)
+_NODE = re.compile(r"Node IP: ([^\s,]+), node ID: ([0-9a-f]+)")
+# a worker process lost: Ray pushes two messages, the second says what happens next
+_WORKER_DIED = re.compile(r"^A worker died or was killed")
+_RETRIED = re.compile(r"^Task (\S+) failed\. There are (\d+) retries remaining")
+
+
+@contextlib.contextmanager
+def pushed_errors_as_lines(log, nodes: NodeWatch | None = None) -> Iterator[None]:
+    """While the grid runs, the errors the cluster pushes to the driver are one line each.
+
+    Ray's driver prints them to stdout whatever ``log_to_driver`` says: for a lost node, the dead
+    raylet's last 20 log lines (``node_manager.cc``, ``retryable_grpc_client.cc``, state dumps)
+    and a paragraph per task it held; for a lost worker process, two paragraphs. Those about a
+    lost node are left out (:class:`NodeWatch` logs one line per node); a lost worker process is
+    ``ray: task NAME lost its worker process; retrying it (N retries left)``; any other error
+    becomes ``ray: FIRST 200 CHARACTERS``. The hook is Ray's
+    own printer (``ray._private.worker.print_to_stdstream``); where a Ray release lacks it,
+    nothing changes.
+    """
+    try:
+        from ray._private import worker as ray_worker
+    except ImportError:  # pragma: no cover - another Ray layout
+        ray_worker = None
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if printer is None:
+        yield
+        return
+
+    def one_line(data, *args, **kwargs):
+        if not isinstance(data, dict) or data.get("pid") != "raylet":
+            return printer(data, *args, **kwargs)
+        text = " ".join(" ".join(str(line) for line in data.get("lines") or []).split())
+        if not text:
+            return
+        if _NODE_LOSS.search(text):
+            if nodes is not None and (node := _NODE.search(text)):
+                nodes.report(node.group(2), node.group(1))
+            return
+        if _WORKER_DIED.search(text):
+            return
+        if retried := _RETRIED.search(text):
+            log(f"ray: task {retried.group(1)} lost its worker process; retrying it "
+                f"({retried.group(2)} retries left)")
+            return
+        log("ray: " + (text if len(text) <= 200 else text[:200] + " ..."))
+
+    ray_worker.print_to_stdstream = one_line
+    try:
+        yield
+    finally:
+        ray_worker.print_to_stdstream = printer
 
 
 def _cause(exc: BaseException) -> BaseException:
