@@ -417,28 +417,28 @@ def test_ray_retries_a_trial_whose_worker_was_killed(plugin_env: dict[str, str],
     assert record["method"] == "dies_once" and record["seed"] == 0
 
 
-def test_the_hyperparameter_search_is_one_grid_on_an_executor(shared_cache: Path, tmp_path: Path) -> None:
-    from unlearnbench_baselines.search import search
+def test_a_tuning_study_on_ray_equals_the_local_one(plugin_env: dict[str, str], shared_cache: Path,
+                                                     tmp_path: Path) -> None:
+    """``unlearnbench tune`` hands its candidates to any executor: on Ray they are the same
+    trials, with the same records, scores and choices as in this process."""
+    command = [sys.executable, "-m", "unlearnbench.cli", "tune", "ft", "ga", "--trials", "2",
+               "--forget", "class:1", *CLI_TINY, "--cache-dir", str(shared_cache)]
+    ray = _loopback([*command, "--output", str(tmp_path / "ray"), "--executor", "ray",
+                     "--cpus-per-trial", "1", "--executor-param", "num_cpus=2"], plugin_env, tmp_path)
+    assert ray.returncode == 0, ray.stderr[-3000:]
+    local = subprocess.run([*command, "--output", str(tmp_path / "local")], env=plugin_env,
+                           cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert local.returncode == 0, local.stderr[-3000:]
 
-    grids: list[int] = []
-
-    class Counting(LocalExecutor):
-        def run(self, trials, **kwargs):
-            grids.append(len(trials))
-            super().run(trials, **kwargs)
-
-    result = search("ft", {"epochs": [1, 2]}, dataset="synthetic", seeds=(0,),
-                    cache_dir=shared_cache, output_dir=tmp_path, executor=Counting())
-    assert grids == [3]  # the reference and both candidates in one grid
-    assert [c.params for c in result.candidates] == [{"epochs": 1}, {"epochs": 2}]
-    again = search("ft", {"epochs": [2]}, dataset="synthetic", seeds=(0,), cache_dir=shared_cache,
-                   output_dir=tmp_path / "b", executor=Counting(),
-                   reference_records=load_records(tmp_path / "retrain"))
-    assert grids == [3, 1] and again.candidates[0] == result.candidates[1]
-    with pytest.raises(ConfigError, match="reference records do not match"):
-        search("ft", {"epochs": [1]}, dataset="synthetic", seeds=(0, 1), cache_dir=shared_cache,
-               output_dir=tmp_path / "c", reference_records=load_records(tmp_path / "retrain"))
-    assert not (tmp_path / "c").exists()
+    def study(name: str) -> dict:
+        cells = json.loads((tmp_path / name / "study.json").read_text())["cells"]
+        return {key: {method: ([(c["params"], c["oracle"], c["oracle-free"]) for c in entry["candidates"]],
+                               entry["chosen"]) for method, entry in cell["methods"].items()}
+                for key, cell in cells.items()}
+    assert study("ray") == study("local")
+    assert len(load_records(tmp_path / "ray" / "records")) == 2 * 2 + 2  # candidates, Retrain, none
+    assert _results(load_records(tmp_path / "ray" / "records")) == \
+        _results(load_records(tmp_path / "local" / "records"))
 
 
 def test_ray_driver_interrupted_keeps_finished_records_and_resumes(tmp_path: Path) -> None:

@@ -79,9 +79,11 @@ def test_a_planted_best_value_is_found_by_both_criteria(planted, tmp_path, share
     assert {r["forget"] for r in records} == {"class:1"}
     assert {r["config"]["holdout"] for r in records} == {"validation"}
     assert len(records) == 5 + 2  # the candidates, Retrain and none
-    # a second run resumes: everything is recorded, nothing runs again, the same choice
+    # a second run resumes: everything is recorded, nothing runs again (the study's count of
+    # trials run, summed over its runs, stays 7), the same choice
     again, _ = _study(tmp_path, shared_cache, "study", protocol)
-    assert again["ran"] == 0 and again["cells"] == result["cells"]
+    assert result["ran"] == again["ran"] == 7 and again["cells"] == result["cells"]
+    assert again["wall_clock_s"] >= result["wall_clock_s"]
 
 
 def test_selection_never_reads_the_test_set(planted, tmp_path, shared_cache, monkeypatch) -> None:
@@ -156,8 +158,13 @@ def test_oracle_free_constraint_ranks_a_broken_model_after_every_kept_one(make_r
 def test_protocol_and_command_line_errors_are_one_line(tmp_path, capsys) -> None:
     with pytest.raises(ConfigError, match="--trials 0"):
         Protocol(trials=0)
-    with pytest.raises(ConfigError, match="--sampler 'grid'"):
-        Protocol(sampler="grid")
+    with pytest.raises(ConfigError, match="--sampler 'grids'"):
+        Protocol(sampler="grids")
+    with pytest.raises(ConfigError, match=r"--trials 5 is invalid for a grid over lr, gamma: .* 1, 4, 9, 16"):
+        Candidates("sparse_ft", Protocol(trials=5, sampler="grid"), {})
+    assert main(["tune", "sparse_ft", "--sampler", "grid", "--trials", "3", "--dry-run",
+                 "--output", str(tmp_path)]) == 2
+    assert "unlearnbench: error: --trials 3 is invalid for a grid" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="declares no search space"):
         setting_cells(["retrain"], {})
     assert main(["tune", "scrub", "--dry-run", "--output", str(tmp_path)]) == 2
@@ -177,3 +184,13 @@ def test_recipes_run_each_criterions_values_once() -> None:
     assert by[(None, "class:0", None)] == 0.05 and by[(None, "class:0", "ft.oracle-free")] == 0.02
     assert by[("omp", "class:0", None)] == 0.03 and ("omp", "class:0", "ft.oracle-free") not in by
     assert (None, "random:0.1", None) in by and by[(None, "random:0.1", None)] is None  # untuned cell
+
+
+def test_the_grid_sampler_proposes_every_point_of_the_axes_once() -> None:
+    """Log ranges are spaced by equal factors, both ends included; two ranges make a square."""
+    lrs = sorted(p["lr"] for p in Candidates("ft", Protocol(trials=3, sampler="grid"), {}).ask(3))
+    assert lrs == pytest.approx([0.01, 0.1 ** 1.5, 0.1])
+    pairs = Candidates("sparse_ft", Protocol(trials=9, sampler="grid", seed=3), {}).ask(9)
+    assert {(round(p["lr"], 6), round(p["gamma"], 8)) for p in pairs} == {
+        (round(lr, 6), round(g, 8)) for lr in (0.01, 0.1 ** 1.5, 0.1) for g in (1e-5, 10 ** -3.5, 1e-2)}
+    assert all(0.01 <= p["lr"] <= 0.1 and 1e-5 <= p["gamma"] <= 1e-2 for p in pairs)

@@ -13,6 +13,7 @@ keeps the space it searched::
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,15 @@ class Dimension(abc.ABC):
     def contains(self, value: Any) -> bool:
         """Whether ``value`` lies in the range."""
         return True
+
+    def grid(self, points: int) -> list[Any]:
+        """``points`` values spread over the range, both ends included (a grid search's axis)."""
+        raise NotImplementedError(f"{type(self).__name__} has no grid")
+
+    @property
+    def fixed_points(self) -> int | None:
+        """How many values the dimension's grid has whatever is asked (a choice's), else None."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,11 @@ class Uniform(Dimension):
     def contains(self, value: Any) -> bool:
         return isinstance(value, (int, float)) and self.low <= value <= self.high
 
+    def grid(self, points: int) -> list[float]:
+        if points == 1:
+            return [self.low + (self.high - self.low) / 2]
+        return [self.low + (self.high - self.low) * i / (points - 1) for i in range(points)]
+
 
 @dataclass(frozen=True)
 class LogUniform(Uniform):
@@ -73,6 +88,14 @@ class LogUniform(Uniform):
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "log-uniform", "low": self.low, "high": self.high}
+
+    def grid(self, points: int) -> list[float]:
+        """Evenly spaced in log scale (1e-5, 1e-4, 1e-3 for three points over [1e-5, 1e-3])."""
+        low, high = math.log10(self.low), math.log10(self.high)
+        if points == 1:
+            return [10 ** ((low + high) / 2)]
+        points_ = (10 ** (low + (high - low) * i / (points - 1)) for i in range(points))
+        return [min(max(v, self.low), self.high) for v in points_]  # float rounding kept inside
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,27 @@ class Choice(Dimension):
 
     def contains(self, value: Any) -> bool:
         return value in self.values
+
+    def grid(self, points: int) -> list[Any]:
+        return list(self.values)
+
+    @property
+    def fixed_points(self) -> int | None:
+        return len(self.values)
+
+
+def grid_of(space: Mapping[str, Dimension], trials: int) -> dict[str, list[Any]]:
+    """The axes of a full grid of ``trials`` points over ``space``: every choice with all its
+    values, each range with the same number of points k, so that k ** ranges x choices' values
+    == trials; a ConfigError naming the trial counts that would work otherwise."""
+    fixed = math.prod(d.fixed_points for d in space.values() if d.fixed_points is not None)
+    ranges = sum(d.fixed_points is None for d in space.values())
+    k = round((trials / fixed) ** (1 / ranges)) if ranges else 1
+    if k < 1 or k ** ranges * fixed != trials:
+        valid = ", ".join(str(n ** ranges * fixed) for n in range(1, 5))
+        raise ConfigError(f"--trials {trials} is invalid for a grid over {', '.join(space)}: "
+                          f"expected points ** {ranges} range(s) x {fixed} choice value(s), e.g. {valid}")
+    return {name: d.grid(k) for name, d in space.items()}
 
 
 def describe_space(space: Mapping[str, Dimension]) -> dict[str, dict[str, Any]]:

@@ -36,13 +36,11 @@ must not survive).
 
 ``alpha`` is undocumented in the paper (its launcher uses about 3e-8; the reference's
 ``--alpha`` flag defaults to 0.2, a flag it shares with other methods), and neither value
-transfers to this Fisher (see above). The default 2e-7 is the choice of the search of
-``baselines/search.py`` on digits class-wise forgetting: among the alphas whose mean RA stays within 5 points of
-Retrain's, the one with the smallest worse-of-|UA - UA_retrain|-and-|RA - RA_retrain| (forget
-and retain sets only, never the test set). Means over seeds 0, 1, 2 (small_cnn, 30-epoch original)::
-
-    python -m unlearnbench_baselines.search ff alpha=1e-8,1e-7,2e-7,4e-7,1e-6,1e-5 --seeds 0,1,2 \\
-        --cache-dir C --output OUT
+transfers to this Fisher (see above). The default 2e-7 is the choice of a grid search
+on digits (the suite's first search tool, since replaced by ``unlearnbench tune``) class-wise
+forgetting: among the alphas whose mean RA stays within 5 points of Retrain's, the one with the
+smallest worse-of-|UA - UA_retrain|-and-|RA - RA_retrain| (forget and retain sets only, never
+the test set). Means over seeds 0, 1, 2 (small_cnn, 30-epoch original)::
 
     retrain: UA 100.00  RA 100.00; eligible: RA >= 95.00
       alpha     UA      RA    score  eligible

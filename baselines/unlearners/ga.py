@@ -10,11 +10,9 @@ range for GA).
 The lr is tied to the number of steps: the reference's CIFAR-10 class-wise forget set (4,500
 images, batch 256) gives ~90 steps, while the bundled ``digits`` forget class (~130 images)
 gives 5 (15 at digits' recipe batch 64), so on ``digits`` the default barely moves the model
-(UA 0 at batch 256). The search of ``baselines/search.py`` (see there; means over seeds 0, 1,
-2, RA within 5 points of Retrain's required) gives, at batch 64::
-
-    python -m unlearnbench_baselines.search ga lr=1e-4,1e-3,2e-3,3e-3,5e-3 -p batch_size=64 --seeds 0,1,2 \\
-        --cache-dir C --output OUT --reference-from FF_SEARCH_OUT/retrain
+(UA 0 at batch 256). A grid search on digits (the suite's first search tool, since replaced by
+``unlearnbench tune``; means over seeds 0, 1, 2, RA within 5 points of Retrain's required)
+gives, at batch 64::
 
       lr      UA      RA    score  eligible
     ----  ------  ------  -------  ----------  -------

@@ -37,13 +37,11 @@ step is the Newton step inside the mask's subspace (F restricted to it is invert
 mask is applied at the end as well, since IU does not use the training loop.
 
 ``alpha`` is undocumented in the paper (~1; SalUn searched 1-20). The default 10 is the
-choice of the search of ``baselines/search.py`` on digits class-wise forgetting: the alpha
-with the smallest worse-of-|UA - UA_retrain|-and-|RA - RA_retrain| among those whose mean RA
-stays within 5 points of Retrain's (forget and retain sets only, never the test set). Means
-over seeds 0, 1, 2 (small_cnn, 30-epoch original)::
-
-    python -m unlearnbench_baselines.search iu alpha=1,3,5,10,15,20,30 --seeds 0,1,2 \\
-        --cache-dir C --output OUT --reference-from FF_SEARCH_OUT/retrain
+choice of a grid search on digits (the suite's first search tool, since replaced by
+``unlearnbench tune``) class-wise forgetting: the alpha with the smallest worse-of-|UA -
+UA_retrain|-and-|RA - RA_retrain| among those whose mean RA stays within 5 points of Retrain's
+(forget and retain sets only, never the test set). Means over seeds 0, 1, 2 (small_cnn, 30-epoch
+original)::
 
     retrain: UA 100.00  RA 100.00; eligible: RA >= 95.00
       alpha      UA      RA    score  eligible

@@ -21,13 +21,10 @@ steps to repair what the penalty breaks: the reference's CIFAR-10 retain set (45
 batch 256) gives ~1,760 steps, the bundled ``digits`` retain set (~1,160 images) 50 at batch
 256. There, no gamma forgets selectively (seeds 0, 1 at batch 256: UA 0 up to gamma 1e-2,
 UA 23 with RA 83 at 1.5e-2, UA 100 with RA 39 at 2e-2). With digits' own recipe batch 64
-(190 steps) the penalty works as the paper describes. The search of ``baselines/search.py`` on digits class-wise
-forgetting (the smallest worse-of-|UA - UA_retrain|-and-|RA - RA_retrain| among candidates
-whose mean RA stays within 5 points of Retrain's; forget and retain sets only, never the test
-set; means over seeds 0, 1, 2)::
-
-    python -m unlearnbench_baselines.search sparse_ft gamma=1e-4,1e-3,3e-3,5e-3,1e-2,2e-2 -p batch_size=64 \\
-        --seeds 0,1,2 --cache-dir C --output OUT --reference-from FF_SEARCH_OUT/retrain
+(190 steps) the penalty works as the paper describes. A grid search on digits (the suite's first
+search tool, since replaced by ``unlearnbench tune``) class-wise forgetting (the smallest worse-
+of-|UA - UA_retrain|-and-|RA - RA_retrain| among candidates whose mean RA stays within 5 points
+of Retrain's; forget and retain sets only, never the test set; means over seeds 0, 1, 2)::
 
     retrain: UA 100.00  RA 100.00; eligible: RA >= 95.00
       gamma      UA      RA    score  eligible

@@ -48,7 +48,7 @@ from typing import Any
 from ..components import UNLEARNERS
 from ..errors import ConfigError
 from ..report.records import RunRecord
-from ..space import describe_space
+from ..space import describe_space, grid_of
 from ..storage import atomic_write_text
 from .config import RunConfig, prepare, pruning_label
 from .executors import Executor, LocalExecutor, Trial, run_grid
@@ -56,7 +56,7 @@ from .identity import planned_identity, recorded
 from ..storage import jsonable
 
 CRITERIA = ("oracle", "oracle-free")
-SAMPLERS = ("qmc", "random", "tpe")
+SAMPLERS = ("qmc", "random", "tpe", "grid")
 ORACLE, REFERENCE = "retrain", "none"  # the exact method, and the unlearning-free baseline
 Log = Callable[[str], None]
 
@@ -148,7 +148,9 @@ class Candidates:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # QMC's
         samplers = {"qmc": lambda: optuna.samplers.QMCSampler(seed=protocol.seed, scramble=True),
                     "random": lambda: optuna.samplers.RandomSampler(seed=protocol.seed),
-                    "tpe": lambda: optuna.samplers.TPESampler(seed=protocol.seed)}
+                    "tpe": lambda: optuna.samplers.TPESampler(seed=protocol.seed),
+                    "grid": lambda: optuna.samplers.GridSampler(grid_of(self.space, protocol.trials),
+                                                                seed=protocol.seed)}
         self.study = optuna.create_study(direction="minimize", sampler=samplers[protocol.sampler]())
         self.asked: list[Any] = []
 
