@@ -30,7 +30,7 @@ from unlearnbench import (Augment, DeviceLoader, ImageData, Mask, Normalize, Tra
                           fit)
 from unlearnbench.datasets.cifar import CIFAR_NORMALIZE
 from unlearnbench.run.config import RunConfig, prepare
-from unlearnbench.run.trial import run
+from unlearnbench.run.api import run_trials
 from unlearnbench.train.masks import prunable_weights
 from unlearnbench.evaluate.metrics import mia_efficacy, predict
 from unlearnbench.train.runtime import Runtime
@@ -300,13 +300,13 @@ def test_full_tiny_run(gate, tmp_path: Path):
 
     plan = prepare(fresh_config())
     data = plan.dataset.load()
-    (probe,) = run(fresh_config())
+    (probe,) = run_trials(fresh_config())
     sizes = {"train": probe.split.train, "retain": probe.split.retain, "forget": probe.split.forget,
              "test": probe.split.test}
     shape = tuple(data.train.images.shape[1:])
 
     records, _ = gate.compare(
-        run, lambda config: _plain_trial(shape, data.num_classes, sizes, plan.recipe,
+        run_trials, lambda config: _plain_trial(shape, data.num_classes, sizes, plan.recipe,
                                          plan.unlearner.train_recipe(), Path(config.output_dir)),
         setup=lambda: ((fresh_config(),), {}), rounds=7)
 

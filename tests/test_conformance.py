@@ -12,7 +12,7 @@ import pytest
 
 from unlearnbench import PRUNERS, UNLEARNERS
 from unlearnbench.run.config import RunConfig
-from unlearnbench.run.trial import run
+from unlearnbench.run.api import run_trials
 from unlearnbench.testing import parametrize_with_checks
 
 # Parameters that keep a method short on the tiny tasks; methods without an entry run as declared.
@@ -50,7 +50,7 @@ def test_unlearner_keeps_the_mask_of_a_pruned_model(name: str, cache_dir: Path, 
     config = RunConfig(method=name, method_params=QUICK_UNLEARNERS.get(name, {}),
                        dataset="synthetic", pruner="random", sparsity=0.5,
                        train_params={"epochs": 2}, cache_dir=cache_dir, output_dir=tmp_path)
-    record, = run(config)  # raises if a pruned weight became non-zero
+    record, = run_trials(config)  # raises if a pruned weight became non-zero
     assert record.pruner == "random" and record.target_sparsity == 0.5
     assert record.sparsity >= 0.5
     assert all(0 <= record.metrics[m] <= 100 for m in ("UA", "MIA", "RA", "TA"))

@@ -507,7 +507,7 @@ def test_imagenet_recipe_and_default_model() -> None:
 
 def test_a_whole_run_on_a_streamed_imagenet_tree(tmp_path: Path) -> None:
     from unlearnbench.run.config import RunConfig
-    from unlearnbench.run.trial import run
+    from unlearnbench.run.api import run_trials
 
     classes = {f"n0{k}": 6 for k in range(4)}
     _write_tree(tmp_path / "data", classes, "train")
@@ -517,7 +517,7 @@ def test_a_whole_run_on_a_streamed_imagenet_tree(tmp_path: Path) -> None:
                        train_params={"epochs": 2, "batch_size": 8}, val_fraction=0.0,
                        data_root=tmp_path / "data", cache_dir=tmp_path / "cache",
                        output_dir=tmp_path / "out", device="cpu")
-    [record] = run(config)
+    [record] = run_trials(config)
     assert record.dataset == "imagenet" and record.arch == "tiny_cnn"
     assert (record.split.train, record.split.forget, record.split.retain, record.split.test) == (24, 6, 18, 6)
     metrics = record.metrics

@@ -29,7 +29,7 @@ from unlearnbench.report.records import RunRecord, load_records
 from unlearnbench.run import sharing
 from unlearnbench.run.config import RunConfig
 from unlearnbench.run.executors import Executor, LocalExecutor, Trial, run_grid
-from unlearnbench.run.trial import run
+from unlearnbench.run.api import run_trials
 
 TINY = dict(dataset="synthetic", arch="tiny_cnn", train_params={"epochs": 2})
 CLI_TINY = ["--dataset", "synthetic", "--arch", "tiny_cnn", "--train", "epochs=2"]
@@ -328,7 +328,7 @@ def test_the_leaderboard_warns_when_rte_was_measured_under_sharing(make_record) 
 def test_a_trial_uses_the_cpus_it_was_given(tmp_path: Path) -> None:
     code = textwrap.dedent("""
         import torch
-        from unlearnbench.train.runtime import cpu_budget, set_cpu_budget
+        from unlearnbench.cpus import cpu_budget, set_cpu_budget
         from unlearnbench.data.streaming import decode_pool
         set_cpu_budget(1)
         print(torch.get_num_threads(), cpu_budget(), decode_pool()._max_workers)
@@ -339,13 +339,13 @@ def test_a_trial_uses_the_cpus_it_was_given(tmp_path: Path) -> None:
 
 def test_local_records_equal_the_ones_of_run(shared_cache: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from unlearnbench.train.runtime import cpu_budget
+    from unlearnbench.cpus import cpu_budget
 
     monkeypatch.setenv("UNLEARNBENCH_DEVICE_DIR", str(tmp_path / "devices"))  # alone on the CPU
     threads, budget = torch.get_num_threads(), cpu_budget()
     config = RunConfig(method="ft", **TINY, seeds=(0, 1), cache_dir=shared_cache,
                        output_dir=tmp_path / "a")
-    first = run(config)
+    first = run_trials(config)
     again = run_grid([Trial(config, 1), Trial(config, 0)], LocalExecutor(cpus_per_trial=1))
     assert _results(first) == _results(again[::-1])
     assert all(isinstance(r, RunRecord) and r.timings.shared_by == 0 for r in first)

@@ -18,14 +18,14 @@ from unlearnbench.cli import main
 from unlearnbench.datasets.synthetic import Synthetic
 from unlearnbench.report import records as records_module
 from unlearnbench.report.leaderboard import render, summarize
-from unlearnbench.report.provenance import planned_run_id
+from unlearnbench.run.provenance import planned_run_id
 from unlearnbench.report.records import DuplicateRecordWarning, RunRecord, load_records
 from unlearnbench.run import identity as identity_module
 from unlearnbench.run.config import RunConfig, prepare
-from unlearnbench.run.identity import (config_identity, planned_identity, recorded,
-                                       resolved_config, trial_identity)
+from unlearnbench.identity import config_identity, trial_identity
+from unlearnbench.run.identity import planned_identity, recorded, resolved_config
 from unlearnbench.run.recipes import load_recipe, pending, reproduce
-from unlearnbench.run.trial import run
+from unlearnbench.run.api import run_trials
 
 LEADERBOARD = Path(__file__).resolve().parent.parent / "leaderboard"
 
@@ -193,7 +193,7 @@ def test_a_schema_3_record_of_the_same_trial_counts_as_done(tmp_path, shared_cac
     recorded by the previous release is not run again."""
     config = RunConfig(**BASE, method_params={"epochs": 1}, train_params={"epochs": 2},
                        cache_dir=shared_cache, output_dir=tmp_path)
-    [record] = run(config)
+    [record] = run_trials(config)
     path = tmp_path / f"{record.run_id}.json"
     data = json.loads(path.read_text())
     assert data["schema_version"] == 5 and {"UA", "MIA", "RA", "TA", "RTE"} <= set(data["metrics"])

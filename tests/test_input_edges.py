@@ -279,7 +279,7 @@ def test_a_record_names_its_scenario_and_probes_packages(tmp_path: Path) -> None
 
     from torch import nn
 
-    from unlearnbench.report.provenance import make_record
+    from unlearnbench.run.provenance import make_record
     from unlearnbench.report.records import Timings
     from unlearnbench.run.config import RunConfig, prepare
 

@@ -77,7 +77,7 @@ def test_a_plugin_method_runs_and_is_recorded_with_its_package(
     assert record["environment"]["packages"] == {"ub-plugin-demo": "1.2.3",
                                                  "unlearnbench": record["environment"]["unlearnbench"]}
     assert record["components"]["unlearner"] == "one_epoch_ft (ub-plugin-demo 1.2.3)"
-    from unlearnbench.report.provenance import checkout_commit
+    from unlearnbench.run.provenance import checkout_commit
     assert record["environment"]["unlearnbench_commit"] == checkout_commit()  # None outside a checkout
     assert record["config"]["method_params"] == {"epochs": 1, "lr": 0.02}
     assert record["config"]["recipe"]["epochs"] == 2

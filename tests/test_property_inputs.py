@@ -105,7 +105,7 @@ def test_key_values(items: list[str]) -> None:
 
 def _component(kind: str, name: str):
     from unlearnbench import DATASETS, PRUNERS, UNLEARNERS
-    from unlearnbench.train.loop import TrainRecipe
+    from unlearnbench.recipe import TrainRecipe
 
     if kind == "recipe":
         return TrainRecipe

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench.report.provenance import checkout_commit
+from unlearnbench.run.provenance import checkout_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ from unlearnbench_baselines.pruners.synflow import SynFlow, compounding_schedule
 from unlearnbench.components import build_model
 from unlearnbench import PRUNERS, ConfigError, ImageData, Mask, PruningTask, prunable_weights
 from unlearnbench.run.config import RunConfig
-from unlearnbench.run.trial import run
+from unlearnbench.run.api import run_trials
 from unlearnbench.train.masks import weight_sparsity
 from unlearnbench.testing import tiny_pruning_task
 
@@ -280,8 +280,8 @@ def test_pruned_model_survives_the_cache_and_a_damaged_entry_is_rebuilt(tmp_path
     config = RunConfig(method="ft", method_params={"epochs": 2}, dataset="synthetic", pruner="omp",
                        sparsity=0.9, train_params={"epochs": 3}, cache_dir=tmp_path / "cache",
                        output_dir=tmp_path / "out")
-    first, = run(config)
-    second, = run(config)
+    first, = run_trials(config)
+    second, = run_trials(config)
     assert not first.timings.prune_cached and second.timings.prune_cached
     assert second.timings.original_cached
     assert second.sparsity == first.sparsity >= 0.9 - 1 / 3528
@@ -293,13 +293,13 @@ def test_pruned_model_survives_the_cache_and_a_damaged_entry_is_rebuilt(tmp_path
     data[len(data) // 2] ^= 0xFF
     entries[0].write_bytes(bytes(data))
     with pytest.warns(UserWarning, match="damaged cache entry"):
-        third, = run(config)
+        third, = run_trials(config)
     assert not third.timings.prune_cached
     assert third.sparsity == first.sparsity
     _assert_same_metrics(first, third)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fourth, = run(config)
+        fourth, = run_trials(config)
     assert not [w for w in caught if "damaged cache entry" in str(w.message)]  # rebuilt whole
     assert fourth.timings.prune_cached
 

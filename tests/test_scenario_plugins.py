@@ -23,7 +23,8 @@ from unlearnbench.run import artifacts
 from unlearnbench.run.config import RunConfig, prepare
 from unlearnbench.run.executors import LocalExecutor, Trial, run_grid
 from unlearnbench.run.identity import planned_identity, resolved_config
-from unlearnbench.run.trial import load_data, run, run_trial_outcome, trial_models
+from unlearnbench.run.api import run_trials
+from unlearnbench.run.trial import load_data, run_trial_outcome, trial_models
 from unlearnbench.scenario import spec_error
 
 
@@ -210,10 +211,10 @@ def _states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 
 def test_a_pruner_gets_exactly_the_snapshot_it_declares(epoch3, tmp_path: Path) -> None:
     pruned = dict(pruner="keeps_epoch3", sparsity=0.5)
-    run(_synthetic(tmp_path, tmp_path / "c", 5, **pruned))
+    run_trials(_synthetic(tmp_path, tmp_path / "c", 5, **pruned))
     snapshots = SEEN["snapshots"]
     assert sorted(snapshots) == [0, 3]
-    run(_synthetic(tmp_path, tmp_path / "c", 3, **pruned))  # the known answer: 3 epochs, no more
+    run_trials(_synthetic(tmp_path, tmp_path / "c", 3, **pruned))  # the known answer: 3 epochs, no more
     assert _states_equal(snapshots[3], SEEN["dense"])
     assert _states_equal(snapshots[0], SEEN["snapshots"][0])  # one initialization
 
@@ -224,18 +225,18 @@ def _payload(entry: Path) -> dict[str, Any]:
 
 def test_a_cached_original_gets_a_missing_snapshot_added(epoch3, tmp_path: Path) -> None:
     dense = _synthetic(tmp_path, tmp_path / "c", 5)
-    run(dense)
+    run_trials(dense)
     entry, = (tmp_path / "c" / "originals").glob("*.pt")
     stored = _payload(entry)
     assert sorted(stored["snapshots"]) == [0]  # a dense run keeps only the initialization
-    record, = run(dataclasses.replace(dense, pruner="keeps_epoch3", sparsity=0.5))
+    record, = run_trials(dataclasses.replace(dense, pruner="keeps_epoch3", sparsity=0.5))
     assert record.timings.original_cached
     extended = _payload(entry)
     assert sorted(extended["snapshots"]) == [0, 3] and extended["seconds"] == stored["seconds"]
     assert _states_equal(extended["state"], stored["state"])  # the weights earlier trials used
     fresh = SEEN["snapshots"][3]
     SEEN.clear()
-    run(_synthetic(tmp_path, tmp_path / "fresh", 5, pruner="keeps_epoch3", sparsity=0.5))
+    run_trials(_synthetic(tmp_path, tmp_path / "fresh", 5, pruner="keeps_epoch3", sparsity=0.5))
     assert _states_equal(fresh, SEEN["snapshots"][3])  # the replay is the first training's
 
 

@@ -13,11 +13,12 @@ from unlearnbench import ConfigError, ImageData, Normalize
 from unlearnbench.scenarios.backdoor import Trigger, poison, triggered_non_target
 from unlearnbench.datasets.synthetic import Synthetic
 from unlearnbench.run.config import RunConfig
-from unlearnbench.run.trial import run
+from unlearnbench.run.api import run_trials
 from unlearnbench.report.leaderboard import render
 from unlearnbench.evaluate.probes.backdoor import BackdoorProbe
 from unlearnbench.evaluate.probes.transfer import TransferProbe, features
-from unlearnbench.probe import DataAccess, ProbeContext
+from unlearnbench.data.access import DataAccess
+from unlearnbench.probe import ProbeContext
 from unlearnbench.report.records import load_records
 from unlearnbench.train.runtime import Runtime
 from unlearnbench.data.splits import stratified_subset, subsample
@@ -86,8 +87,8 @@ def test_backdoor_run_learns_the_trigger_and_retrain_removes_it(tmp_path: Path) 
                                                        "image_size": 12},
                   forget="backdoor:0.2", train_params={"epochs": 12}, cache_dir=tmp_path / "c",
                   output_dir=tmp_path / "o", device="cpu")
-    retrain = run(RunConfig(method="retrain", **common))[0]
-    ft = run(RunConfig(method="ft", method_params={"epochs": 1}, **common))[0]
+    retrain = run_trials(RunConfig(method="retrain", **common))[0]
+    ft = run_trials(RunConfig(method="ft", method_params={"epochs": 1}, **common))[0]
     assert retrain.scenario == "backdoor" and retrain.forget == "backdoor:0.2"
     assert retrain.probes["ASR"]["before"] > 90 and retrain.probes["ASR"]["after"] < 10
     assert ft.probes["ASR"]["before"] == retrain.probes["ASR"]["before"]  # one original model
@@ -152,7 +153,7 @@ def test_transfer_probe_separates_informative_from_constant_features() -> None:
 
 def test_transfer_run_records_downstream_accuracy(tmp_path: Path) -> None:
     asked = {"transfer": {"dataset": "synthetic", "data_seed": 5, "num_classes": 3}}
-    record = run(RunConfig(method="ft", method_params={"epochs": 1}, dataset="synthetic",
+    record = run_trials(RunConfig(method="ft", method_params={"epochs": 1}, dataset="synthetic",
                            probes=asked, train_params={"epochs": 3}, cache_dir=tmp_path / "c",
                            output_dir=tmp_path / "o", device="cpu"))[0]
     acc = record.probes["transfer_acc"]
@@ -162,7 +163,7 @@ def test_transfer_run_records_downstream_accuracy(tmp_path: Path) -> None:
 
 def test_transfer_dataset_of_another_shape_is_refused_before_training(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="1-channel 16px images; the model takes 1-channel 8px"):
-        run(RunConfig(method="ft", dataset="synthetic",
+        run_trials(RunConfig(method="ft", dataset="synthetic",
                       probes={"transfer": {"dataset": "synthetic", "image_size": 16}},
                       cache_dir=tmp_path / "c", output_dir=tmp_path / "o", device="cpu"))
     assert not (tmp_path / "c" / "originals").exists()
@@ -197,9 +198,9 @@ def test_variants_get_their_own_rows_and_ids(tmp_path: Path) -> None:
     common = dict(method="sparse_ft", dataset="synthetic", train_params={"epochs": 2},
                   method_params={"epochs": 1}, cache_dir=tmp_path / "c", output_dir=tmp_path / "o",
                   device="cpu", train_size=128, test_size=64)
-    a = run(RunConfig(label="sparse_ft-constant", **{**common, "method_params": {
+    a = run_trials(RunConfig(label="sparse_ft-constant", **{**common, "method_params": {
         "epochs": 1, "scheduler": "constant"}}))[0]
-    b = run(RunConfig(label="sparse_ft-linear_decay", **common))[0]
+    b = run_trials(RunConfig(label="sparse_ft-linear_decay", **common))[0]
     assert a.run_id != b.run_id and "n128t64" in a.run_id
     assert (a.label, b.label, a.method) == ("sparse_ft-constant", "sparse_ft-linear_decay", "sparse_ft")
     table = render(load_records(tmp_path / "o"))
@@ -209,4 +210,4 @@ def test_variants_get_their_own_rows_and_ids(tmp_path: Path) -> None:
 
 def test_bad_label_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="label 'a b' is invalid"):
-        run(RunConfig(method="ft", dataset="synthetic", label="a b", cache_dir=tmp_path))
+        run_trials(RunConfig(method="ft", dataset="synthetic", label="a b", cache_dir=tmp_path))

@@ -10,7 +10,7 @@ import torch
 from unlearnbench import ConfigError
 from unlearnbench.datasets.synthetic import Synthetic
 from unlearnbench.run.config import RunConfig
-from unlearnbench.run.trial import run
+from unlearnbench.run.api import run_trials
 from unlearnbench.data.splits import ForgetSpec, Split, holdout, make_split
 
 # 10 classes of unequal size (20, 21, ..., 29 examples), shuffled
@@ -170,7 +170,7 @@ def test_the_original_model_trained_on_exactly_forget_and_retain(
         forget: str, seed: int, shared_cache: Path, tmp_path: Path) -> None:
     """The reference code's split-seed bug (retain images the original never saw) cannot happen:
     the record's split and the cached original's training split are the same indices."""
-    [record] = run(RunConfig(method="ft", method_params={"epochs": 1}, dataset="synthetic",
+    [record] = run_trials(RunConfig(method="ft", method_params={"epochs": 1}, dataset="synthetic",
                              forget=forget, seeds=(seed,), train_params={"epochs": 2},
                              cache_dir=shared_cache, output_dir=tmp_path))
     data = Synthetic().load()

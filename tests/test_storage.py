@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unlearnbench.run.config import RunConfig
-from unlearnbench.run.trial import run
+from unlearnbench.run.api import run_trials
 from unlearnbench.storage import CheckpointCache, atomic_write_bytes, atomic_write_text, stable_hash
 
 DESCRIPTION = {"kind": "original", "seed": 0, "recipe": {"epochs": 2, "milestones": [0.5, 0.75]}}
@@ -138,8 +138,8 @@ def test_a_corrupted_original_is_rebuilt_with_the_same_results(tmp_path: Path) -
                        dataset_params={"train_per_class": 32, "test_per_class": 16},
                        train_params={"epochs": 2}, cache_dir=tmp_path / "cache",
                        output_dir=tmp_path / "out")
-    [first] = run(config)
-    [cached] = run(config)
+    [first] = run_trials(config)
+    [cached] = run_trials(config)
     assert not first.timings.original_cached and cached.timings.original_cached
     assert cached.metrics["UA"] == first.metrics["UA"] and cached.metrics["RA"] == first.metrics["RA"]
 
@@ -148,10 +148,10 @@ def test_a_corrupted_original_is_rebuilt_with_the_same_results(tmp_path: Path) -
     data[-100] ^= 0x01
     entry.write_bytes(bytes(data))
     with pytest.warns(UserWarning, match="ignoring damaged cache entry"):
-        [rebuilt] = run(config)
+        [rebuilt] = run_trials(config)
     assert not rebuilt.timings.original_cached
     for name in ("UA", "MIA", "RA", "TA"):
         assert rebuilt.metrics[name] == first.metrics[name]
     assert rebuilt.split == first.split
-    [again] = run(config)  # the rebuilt entry is valid again
+    [again] = run_trials(config)  # the rebuilt entry is valid again
     assert again.timings.original_cached

@@ -228,7 +228,7 @@ from unlearnbench.data.splits import ForgetSpec, make_split
 from unlearnbench.run.timing import timed_unlearn
 from unlearnbench.testing import TINY_RECIPE, _new_model, tiny_data
 from unlearnbench.train.runtime import Runtime
-from unlearnbench.unlearner import UnlearningTask
+from unlearnbench.train.tasks import UnlearningTask
 
 class Probe(Unlearner):
     """What a method meets when its call starts: is the optimizer machinery loaded yet?"""

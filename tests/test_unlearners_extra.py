@@ -19,7 +19,7 @@ from unlearnbench_baselines.unlearners.salun import SalUn, forget_gradient, sali
 from unlearnbench_baselines.unlearners.scrub import Scrub
 from unlearnbench import UNLEARNERS, ImageData, TrainRecipe, UnlearningTask
 from unlearnbench.evaluate.metrics import accuracy, predict
-from unlearnbench.train.runtime import derive_seed
+from unlearnbench.seeds import derive_seed
 from unlearnbench.testing import tiny_task
 
 NEW = {"rl": RandomLabel, "neggrad_plus": NegGradPlus, "scrub": Scrub, "salun": SalUn,

@@ -37,7 +37,7 @@ from unlearnbench_baselines.unlearners.sparse_ft import SparseFineTune, l1_norm
 from unlearnbench import (UNLEARNERS, Augment, ImageData, Normalize, TrainRecipe, Unlearner,
                           UnlearnerTags, UnlearningTask)
 from unlearnbench.run.config import RunConfig
-from unlearnbench.run.trial import run
+from unlearnbench.run.api import run_trials
 from unlearnbench.testing import tiny_task
 from unlearnbench.train.runtime import Runtime
 
@@ -390,7 +390,7 @@ def digits_metrics(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("digits-records")
     UNLEARNERS.register("unchanged", Unchanged)
     try:
-        return {method: {r.seed: SimpleNamespace(**r.metrics) for r in run(RunConfig(
+        return {method: {r.seed: SimpleNamespace(**r.metrics) for r in run_trials(RunConfig(
                     method=method, method_params=params, dataset="digits", forget="class:0",
                     seeds=SEEDS, cache_dir=shared_cache, output_dir=out / method, device="cpu"))}
                 for method, params in {**DIGITS_PARAMS, "unchanged": {}}.items()}

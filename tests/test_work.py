@@ -8,7 +8,7 @@ import math
 import pytest
 
 from unlearnbench.run.config import RunConfig
-from unlearnbench.run.trial import run
+from unlearnbench.run.api import run_trials
 
 FAST = {"epochs": 3}
 
@@ -16,7 +16,7 @@ FAST = {"epochs": 3}
 def _one(tmp_path, cache, method, **params):
     config = RunConfig(method=method, method_params=params, train_params=FAST, cache_dir=cache,
                        output_dir=tmp_path / method)
-    return run(config)[0]
+    return run_trials(config)[0]
 
 
 @pytest.mark.parametrize("method, params, part, epochs", [

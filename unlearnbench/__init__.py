@@ -25,12 +25,12 @@ _EXPORTS: dict[str, str] = {
     "TrialMetric": ".metric",
     "Mask": ".train.masks", "prunable_weights": ".train.masks",
     "Configurable": ".params", "param": ".params",
-    "Pruner": ".pruner", "PruningTask": ".pruner",
-    "DataAccess": ".probe", "Probe": ".probe", "ProbeContext": ".probe",
+    "Pruner": ".pruner", "PruningTask": ".train.tasks",
+    "DataAccess": ".data.access", "Probe": ".probe", "ProbeContext": ".probe",
     "Scenario": ".scenario",
     "Choice": ".space", "Dimension": ".space", "LogUniform": ".space", "Uniform": ".space",
-    "TrainRecipe": ".train.loop", "cross_entropy": ".train.loop", "fit": ".train.loop",
-    "Unlearner": ".unlearner", "UnlearnerTags": ".unlearner", "UnlearningTask": ".unlearner",
+    "TrainRecipe": ".recipe", "cross_entropy": ".train.loop", "fit": ".train.loop",
+    "Unlearner": ".unlearner", "UnlearnerTags": ".unlearner", "UnlearningTask": ".train.tasks",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -58,10 +58,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
                          PluginLoadError, UnknownNameError, UnlearnbenchError)
     from .metric import Metric, PopulationMetric, TrialEvaluation, TrialMetric
     from .params import Configurable, param
-    from .probe import DataAccess, Probe, ProbeContext
+    from .data.access import DataAccess
+    from .probe import Probe, ProbeContext
     from .space import Choice, Dimension, LogUniform, Uniform
-    from .pruner import Pruner, PruningTask
+    from .pruner import Pruner
+    from .recipe import TrainRecipe
     from .scenario import Scenario
-    from .train.loop import TrainRecipe, cross_entropy, fit
+    from .train.loop import cross_entropy, fit
     from .train.masks import Mask, prunable_weights
-    from .unlearner import Unlearner, UnlearnerTags, UnlearningTask
+    from .train.tasks import PruningTask, UnlearningTask
+    from .unlearner import Unlearner, UnlearnerTags

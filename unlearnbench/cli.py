@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 import sys
 import traceback
@@ -12,7 +13,11 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import ConfigError, UnlearnbenchError
+from tabulate import tabulate
+
+from .components import REGISTRIES, timm_names
+from .errors import (ConfigError, DataNotFoundError, DuplicateRecordWarning, MetricNotMeasuredWarning,
+                     UnlearnbenchError)
 from .params import MAX_SEED
 
 MAX_SEEDS = 10_000
@@ -292,6 +297,7 @@ def _probes(args: argparse.Namespace) -> dict[str, dict[str, str]]:
 
 def _executor(args: argparse.Namespace):
     """The executor the flags ask for, validated before any trial starts."""
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .run.executors import make_executor
 
     params = _key_values(args.executor_param, "--executor-param")
@@ -322,15 +328,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, train_size=args.train_size, test_size=args.test_size,
         probes=_probes(args), holdout=args.holdout, output_dir=args.output, save_model=args.save_model,
         **_execution(args))
-    from .run.config import RunConfig
-    from .run.trial import run
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .report.leaderboard import render
     from .report.records import load_records
+    from .run.api import run_trials
+    from .run.config import RunConfig
 
     config = RunConfig(**fields)
     configs = [config] + [dataclasses.replace(config, method=name, method_params={}, label=None)
                           for name in _names(args.baselines, "--baselines") if name != config.method]
-    records = _finishing(lambda: run(configs, log=_log, executor=_executor(args)), args.output,
+    records = _finishing(lambda: run_trials(configs, log=_log, executor=_executor(args)), args.output,
                          args.cache_dir)
     for r in records:
         if r.diverged:
@@ -375,11 +382,11 @@ def _os_message(exc: OSError) -> str:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .run.recipes import (bundled_recipes, default_output, load_recipe, pending, pruning_label,
                               reproduce)
 
     if args.list or not args.recipe:
-        from tabulate import tabulate
         rows = [(r.name, ", ".join(r.scale_names), r.description.split(". ")[0]) for r in bundled_recipes()]
         print(tabulate(rows, headers=["recipe", "scales", "what"], tablefmt="simple"))
         return 0
@@ -409,10 +416,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .run.audit import bundled_audits, load_audit, run_audit
 
     if args.list or not args.recipe:
-        from tabulate import tabulate
         specs = [load_audit(p.stem) for p in bundled_audits()]
         print(tabulate([(s.name, s.description.split(". ")[0]) for s in specs], headers=["audit", "what"],
                        tablefmt="simple"))
@@ -432,6 +439,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .run.tuning import Protocol
 
     protocol = Protocol(trials=args.trials, sampler=args.sampler, seed=args.sampler_seed,
@@ -444,6 +452,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                   pruner_params=_key_values(args.pruner_param, "--pruner-param"), forget=args.forget,
                   train_params=_key_values(args.train, "--train"), val_fraction=args.val_fraction,
                   train_size=args.train_size, test_size=args.test_size, **_execution(args))
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .run.recipes import recipe_cells
     from .run.tuning import setting_cells, tune
 
@@ -460,10 +469,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
-    from .components import REGISTRIES, timm_names
-
     kinds = [args.kind] if args.kind else list(REGISTRIES)
     for kind in kinds:
         registry = REGISTRIES[kind]
@@ -499,6 +504,7 @@ def _declared(registry, name: str, unloadable: list[tuple[str, str]]) -> tuple[s
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .report.leaderboard import render
     from .report.records import load_records
     from .storage import atomic_write_text, check_writable_file
@@ -519,8 +525,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _audit_table(args: argparse.Namespace) -> int:
-    import json
-
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .report.audit import render_audit
     from .storage import atomic_write_text
 
@@ -537,7 +542,7 @@ def _audit_table(args: argparse.Namespace) -> int:
 
 
 def _leaderboard_site(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .report.site import build_site
 
     if args.output is None:
@@ -548,7 +553,7 @@ def _leaderboard_site(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .errors import DataNotFoundError
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .report.plots import plot_all
     from .report.records import load_records
     from .storage import check_writable_folder
@@ -566,8 +571,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def _one_line_warnings() -> None:
     """Our own warnings (e.g. a trial recorded twice) print as one line, like errors."""
-    from .errors import DuplicateRecordWarning, MetricNotMeasuredWarning
-
     show = warnings.showwarning
     if getattr(show, "unlearnbench", False):
         return

@@ -1,8 +1,12 @@
 """The registries of components and executors, and building a model from an architecture name.
 
 Nothing here names a component: built-ins arrive through the same entry points as plugins.
-This module imports no torch (the base classes are imported when a component is first
-checked), so listing the registries stays fast.
+This module sits beside the contracts, above the shared ground's generic
+:class:`~unlearnbench.registry.Registry`: every layer that looks a component up (a forget spec's
+scenario in ``data``, the metrics in ``evaluate``, everything in ``run``) imports it from below.
+It imports no component and no torch: each registry names its base class as a ``"module:attr"``
+string, imported when a component is first checked (the executors' base class too, which lives
+with the executors in ``run``), so listing the registries stays fast.
 """
 
 from __future__ import annotations
@@ -51,13 +55,9 @@ PROBES: Registry[type[Probe]] = Registry(
     "a subclass of unlearnbench.Probe")
 
 
-def _is_executor(obj: Any) -> bool:
-    from .run.executors import Executor  # not at import time: executors import the harness
-    return isinstance(obj, type) and issubclass(obj, Executor)
-
-
 EXECUTORS: Registry[type] = Registry(
-    "executor", "unlearnbench.executors", _is_executor, "a subclass of unlearnbench.run.executors.Executor")
+    "executor", "unlearnbench.executors", subclass_of("unlearnbench.run.executors:Executor"),
+    "a subclass of unlearnbench.run.executors.Executor")
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": DATASETS, "models": MODELS, "pruners": PRUNERS, "unlearners": UNLEARNERS,
@@ -65,7 +65,7 @@ REGISTRIES: dict[str, Registry[Any]] = {
 
 
 def timm_names(pattern: str | None = None) -> list[str]:
-    import timm
+    import timm  # timm (and torch) load only when a name is not a registered model: `ls` stays light
     return timm.list_models(pattern or "*")
 
 
@@ -74,7 +74,7 @@ def check_arch(arch: str) -> None:
     matched exactly (a timm name may carry a ``.tag``): ``resnet1?`` is no wildcard here."""
     if arch in MODELS:
         return
-    import timm
+    import timm  # timm (and torch) load only when a name is not a registered model: `ls` stays light
     if not timm.is_model(arch):
         raise UnknownNameError("model", arch, MODELS.names() + timm_names())
 
@@ -103,6 +103,7 @@ def timm_model(arch: str, *, num_classes: int, in_chans: int, image_size: int) -
       conv, no max-pool), as in Jia et al. 2023; the new conv is initialized like timm's other
       convs and the reference's (Kaiming normal, fan-out, ReLU gain).
     """
+    # timm and torch load when a model is built, not with the registries (`ls` stays light)
     import timm
     from torch import nn
 
@@ -143,7 +144,7 @@ _RUNS_AT: set[tuple[str, int, int]] = set()
 def _check_forward(model: nn.Module, arch: str, in_chans: int, image_size: int) -> None:
     """One forward pass of two blank images (eval mode, no gradients: no weight, statistic or
     random state changes), once per architecture and input shape in a process."""
-    import torch
+    import torch  # torch loads when a model is built, not with the registries (`ls` stays light)
 
     if (arch, in_chans, image_size) in _RUNS_AT:
         return

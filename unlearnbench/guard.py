@@ -10,8 +10,8 @@ from typing import TypeVar
 
 from torch import nn
 
-from ..errors import PluginError, UnlearnbenchError
-from ..registry import Registry
+from .errors import PluginError, UnlearnbenchError
+from .registry import Registry
 
 T = TypeVar("T")
 

@@ -20,15 +20,20 @@ from __future__ import annotations
 import abc
 import dataclasses
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
 
 from .errors import ConfigError
 from .params import Configurable
 
 if TYPE_CHECKING:
     import torch
+
+    from .run.audit import AuditContext
+    from .run.config import RunConfig
 
 NEEDS = ("trial", "population")
 # Names the tables give their own columns: a metric of that name would overwrite one.
@@ -173,16 +178,70 @@ class TrialMetric(Metric):
 
 
 class PopulationMetric(Metric):
-    """A metric of a population of trained models (see ``unlearnbench.run.audit``): it
-    declares the population it needs (:meth:`design`) and scores the models' per-example
+    """A metric of a population of trained models (an audit, run by ``unlearnbench.run.audit``):
+    it declares the population it needs (:meth:`design`) and scores the models' per-example
     margins (:meth:`score`)."""
 
     needs: ClassVar[str] = "population"
 
     @abc.abstractmethod
-    def design(self, spec: Any) -> Any:
-        """The models to train and unlearn for ``spec`` (an ``unlearnbench.run.audit.AuditSpec``)."""
+    def design(self, context: AuditContext) -> Design:
+        """The trials to run for an audit: ``context`` holds the audit's spec and data labels and
+        makes its members (:class:`~unlearnbench.run.audit.AuditContext`)."""
 
     @abc.abstractmethod
-    def score(self, population: Any) -> Any:
-        """Score a population's margins (an ``unlearnbench.run.audit.Population``)."""
+    def score(self, population: Population) -> Scored:
+        """Score a population's margins: the table's rows and the per-example arrays."""
+
+
+# -- what a population metric designs and scores ----------------------------------------------
+@dataclass(frozen=True)
+class Member:
+    """One trial of a population: the row it belongs to and its configuration."""
+
+    role: str  # "oracle" (the reference population) or "method" (the null is the oracle method's row)
+    method: str  # row label
+    pruning: str
+    config: RunConfig
+    seed: int
+
+
+@dataclass
+class Design:
+    """The trials one population metric needs, and what its scoring needs to know about them."""
+
+    metric: str
+    members: list[Member]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Population:
+    """A design's trials, run: each member's margins on the design's scored examples."""
+
+    design: Design
+    margins: list[np.ndarray]  # per member, aligned with design.members
+    records: list[Any]  # per member, its run record
+
+    def matrix(self, members: Sequence[int]) -> np.ndarray:
+        return np.stack([self.margins[i] for i in members])
+
+    def rows(self, *, role: str, method: str | None = None, pruning: str) -> list[int]:
+        return [i for i, m in enumerate(self.design.members)
+                if m.role == role and m.pruning == pruning and (method is None or m.method == method)]
+
+    def metric_mean(self, members: Sequence[int], name: str) -> float | None:
+        """The mean of the trial metric ``name`` over ``members`` (diverged runs and undefined
+        values left out; None when none is left)."""
+        values = [self.records[i].metrics.get(name) for i in members if not self.records[i].diverged]
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+
+@dataclass
+class Scored:
+    """A population metric's result: table rows (one per pruning and method, each with its
+    null) and per-example arrays (name -> array) kept beside the audit's record."""
+
+    rows: list[dict[str, Any]]
+    arrays: dict[str, np.ndarray]

@@ -26,17 +26,17 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from .data.tensors import ImageData, Normalize
 from .params import Configurable
-from .train.runtime import Runtime
 
 if TYPE_CHECKING:
-    from .data.dataset import Dataset, LoadedDataset
+    from torch import nn
+
+    from .data.access import DataAccess
+    from .data.dataset import LoadedDataset
+    from .data.tensors import ImageData, Normalize
+    from .train.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -46,30 +46,6 @@ class ProbeContext:
     test: ImageData
     normalize: Normalize
     runtime: Runtime
-
-
-@dataclass(frozen=True)
-class DataAccess:
-    """How a probe with a dataset of its own reads it, the way the run reads its own.
-
-    ``root`` is the run's data folder (``--data-root``) and ``download`` whether a missing
-    dataset may be downloaded; :meth:`load` decodes a dataset (once per set of files, in the
-    run's cache) and cuts it to the run's subset sizes.
-    """
-
-    root: Path | None
-    download: bool
-    cache: Any  # the run's checkpoint cache
-    train_size: int | None = None
-    test_size: int | None = None
-
-    def load(self, dataset: Dataset, name: str, root: Path | None = None) -> LoadedDataset:
-        """``dataset`` (registered as ``name``) from ``root``, default the run's data folder."""
-        from .data.splits import subsample
-        from .run.artifacts import load_dataset
-
-        data = load_dataset(dataset, name, root or self.root, self.download, self.cache)
-        return subsample(data, self.train_size, self.test_size)
 
 
 class Probe(Configurable, abc.ABC):

@@ -1,54 +1,23 @@
-"""The pruner contract: turn the dense original into a sparse original and its mask."""
+"""The pruner contract: turn the dense original into a sparse original and its mask.
+
+The task a pruner receives (:class:`~unlearnbench.train.tasks.PruningTask`: the training split,
+the original's recipe and weights, training with a mask held fixed) is built by the harness.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
-
-from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
 from .errors import ConfigError
-from .train.masks import Mask
 from .params import Configurable
-from .train.runtime import Runtime, generator
-from .train.loop import TrainRecipe, fit
 
+if TYPE_CHECKING:
+    from torch import nn
 
-@dataclass(frozen=True)
-class PruningTask:
-    """What a pruner may use. ``train`` is the original model's training split.
-
-    ``dense_state`` is the trained dense original; ``snapshots`` maps epoch -> weights saved
-    while training it, for weight rewinding: epoch 0 (the initialization) and exactly the
-    epochs the pruner declares in :meth:`Pruner.snapshot_epochs` (epoch ``e``: the weights
-    after ``e`` epochs of the original's recipe).
-    """
-
-    sparsity: float
-    train: ImageData
-    recipe: TrainRecipe
-    normalize: Normalize
-    augment: Augment
-    runtime: Runtime
-    seed: int
-    new_model: Callable[[], nn.Module]
-    dense_state: Mapping[str, torch.Tensor]
-    snapshots: Mapping[int, Mapping[str, torch.Tensor]]
-
-    def loader(self, *, stream: str = "prune") -> DeviceLoader:
-        return DeviceLoader(self.train, normalize=self.normalize, batch_size=self.recipe.batch_size,
-                            shuffle=True, augment=self.augment, generator=generator(self.seed, stream),
-                            channels_last=self.runtime.channels_last)
-
-    def train_masked(self, model: nn.Module, mask: Mask, *, recipe: TrainRecipe | None = None,
-                     desc: str = "retrain sparse", start_epoch: int = 0) -> nn.Module:
-        """Train with the original recipe (or ``recipe``) while holding ``mask`` fixed; from
-        ``start_epoch`` on, with that epoch's learning rate, when resuming a rewound run."""
-        return fit(model, self.loader(stream=f"prune/{desc}"), recipe or self.recipe,
-                   self.runtime, mask=mask, desc=desc, start_epoch=start_epoch)
+    from .recipe import TrainRecipe
+    from .train.masks import Mask
+    from .train.tasks import PruningTask
 
 
 class Pruner(Configurable, abc.ABC):

@@ -40,12 +40,14 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from .data.tensors import ImageData
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .data.tensors import ImageData
 
 NUMBER = r"[0-9]*\.?[0-9]+(?:e-?\d+)?"  # a count ("100") or a fraction (".5", "0.1", "1e-2")
 

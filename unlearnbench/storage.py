@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import tempfile
 import warnings
@@ -24,6 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
+
+from .errors import ConfigError
+
+CACHE_FORMAT = 4  # bump when a change to training code makes old cached models stale
+# 4: channels_last training on the CPU as well (float-level changes)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -71,8 +76,6 @@ class CheckpointCache:
     def lock(self, kind: str, description: Mapping[str, Any]) -> Iterator[None]:
         """Hold the entry's lock (``<key>.lock``, an OS file lock that dies with its process):
         load-or-build inside it, so one process builds and the others wait, then load."""
-        from filelock import FileLock
-
         path = self.path(kind, description)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = path.with_suffix(".lock")
@@ -134,8 +137,6 @@ def check_writable_folder(path: Path, flag: str) -> None:
     Nothing is created: the nearest existing ancestor is probed with a temporary file, which
     also catches read-only mounts (where permission bits alone say nothing for root).
     """
-    from .errors import ConfigError
-
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {path} is a file; expected a folder")
@@ -152,8 +153,6 @@ def check_writable_folder(path: Path, flag: str) -> None:
 
 def check_writable_file(path: Path, flag: str) -> None:
     """Like :func:`check_writable_folder`, for a file about to be written (its folder is probed)."""
-    from .errors import ConfigError
-
     path = Path(path).expanduser()
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; expected a file name")
@@ -163,8 +162,6 @@ def check_writable_file(path: Path, flag: str) -> None:
 
 def check_file_name(name: str, what: str) -> None:
     """A file name that the filesystem (and an atomic write's temporary name) can hold."""
-    from .errors import ConfigError
-
     length = len(name.encode()) + TEMP_NAME_EXTRA
     if length > NAME_MAX:
         raise ConfigError(f"{what} gives the file name {name[:40]!r}... of {len(name.encode())} bytes; "
@@ -175,18 +172,3 @@ def _probe_write(folder: Path) -> None:
     with tempfile.TemporaryFile(dir=folder):
         pass
 
-
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON: mappings and sequences recursively, paths as text, numpy scalars
-    as Python numbers, a non-finite float as None."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and type(value).__module__ == "numpy":  # a numpy scalar
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -41,11 +41,14 @@ from .data.tensors import ImageData
 from .datasets.synthetic import Synthetic
 from .errors import ConfigError
 from .evaluate.metrics import accuracy, predict
-from .pruner import Pruner, PruningTask, snapshots_needed
-from .train.loop import TrainRecipe, fit
+from .pruner import Pruner, snapshots_needed
+from .recipe import TrainRecipe
+from .seeds import derive_seed
+from .train.loop import fit
 from .train.masks import Mask, prunable_weights
-from .train.runtime import Runtime, derive_seed
-from .unlearner import Unlearner, UnlearningTask
+from .train.runtime import Runtime
+from .train.tasks import PruningTask, UnlearningTask
+from .unlearner import Unlearner
 
 TINY_RECIPE = TrainRecipe(epochs=4, lr=0.05, batch_size=32)
 # The unlearner checks start from an original that fits its training split (100% on seed 0):
@@ -611,7 +614,7 @@ def parametrize_with_checks(components: Iterable[Any], *,
         def test_conformance(component, check):
             check(component)
     """
-    import pytest
+    import pytest  # not a dependency of unlearnbench: only a test suite that parametrizes needs it
 
     params = []
     for component in components:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from unlearnbench import Mask, Pruner, PruningTask, prunable_weights
-from unlearnbench.train.runtime import generator
+from unlearnbench.seeds import generator
 
 
 def random_mask(model: nn.Module, sparsity: float, seed: int) -> Mask:

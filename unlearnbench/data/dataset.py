@@ -10,10 +10,11 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import ClassVar
 
-from .tensors import Augment, ImageData, Normalize, tensor_hash
+from ..errors import DataNotFoundError
 from ..params import Configurable
+from ..recipe import TrainRecipe
 from .streaming import DiskImages
-from ..train.loop import TrainRecipe
+from .tensors import Augment, ImageData, Normalize, tensor_hash
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,6 @@ class Dataset(Configurable, abc.ABC):
 def guarded_download(fetch: Callable[[], object], dataset: str, root: Path) -> None:
     """Run ``fetch`` (a torchvision download, say); a network or file failure becomes one
     :class:`~unlearnbench.errors.DataNotFoundError` line saying what to do instead."""
-    from ..errors import DataNotFoundError
-
     try:
         fetch()
     except (OSError, RuntimeError, ValueError) as exc:  # urllib's URLError is an OSError

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..seeds import derive_seed
 from .splits import Split, holdout
 
 
@@ -68,7 +69,6 @@ class Membership:
 
     def unlearning_seed(self, seed: int) -> int:
         """The seed of the unlearning run: the trial's, or one derived for a replicate > 0."""
-        from ..train.runtime import derive_seed
         return seed if self.replicate == 0 else derive_seed(seed, f"replicate/{self.replicate}") % 2**31
 
 

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .tensors import tensor_hash
-from .dataset import LoadedDataset
+from ..components import SCENARIOS
 from ..errors import ConfigError, PluginError, UnlearnbenchError, unknown_name_message
 from ..scenario import Scenario
-from ..train.runtime import generator
+from ..seeds import generator
+from .dataset import LoadedDataset
+from .tensors import tensor_hash
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -36,8 +37,6 @@ class ForgetSpec:
 
     @staticmethod
     def parse(text: str) -> Scenario:
-        from ..components import SCENARIOS
-
         kind, colon, argument = text.partition(":")
         kind = kind.strip()
         if not colon or not kind:
@@ -131,7 +130,7 @@ def _mask(mask: object, length: int, spec: Scenario, hook: str) -> torch.Tensor:
 def stratified_subset(labels: torch.Tensor, size: int, what: str) -> torch.Tensor:
     """Sorted indices of ``size`` examples keeping each class's share (fixed seed: every trial
     of a run sees the same subset, so trials differ only by their own seed)."""
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # heavy; only a subset of the data needs it
 
     n = len(labels)
     if size > n:

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cpus import cpu_budget
 from ..errors import ConfigError, CorruptFileError, DataNotFoundError, UnlearnbenchError
 
 # torchvision's IMG_EXTENSIONS, so an ImageFolder tree lists the same files as torchvision.
@@ -72,7 +73,7 @@ class CenterCrop:
 
     def __call__(self, image) -> np.ndarray:
         """A PIL image -> uint8 ``(crop, crop, 3)``."""
-        from PIL import Image
+        from PIL import Image  # only images streamed from disk need the decoder
 
         image = image.convert("RGB")
         w, h = image.size
@@ -87,7 +88,7 @@ class CenterCrop:
 
 def _decode(source: Path | bytes, transform: CenterCrop, name: str) -> np.ndarray:
     """One encoded image -> uint8 ``(3, S, S)``; errors name the file."""
-    from PIL import Image
+    from PIL import Image  # only images streamed from disk need the decoder
 
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
@@ -161,7 +162,7 @@ class ParquetStore(ImageStore):
     ``{bytes, path}`` as Hugging Face ``datasets`` writes an Image feature, or raw bytes)."""
 
     def __init__(self, files: Sequence[Path], image_column: str):
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # a heavy import, paid only by datasets stored as parquet
 
         self.files, self.image_column = [Path(f) for f in files], image_column
         self._metadata = []
@@ -218,6 +219,7 @@ class ParquetStore(ImageStore):
 
     def _read(self, group: int):
         """The encoded images of one row group (a pyarrow binary array)."""
+        # pyarrow: a heavy import, paid only by datasets stored as parquet
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -272,7 +274,6 @@ def decode_pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            from ..train.runtime import cpu_budget
             cores = cpu_budget()
             _POOL = ThreadPoolExecutor(max_workers=min(32, cores),
                                        thread_name_prefix="unlearnbench-decode")

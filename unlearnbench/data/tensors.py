@@ -172,7 +172,7 @@ def resized_crops(images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     align_corners=False)``; output pixels within half a source pixel of the box's edge blend
     in the neighbouring pixel outside the box instead of repeating the edge pixel.
     """
-    from torchvision.ops import roi_align
+    from torchvision.ops import roi_align  # torchvision loads only for a random resized crop
 
     n, _, h, w = images.shape
     rois = torch.cat([torch.arange(n, device=images.device, dtype=boxes.dtype)[:, None], boxes], dim=1)

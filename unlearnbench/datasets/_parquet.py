@@ -41,7 +41,7 @@ def parquet_files(root: Path, split: str, config: str | None = None) -> list[Pat
 
 def read_schema(path: Path, dataset: str):
     """The arrow schema of one parquet file (its footer only)."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # a heavy import, paid only by datasets stored as parquet
 
     try:
         return pq.read_schema(path)
@@ -77,7 +77,7 @@ def read_labels(files: Sequence[Path], label_column: str, dataset: str,
     """The label column of ``files``, in file order, without reading any image; every label a
     class index (``0..num_classes-1`` when the class count is known), else an error naming the
     file and row."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # a heavy import, paid only by datasets stored as parquet
 
     parts = []
     for path in files:
@@ -124,7 +124,7 @@ def read_images(files: Sequence[Path], label_columns: Sequence[str],
 
 def _decode(cells: Sequence, path: Path, dataset: str) -> list[np.ndarray]:
     """Encoded images (``{bytes, path}`` structs or raw bytes) -> HWC uint8 RGB arrays."""
-    from PIL import Image
+    from PIL import Image  # only encoded images need the decoder
 
     images = []
     for row, cell in enumerate(cells):
@@ -166,7 +166,7 @@ def read_train_test(root: Path, label_columns: Sequence[str], dataset: str,
 
 
 def _read_table(path: Path, columns: list[str], dataset: str):
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # a heavy import, paid only by datasets stored as parquet
 
     try:
         return pq.read_table(path, columns=columns)

@@ -30,7 +30,7 @@ from ..data.tensors import Augment, ImageData, Normalize
 from ..data.dataset import Dataset, LoadedDataset, guarded_download
 from ..errors import CorruptFileError, DataNotFoundError
 from ..params import param
-from ..train.loop import TrainRecipe
+from ..recipe import TrainRecipe
 from ._parquet import (parquet_files, read_saved_train_test, read_train_test, saved_files,
                        saved_split_folders)
 
@@ -63,7 +63,7 @@ class _Cifar(Dataset):
         root = Path(root).expanduser()
         saved = saved_split_folders(root)
         if not (root / self.folder).is_dir() and not saved and not parquet_files(root, "train") and download:
-            import torchvision.datasets
+            import torchvision.datasets  # only a download needs torchvision's datasets
             guarded_download(lambda: getattr(torchvision.datasets, self.torchvision_class)(
                 str(root), train=True, download=True), self.dataset_name, root)
         if (root / self.folder).is_dir():

@@ -16,7 +16,7 @@ import torch
 from ..data.tensors import Augment, ImageData, Normalize
 from ..data.dataset import Dataset, LoadedDataset
 from ..params import param
-from ..train.loop import TrainRecipe
+from ..recipe import TrainRecipe
 
 
 class Digits(Dataset):
@@ -26,6 +26,7 @@ class Digits(Dataset):
     default_arch: ClassVar[str] = "small_cnn"
 
     def load(self, root: Path | None = None, download: bool = False) -> LoadedDataset:
+        # sklearn (a heavy import) holds the data: loaded when the dataset is, not when registered
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
 

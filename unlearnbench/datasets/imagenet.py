@@ -45,7 +45,7 @@ from ..data.dataset import Dataset, LoadedDataset
 from ..errors import ConfigError, DataNotFoundError
 from ..params import param
 from ..data.streaming import IMAGE_EXTENSIONS, CenterCrop, DiskImages, FolderStore, ParquetStore
-from ..train.loop import TrainRecipe
+from ..recipe import TrainRecipe
 from ._parquet import IMAGE_COLUMNS, class_names, parquet_files, pick_column, read_labels, read_schema
 
 IMAGENET_NORMALIZE = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))

@@ -39,7 +39,7 @@ import torch
 from ..data.tensors import Augment, ImageData, Normalize
 from ..data.dataset import Dataset, LoadedDataset, guarded_download
 from ..errors import CorruptFileError, DataNotFoundError
-from ..train.loop import TrainRecipe
+from ..recipe import TrainRecipe
 from ._parquet import (parquet_files, read_saved_train_test, read_train_test, saved_files,
                        saved_split_folders)
 from .cifar import PAPER_RECIPE
@@ -61,7 +61,7 @@ class SVHN(Dataset):
         has_parquet = bool(parquet_files(root, "train", HUB_CONFIG))
         saved = saved_split_folders(root)
         if not has_mat and not has_parquet and not saved and download:
-            import torchvision.datasets
+            import torchvision.datasets  # only a download needs torchvision's datasets
             for split in MAT_FILES:
                 guarded_download(lambda: torchvision.datasets.SVHN(str(root), split=split, download=True),
                          "svhn", root)
@@ -95,7 +95,7 @@ class SVHN(Dataset):
 
 def _read_mat(path: Path) -> ImageData:
     """One split of torchvision's layout; label 10 (digit 0) becomes 0."""
-    import scipy.io
+    import scipy.io  # only the .mat files of torchvision's layout need it
 
     if not path.is_file():
         raise DataNotFoundError(f"svhn: {path} is missing (torchvision's layout needs both "

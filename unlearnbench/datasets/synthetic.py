@@ -15,7 +15,7 @@ import torch
 from ..data.tensors import Augment, ImageData, Normalize
 from ..data.dataset import Dataset, LoadedDataset
 from ..params import param
-from ..train.loop import TrainRecipe
+from ..recipe import TrainRecipe
 
 
 class Synthetic(Dataset):

@@ -29,6 +29,7 @@ from ..components import METRICS
 from ..data.tensors import ImageData, Normalize
 from ..errors import (ConfigError, MetricNotMeasuredWarning, NonFiniteError, PluginError,
                       PluginLoadError)
+from ..guard import call_plugin
 from ..metric import MetricDeclaration, TrialEvaluation, TrialMetric, check_metric_name
 from ..train.runtime import Runtime
 from .metrics import predict
@@ -109,8 +110,6 @@ def trial_evaluation(model: nn.Module, *, forget: ImageData, retain: ImageData, 
 def measure(metrics: Mapping[str, TrialMetric], evaluation: TrialEvaluation) -> dict[str, float | None]:
     """Every metric's value on ``evaluation``, by name; a value that is not finite is None
     (undefined, e.g. the accuracy of an empty set: records hold no NaN)."""
-    from ..run.guard import call_plugin
-
     values = {}
     for name, metric in metrics.items():
         value = call_plugin(METRICS, name, lambda: metric.compute(evaluation))

@@ -17,6 +17,7 @@ computes the logits once and hands every metric the same :class:`TrialEvaluation
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..cpus import cpu_budget
 from ..data.tensors import DeviceLoader, ImageData, Normalize
 from ..errors import ConfigError, NonFiniteError
 from ..metric import TrialEvaluation, TrialMetric
@@ -74,6 +76,7 @@ def fit_mia_attack(member: np.ndarray, non_member: np.ndarray) -> SVC:
     cases (confidences of trained digits models; of float32 logits simulated at 2k + 2k and
     10k + 10k, from unsaturated to mostly exactly 1.0; and the benchmark's own case).
     """
+    # scipy and sklearn load when an attack is fitted, not with the metric classes (`ls metrics`)
     from scipy import sparse
     from sklearn.svm import SVC
 
@@ -106,10 +109,6 @@ def _predict_in_threads(classifier, features: np.ndarray, min_rows: int = 512) -
 
     Each chunk's labels are exactly those of the single call: prediction is row-wise.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from ..train.runtime import cpu_budget
-
     cores = cpu_budget()
     workers = min(cores, max(1, len(features) // min_rows))
     if workers <= 1:

@@ -1,1 +1,1 @@
-"""Reporting: typed records, provenance, leaderboards and plots."""
+"""Reporting: reading typed records into leaderboards, plots and the web site (never running anything)."""

@@ -9,11 +9,15 @@ models, so a reader can compare the rankings.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tabulate import tabulate
+
+from ..storage import atomic_write_bytes
 
 TRIAL_COLUMNS = (("MIA", "MIA-Eff."), ("UA", "UA"), ("RA", "RA"), ("TA", "TA"))
 
@@ -23,8 +27,6 @@ def _num(value: Any, digits: int = 2) -> str:
 
 
 def klom_table(rows: list[Mapping[str, Any]]) -> str:
-    from tabulate import tabulate
-
     splits = [s for s in ("forget", "retain", "val") if any(s in r for r in rows)]
     headers = ["pruning", "method", "N"]
     for split in splits:
@@ -49,8 +51,6 @@ SIGMA_LABELS = {"shared": "one global σ shared by U and O (LiRA's fix_variance)
 def ulira_table(rows: list[Mapping[str, Any]], prefix: str = "", *, trials: bool = True) -> str:
     """The attack's columns for the σ of ``prefix`` ("" for the main one, "variant_" for the
     labelled variant): mean ± std over targets, the naive s.e., and the null."""
-    from tabulate import tabulate
-
     sigma = rows[0]["variant" if prefix else "variance"]
     headers = ["pruning", "method", "runs", f"acc. % (σ {sigma}), mean ± std", "s.e.", "null",
                "AUC, mean ± std", "s.e.", "null"]
@@ -142,11 +142,10 @@ def plot_audit(summary: Mapping[str, Any], arrays: Mapping[str, np.ndarray], fol
     """The per-example distributions: KLoM of every forget example per method (one panel per
     pruning, the null's P95 dashed), and U-LiRA's log-likelihood ratios of forget (positive) and
     never-held (negative) candidates per method."""
+    # matplotlib loads only when pictures are drawn (the table renders without it)
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..storage import atomic_write_bytes
+    import matplotlib.pyplot as plt  # after choosing the backend that draws without a display
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,7 +160,6 @@ def plot_audit(summary: Mapping[str, Any], arrays: Mapping[str, np.ndarray], fol
         for ax, pruning in zip(axes[0], prunings):
             draw(ax, [r for r in rows if r["pruning"] == pruning], arrays, pruning)
         fig.tight_layout()
-        import io
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt, dpi=dpi)
         plt.close(fig)

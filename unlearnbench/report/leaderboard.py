@@ -1,7 +1,7 @@
 """Leaderboard tables, generated from run records (never typed by hand).
 
 One row per configuration (its config identity: every parameter, the recipe, the data,
-precision and code formats; see ``unlearnbench.run.identity``) and decoded data; seeds of one
+precision and code formats; see ``unlearnbench.identity``) and decoded data; seeds of one
 configuration are averaged, different configurations never are. Two rows of one method at
 one (dataset, arch, scenario, pruning) are labelled by what differs between them, e.g.
 ``ft (lr=0.05)``. Each metric as mean ± std over seeds; each Disparity metric's gap to Retrain
@@ -32,7 +32,7 @@ from tabulate import tabulate
 
 from ..errors import ConfigError
 from ..metric import MetricDeclaration, columns
-from ..run.identity import UNKNOWN, canonical, differing_keys, flatten, ordered, show
+from ..identity import UNKNOWN, canonical, differing_keys, flatten, ordered, show
 from .records import RunRecord
 
 GROUP = ["dataset", "arch", "scenario", "forget", "pruning", "method"]

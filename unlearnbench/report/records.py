@@ -18,12 +18,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError, CorruptFileError, DataNotFoundError, DuplicateRecordWarning
+from ..identity import config_identity, derived_config, trial_identity
 from ..metric import MetricDeclaration, check_metric_name, columns
 from ..storage import atomic_write_text
 
 SCHEMA_VERSION = 5
 # Version 1 records lack ``probes``; they read as having none. Versions 1 and 2 lack the
-# identity: it is derived from what they stored (``unlearnbench.run.identity.derived_config``).
+# identity: it is derived from what they stored (``unlearnbench.identity.derived_config``).
 # Versions 1 and 2 lack ``status``: they read as "ok" (a diverged run could not be recorded).
 # Versions 1 to 3 hold the five metrics of that time as fixed fields (``LegacyMetricValues``)
 # and no declarations: they read with ``LEGACY_DECLARATIONS``.
@@ -144,7 +145,7 @@ class RunRecord:
     # A population audit's trial (config "population"): the margins of its scored examples,
     # {"train": [...], "test": [...]} (unlearnbench.data.population, unlearnbench.run.audit)
     margins: dict[str, list[float]] | None = None
-    # The identity (unlearnbench.run.identity): the resolved configuration the hashes cover,
+    # The identity (unlearnbench.identity): the resolved configuration the hashes cover,
     # the trial's sha256 (configuration and seed; its first 12 digits end the file name) and
     # the configuration's (over all seeds: one leaderboard row). Derived when not given.
     resolved: dict[str, Any] | None = None
@@ -160,7 +161,6 @@ class RunRecord:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        from ..run.identity import config_identity, derived_config, trial_identity
         if self.resolved is None:
             object.__setattr__(self, "resolved", derived_config(self))
         if not self.identity:
@@ -272,7 +272,6 @@ def _declarations(record: RunRecord, source: str) -> dict[str, MetricDeclaration
 
 def _check_identity(record: RunRecord, data: dict[str, Any], source: str) -> None:
     """A stored identity must be the hash of the stored configuration (no hand edits)."""
-    from ..run.identity import config_identity, trial_identity
     if "identity" not in data:
         return
     try:

@@ -35,6 +35,7 @@ from ..errors import ConfigError, DataNotFoundError
 from ..metric import MetricDeclaration
 from .leaderboard import (DISPARITY, GROUP, PROBE, REFERENCE_METHOD, STEPS, WORK, disparity_metrics,
                           display_frame, metric_declarations, records_frame, summarize, table_notes)
+from .plots import Skipped, figure_bytes, pictures, radar_axes, sweep_panels
 from .records import RunRecord, load_records
 
 ASSETS = Path(__file__).with_name("site_assets")
@@ -265,8 +266,6 @@ class Picture:
 
 def picture_kinds(metrics: dict[str, MetricDeclaration]) -> dict[str, str]:
     """What each kind of picture shows, for its text alternative."""
-    from .plots import radar_axes, sweep_panels
-
     percent, timed = radar_axes(metrics)
     axes = [metrics[m].label for m in percent] + ([f"speed (1/{metrics[timed].label})"] if timed else [])
     return {"radar": f"Radar chart of {', '.join(axes[:-1])} and {axes[-1]}, one polygon per "
@@ -279,8 +278,6 @@ def picture_kinds(metrics: dict[str, MetricDeclaration]) -> dict[str, str]:
 
 def draw_pictures(records: Sequence[RunRecord]) -> tuple[list[Picture], list[str]]:
     """Every picture the records support as inline SVG, and why the others were not drawn."""
-    from .plots import Skipped, figure_bytes, pictures
-
     kinds = picture_kinds(metric_declarations(records))
     drawn, skipped = [], []
     for item in pictures(records):

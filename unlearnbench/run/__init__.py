@@ -1,1 +1,2 @@
-"""Running trials: configuration, cached artifacts, one trial, RTE timing and recipes."""
+"""Running trials: configuration, identity and provenance, cached artifacts, one trial, RTE timing,
+executors, recipes, audits and tuning."""

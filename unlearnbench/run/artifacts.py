@@ -1,60 +1,31 @@
-"""Cached artifacts shared by trials: decoded datasets, original and pruned models, and
-the probes of a model before unlearning. Each is keyed by a description of everything that
-determines it (``CACHE_FORMAT`` included) and stored in the :class:`CheckpointCache`.
+"""Cached artifacts shared by trials: original and pruned models, and the probes of a model
+before unlearning (decoded datasets: :mod:`unlearnbench.data.access`). Each is keyed by a
+description of everything that determines it (``CACHE_FORMAT`` included) and stored in the
+:class:`~unlearnbench.storage.CheckpointCache`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..components import build_model
-from ..data.dataset import Dataset, LoadedDataset
+from ..components import PRUNERS, build_model
+from ..data.dataset import LoadedDataset
 from ..data.splits import Split
-from ..data.tensors import Augment, DeviceLoader, ImageData, Normalize, tensor_hash
-from ..components import PRUNERS
+from ..data.tensors import DeviceLoader, ImageData, tensor_hash
 from ..errors import NonFiniteError, UnlearnbenchError
 from ..evaluate.metrics import check_finite
+from ..guard import call_plugin, check_same_architecture
 from ..probe import Probe, ProbeContext
-from ..pruner import PruningTask
-from ..storage import CheckpointCache
+from ..seeds import derive_seed, generator
+from ..storage import CACHE_FORMAT
 from ..train.loop import fit
 from ..train.masks import Mask
-from ..train.runtime import derive_seed, generator
-from .config import CACHE_FORMAT, Plan
-from .guard import call_plugin, check_same_architecture
-
-def load_dataset(dataset: Dataset, name: str, root: Path | None, download: bool,
-          cache: CheckpointCache) -> LoadedDataset:
-    """A dataset's tensors; decoded once per set of files when the dataset fingerprints them."""
-    root = Path(root).expanduser() if root else None
-    fingerprint = dataset.fingerprint(root)
-    if fingerprint is None:
-        return dataset.load(root, download)
-    description = {"format": CACHE_FORMAT, "kind": "dataset", "layout": 2, "dataset": name,
-                   "params": dataset.get_params(), "root": str(root.resolve()),
-                   "files": fingerprint}
-    with cache.lock("datasets", description):  # one process decodes, the others load
-        cached = cache.load("datasets", description)
-        if cached is not None:
-            return LoadedDataset(
-                ImageData(cached["train_images"], cached["train_labels"]),
-                ImageData(cached["test_images"], cached["test_labels"]), tuple(cached["class_names"]),
-                Normalize(tuple(cached["mean"]), tuple(cached["std"])),
-                Augment(**cached["augment"]))
-        data = dataset.load(root, download)
-        cache.save("datasets", description, {
-            "train_images": data.train.images, "train_labels": data.train.labels,
-            "test_images": data.test.images, "test_labels": data.test.labels,
-            "class_names": list(data.class_names), "mean": list(data.normalize.mean),
-            "std": list(data.normalize.std), "augment": dataclasses.asdict(data.augment)})
-        return data
-
+from ..train.tasks import PruningTask
+from .config import Plan
 
 
 def probe_before(plan: Plan, probe: Probe, model: nn.Module, context: ProbeContext,

@@ -14,21 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from ..components import DATASETS, PROBES, PRUNERS, UNLEARNERS, check_arch
+from ..data.access import DataAccess
 from ..data.dataset import Dataset
+from ..data.population import Membership
 from ..data.splits import ForgetSpec
 from ..errors import ConfigError, DataNotFoundError
 from ..params import MAX_SEED
-from ..probe import DataAccess, Probe
+from ..probe import Probe
 from ..pruner import Pruner, snapshots_needed
+from ..recipe import TrainRecipe
 from ..scenario import Scenario
 from ..storage import CheckpointCache, check_file_name, check_writable_folder
-from ..train.loop import TrainRecipe
 from ..train.progress import interval_s
 from ..train.runtime import Runtime
 from ..unlearner import Unlearner
+from .provenance import planned_run_id
 
-CACHE_FORMAT = 4  # bump when a change to training code makes old cached models stale
-# 4: channels_last training on the CPU as well (float-level changes)
 HOLDOUTS = ("test", "validation")
 
 
@@ -201,8 +202,6 @@ def check_fields(config: RunConfig) -> None:
 def check_population(config: RunConfig) -> None:
     """A population's trial forgets exactly the examples it lists: its forget spec must say
     ``random:N`` with N their number (what records and tables show)."""
-    from ..data.population import Membership
-
     membership = Membership.from_mapping(config.population)
     expected = f"random:{len(membership.forget)}"
     if str(ForgetSpec.parse(config.forget)) != expected:
@@ -252,8 +251,6 @@ def make_probes(scenario: Scenario, asked: Mapping[str, Mapping[str, Any]]) -> d
 def check_locations(plan: Plan) -> None:
     """Folders and file names that would otherwise fail only after the compute: the data roots
     exist, the output and cache folders are writable, and every record's name fits."""
-    from ..report.provenance import planned_run_id
-
     config = plan.config
     if config.data_root is not None:
         root = Path(config.data_root).expanduser()

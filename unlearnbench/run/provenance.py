@@ -9,6 +9,7 @@ import platform
 import re
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -16,13 +17,14 @@ from torch import nn
 from ..components import DATASETS, METRICS, MODELS, PROBES, PRUNERS, SCENARIOS, UNLEARNERS
 from ..data.dataset import LoadedDataset
 from ..data.splits import Split
-from ..run.identity import SHORT, config_identity, planned_identity, resolved_config, trial_identity
+from ..identity import SHORT, config_identity, trial_identity
+from ..report.records import Environment, RunRecord, SplitInfo, Timings, Work
 from ..train.masks import weight_sparsity
-from .records import Environment, RunRecord, SplitInfo, Timings, Work
-from typing import TYPE_CHECKING
+from .identity import planned_identity, resolved_config
+
 if TYPE_CHECKING:
     from ..metric import MetricDeclaration
-    from ..run.config import Plan, RunConfig
+    from .config import Plan, RunConfig
 
 
 def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model: nn.Module,
@@ -44,7 +46,7 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
     packages = {o.package: o.version or "?"
                 for o in [*origins.values(), *(METRICS.origin(name) for name in declarations)]}
     if "model" not in roles:
-        import timm
+        import timm  # a heavy import, paid only by a run of a timm architecture
         packages["timm"] = timm.__version__
     resolved = resolved_config(plan)
     identity = trial_identity(resolved, seed)
@@ -79,7 +81,7 @@ def make_record(plan: Plan, data: LoadedDataset, seed: int, split: Split, model:
 
 def planned_run_id(plan: Plan, seed: int) -> str:
     """The id (and file name) of a trial's record, known before it runs: a readable prefix
-    and the first digits of the trial's identity (``unlearnbench.run.identity``), so two
+    and the first digits of the trial's identity (:mod:`unlearnbench.run.identity`), so two
     configurations never share a file."""
     return _run_id(plan, seed, planned_identity(plan, seed))
 

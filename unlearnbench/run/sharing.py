@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 try:
     import fcntl
@@ -136,7 +137,6 @@ class TimedSlot:
 
     def __enter__(self) -> TimedSlot:
         if _EXCLUSIVE and fcntl is not None:
-            from filelock import FileLock
             self._stack.enter_context(FileLock(str(_folder(self.device) / "timing.lock")))
         self.shared_by = max(0, trials_on(self.device) - 1)
         return self

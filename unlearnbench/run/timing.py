@@ -46,7 +46,8 @@ from ..data.tensors import DeviceLoader, ImageData, Normalize
 from ..errors import UnlearnbenchError
 from ..report.records import Work
 from ..train.runtime import Runtime, Stopwatch
-from ..unlearner import Unlearner, UnlearningTask
+from ..train.tasks import UnlearningTask
+from ..unlearner import Unlearner
 
 
 _OWN_IMAGES = (torch.Tensor, DiskImages)  # exact types: a subclass could run code while paused

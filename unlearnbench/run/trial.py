@@ -13,47 +13,33 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..components import UNLEARNERS, build_model
+from ..data.access import load_dataset
 from ..data.dataset import LoadedDataset
+from ..data.population import Membership, population_split
 from ..data.splits import make_split, subsample
 from ..data.tensors import ImageData, Normalize
 from ..errors import CorruptFileError, NonFiniteError, UnlearnbenchError
-from ..data.population import Membership, population_split
+from ..evaluate.margins import margins as margin_of
 from ..evaluate.measure import declarations, measure, trial_evaluation, trial_metrics
 from ..evaluate.metrics import non_finite_weights, predict
+from ..guard import call_plugin, check_same_architecture
 from ..probe import Probe, ProbeContext
-from ..report.provenance import make_record
 from ..report.records import RunRecord, Timings
+from ..seeds import derive_seed, generator
 from ..storage import atomic_write_bytes
 from ..train.masks import Mask
-from ..train.runtime import derive_seed, generator
-from ..unlearner import UnlearningTask
-from .artifacts import load_dataset, model_factory, original_model, probe_before, pruned_model
-from .config import Plan, RunConfig, prepare
-from .guard import call_plugin, check_same_architecture
+from ..train.tasks import UnlearningTask
+from .artifacts import model_factory, original_model, probe_before, pruned_model
+from .config import Plan
+from .provenance import make_record
 from .sharing import TimedSlot, on_device
 from .timing import timed_unlearn
-
-if TYPE_CHECKING:
-    from .executors import Executor
-
-
-def run(config: RunConfig | Sequence[RunConfig], *, log: Callable[[str], None] = lambda m: None,
-        executor: Executor | None = None) -> list[RunRecord]:
-    """Run every seed of ``config`` (or of each of several configurations, in order; on
-    ``executor``, default in-process); returns the records in that order (also written to
-    each configuration's ``output_dir``)."""
-    from .executors import LocalExecutor, Trial, run_grid
-    configs = [config] if isinstance(config, RunConfig) else list(config)
-    for each in configs:  # a bad configuration fails here, before any executor starts
-        prepare(each)
-    trials = [Trial(each, seed) for each in configs for seed in each.seeds]
-    return run_grid(trials, executor or LocalExecutor(), log=log, progress=executor is not None)
 
 
 def load_data(plan: Plan) -> LoadedDataset:
@@ -283,7 +269,6 @@ def scored_margins(model: nn.Module, member: Membership | None, train_all: Image
     scored examples: ``{"train": [...], "test": [...]}`` in the order the population lists them."""
     if member is None or not (member.score or member.score_test):
         return None
-    from ..evaluate.margins import margins as margin_of
     out = {}
     for part, data, index in (("train", train_all, member.score), ("test", test, member.score_test)):
         if index:

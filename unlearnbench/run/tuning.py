@@ -45,15 +45,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
 from ..components import UNLEARNERS
 from ..errors import ConfigError
+from ..identity import jsonable
 from ..report.records import RunRecord
 from ..space import describe_space, grid_of
 from ..storage import atomic_write_text
 from .config import RunConfig, prepare, pruning_label
 from .executors import Executor, LocalExecutor, Trial, run_grid
 from .identity import planned_identity, recorded
-from ..storage import jsonable
+from .trial import load_data
 
 CRITERIA = ("oracle", "oracle-free")
 SAMPLERS = ("qmc", "random", "tpe", "grid")
@@ -139,7 +142,7 @@ class Candidates:
     """The candidates of one method at one cell, drawn by a seeded Optuna study."""
 
     def __init__(self, method: str, protocol: Protocol, fixed: Mapping[str, Any]):
-        import optuna  # the sampler library is needed by a study only
+        import optuna  # a heavy import, needed by a study's sampler only (not by --dry-run or recipes)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.method, self.protocol, self.fixed = method, protocol, dict(fixed)
@@ -375,8 +378,6 @@ def write_study(output: Path, result: Mapping[str, Any]) -> None:
 
 def study_table(result: Mapping[str, Any]) -> str:
     """``tuning.md``: the protocol, then per cell each method's choices and every candidate."""
-    from tabulate import tabulate
-
     p = result["protocol"]
     lines = [f"# Tuning study\n",
              f"{p['trials']} candidates per method and cell, sampler {p['sampler']} (seed {p['seed']}), "
@@ -429,8 +430,6 @@ def load_values(path: Path) -> dict[str, Any]:
 
 def class_counter() -> Callable[[RunConfig], int]:
     """``num_classes(config)``, loading each dataset (cached) once."""
-    from .trial import load_data
-
     seen: dict[str, int] = {}
 
     def count(config: RunConfig) -> int:

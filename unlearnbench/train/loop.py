@@ -8,45 +8,19 @@ precision and the pruning mask are handled here once.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sized
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..recipe import TrainRecipe
 from .masks import Mask
 from .progress import progress as report_progress
-from ..params import Configurable, param
 from .runtime import Runtime
 
 LossFn = Callable[[nn.Module, Any, float], torch.Tensor]
-
-
-class TrainRecipe(Configurable):
-    """SGD with momentum and a learning-rate schedule over a number of epochs."""
-
-    epochs: int = param(10, ge=0, help="passes over the data")
-    lr: float = param(0.1, gt=0, help="peak learning rate")
-    momentum: float = param(0.9, ge=0, lt=1, help="SGD momentum")
-    weight_decay: float = param(5e-4, ge=0, help="L2 weight decay")
-    batch_size: int = param(256, ge=1, help="examples per step")
-    schedule: Literal["step", "constant", "cosine"] = param("step", help="learning-rate schedule")
-    milestones: tuple[float, ...] = param((0.5, 0.75), help="'step': fractions of training where lr decays")
-    lr_decay: float = param(0.1, gt=0, le=1, help="'step': factor at each milestone")
-
-    def lr_at(self, progress: float) -> float:
-        if self.schedule == "constant":
-            return self.lr
-        if self.schedule == "cosine":
-            return 0.5 * self.lr * (1 + math.cos(math.pi * progress))
-        epoch = progress * self.epochs
-        passed = sum(1 for m in self.milestones if epoch >= int(m * self.epochs))
-        return self.lr * self.lr_decay ** passed
-
-    def replace(self, **changes: Any) -> TrainRecipe:
-        return type(self).from_params({**self.get_params(), **changes})
 
 
 def cross_entropy(model: nn.Module, batch: Any, progress: float) -> torch.Tensor:

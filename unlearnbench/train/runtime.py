@@ -1,9 +1,13 @@
-"""Where and how a run computes: device, precision, and reproducible random streams."""
+"""Where and how a run computes: device, precision, compile mode, and timing on the device.
+
+The random streams of a trial are in :mod:`unlearnbench.seeds`, its CPU budget in
+:mod:`unlearnbench.cpus`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import platform
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,7 +61,6 @@ class Runtime:
     def device_name(self) -> str:
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
-        import platform
         return f"cpu ({platform.processor() or platform.machine()})"
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -115,36 +118,3 @@ class Stopwatch:
             self.runtime.synchronize()
             self.paused_seconds += time.perf_counter() - start
 
-
-def derive_seed(seed: int, stream: str) -> int:
-    """An independent 63-bit seed for a named random stream of a trial."""
-    digest = hashlib.sha256(f"{seed}/{stream}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-def generator(seed: int, stream: str) -> torch.Generator:
-    return torch.Generator().manual_seed(derive_seed(seed, stream))
-
-
-# -- the CPUs a trial may use ------------------------------------------------------------------
-_CPU_BUDGET: int | None = None
-
-
-def set_cpu_budget(cpus: int | None) -> int | None:
-    """Give this process ``cpus`` cores (None: all it may run on): torch's intra-op threads,
-    the MIA's prediction threads and the image-decoding pool (made at its first use) follow it.
-    Returns the previous setting."""
-    global _CPU_BUDGET
-    if cpus is not None and cpus < 1:
-        raise ConfigError(f"cpus={cpus} is invalid: expected at least 1")
-    previous, _CPU_BUDGET = _CPU_BUDGET, cpus
-    torch.set_num_threads(cpu_budget())
-    return previous
-
-
-def cpu_budget() -> int:
-    """The cores this process may use: the budget set by its executor, else every core it may run on."""
-    if _CPU_BUDGET is not None:
-        return _CPU_BUDGET
-    import os
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

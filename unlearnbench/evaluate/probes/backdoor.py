@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from ...data.access import DataAccess
 from ...data.dataset import LoadedDataset
 from ...errors import ConfigError
 from ...params import param
-from ...probe import DataAccess, Probe, ProbeContext
+from ...probe import Probe, ProbeContext
 from ...scenarios.backdoor import TRIGGER, Trigger, triggered_non_target
 from ..metrics import accuracy, predict
 

@@ -23,11 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...components import DATASETS
+from ...data.access import DataAccess
 from ...data.dataset import Dataset, LoadedDataset
 from ...data.tensors import DeviceLoader, ImageData, Normalize
 from ...errors import ConfigError, DataNotFoundError
+from ...identity import data_fingerprint
 from ...params import param
-from ...probe import DataAccess, Probe, ProbeContext
+from ...probe import Probe, ProbeContext
 from ...storage import check_writable_folder
 from ...train.masks import classifier
 from ...train.runtime import Runtime
@@ -42,8 +45,6 @@ class TransferProbe(Probe):
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None = None) -> TransferProbe:
         """Its own parameters; every other one is the downstream dataset's."""
-        from ...components import DATASETS
-
         params = dict(params or {})
         own = {name: params.pop(name) for name in ("dataset", "root") if name in params}
         probe = super().from_params(own)
@@ -52,7 +53,6 @@ class TransferProbe(Probe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from ...components import DATASETS
         self.downstream: Dataset = DATASETS.get(self.dataset)()
         self.data: LoadedDataset | None = None
 
@@ -71,7 +71,6 @@ class TransferProbe(Probe):
                                     f"expected the folder holding the dataset {self.dataset!r}")
 
     def resolved(self, access: DataAccess) -> dict[str, Any]:
-        from ...run.identity import data_fingerprint
         return {"dataset": self.dataset, "params": self.downstream.get_params(),
                 "data": data_fingerprint(self.downstream, self._root(access))}
 
@@ -91,6 +90,7 @@ class TransferProbe(Probe):
                 "test": len(data.test), "max_iter": MAX_ITER}
 
     def measure(self, model: nn.Module, context: ProbeContext) -> dict[str, float]:
+        # sklearn (a heavy import) loads when a probe is measured, not with the registry's classes
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler

@@ -24,10 +24,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+from tqdm.auto import tqdm
+
+from ...components import EXECUTORS
+from ...cpus import set_cpu_budget
 from ...errors import UnlearnbenchError
 from ...params import Configurable, param
 from ...report.records import RunRecord
-from ..config import RunConfig
+from ..config import RunConfig, prepare, share_snapshots
+from ..sharing import set_exclusive_timing
+from ..trial import load_data, setup_trials, trial_record
 
 Log = Callable[[str], None]
 
@@ -65,11 +72,6 @@ class LocalExecutor(Executor):
     exclusive_timing: bool = param(True, help="at most one timed unlearning call per device")
 
     def run(self, trials, *, on_done, on_failed, log) -> None:
-        import torch
-
-        from ...train.runtime import set_cpu_budget
-        from ..sharing import set_exclusive_timing
-
         threads = torch.get_num_threads()
         cpus = set_cpu_budget(self.cpus_per_trial) if self.cpus_per_trial is not None else None
         exclusive = set_exclusive_timing(self.exclusive_timing)
@@ -82,9 +84,6 @@ class LocalExecutor(Executor):
             set_exclusive_timing(exclusive)
 
     def _run(self, trials, on_done, log) -> None:
-        from ..config import prepare
-        from ..trial import load_data, setup_trials, trial_record
-
         prepared = None  # consecutive seeds of one configuration share its plan and probes
         datasets: dict[str, object] = {}  # and configurations of one dataset share its tensors
         for index, trial in enumerate(trials):
@@ -109,7 +108,6 @@ def data_key(config: RunConfig) -> str:
 
 def make_executor(name: str, params: dict | None = None) -> Executor:
     """The executor registered as ``name``, with its parameters validated."""
-    from ...components import EXECUTORS
     return EXECUTORS.get(name).from_params(params or {})
 
 
@@ -118,10 +116,6 @@ def run_grid(trials: Sequence[Trial], executor: Executor, *, log: Log = lambda m
     """Run ``trials`` on ``executor``; each record is written to its configuration's
     ``output_dir`` as soon as it arrives. Returns the records in the order of ``trials``;
     raises after the others finished when a trial failed."""
-    from tqdm.auto import tqdm
-
-    from ..config import share_snapshots
-
     configs = share_snapshots([trial.config for trial in trials])  # an original trains once
     trials = [dataclasses.replace(trial, config=config) for trial, config in zip(trials, configs)]
 

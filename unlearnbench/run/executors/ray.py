@@ -30,10 +30,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ...cpus import set_cpu_budget
 from ...errors import ConfigError
 from ...params import param
 from ...storage import CheckpointCache, stable_hash
 from ..config import RunConfig, prepare
+from ..sharing import grid_id, join_grid, on_device, set_exclusive_timing
+from ..trial import load_data, setup_trials, trial_models, trial_record
 from . import Executor, data_key
 
 Entries = dict[tuple[str, str], dict[str, Any]]
@@ -41,7 +44,7 @@ Entries = dict[tuple[str, str], dict[str, Any]]
 
 def import_ray():
     try:
-        import ray
+        import ray  # an optional extra (unlearnbench[ray]): imported when the executor is used
     except ImportError as exc:
         raise ConfigError(f'--executor ray needs Ray, which is not installed ({exc}): '
                           f'pip install "unlearnbench[ray]"') from None
@@ -86,7 +89,6 @@ class RayExecutor(Executor):
     def _run(self, ray, trials, on_done, on_failed, log, nodes: NodeWatch) -> None:
         options = dict(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                        max_retries=self.max_retries, retry_exceptions=False)
-        from ..sharing import grid_id
         # the workers count their trials with this grid's (sharing.py), not with other drivers'
         setup = (max(1, int(self.cpus_per_trial)), self.exclusive_timing, grid_id())
         load = ray.remote(_load_data_task).options(**{**options, "num_gpus": 0})
@@ -198,7 +200,7 @@ def pushed_errors_as_lines(log, nodes: NodeWatch | None = None) -> Iterator[None
     nothing changes.
     """
     try:
-        from ray._private import worker as ray_worker
+        from ray._private import worker as ray_worker  # Ray's printer, where this release has it
     except ImportError:  # pragma: no cover - another Ray layout
         ray_worker = None
     printer = getattr(ray_worker, "print_to_stdstream", None)
@@ -258,8 +260,6 @@ def _pruned_key(config: RunConfig, seed: int) -> str:
 
 # -- the tasks (module-level functions: workers import them from the installed package) --------
 def _setup(setup: tuple[int, bool, str]) -> None:
-    from ...train.runtime import set_cpu_budget
-    from ..sharing import join_grid, set_exclusive_timing
     cpus, exclusive, grid = setup
     set_cpu_budget(cpus)
     set_exclusive_timing(exclusive)
@@ -267,7 +267,6 @@ def _setup(setup: tuple[int, bool, str]) -> None:
 
 
 def _load_data_task(config: RunConfig, setup: tuple[int, bool, str]):
-    from ..trial import load_data
     _setup(setup)
     # decoding needs no accelerator, and this task reserves none: resolve the device as the CPU
     return load_data(prepare(dataclasses.replace(config, device="cpu", compile="none")))
@@ -275,8 +274,6 @@ def _load_data_task(config: RunConfig, setup: tuple[int, bool, str]):
 
 def _models_task(config: RunConfig, seed: int, setup: tuple[int, bool, str], data, *given: Entries) -> Entries:
     """The original (and, with a pruner, the pruned) model of a trial, as cache entries."""
-    from ..sharing import on_device
-    from ..trial import trial_models
     _setup(setup)
     plan = prepare(config)
     cache = HandedOver(plan.cache, given)
@@ -286,7 +283,6 @@ def _models_task(config: RunConfig, seed: int, setup: tuple[int, bool, str], dat
 
 
 def _trial_task(config: RunConfig, seed: int, setup: tuple[int, bool, str], data, *given: Entries):
-    from ..trial import setup_trials, trial_record
     _setup(setup)
     plan = prepare(config)
     plan = dataclasses.replace(plan, cache=HandedOver(plan.cache, given))

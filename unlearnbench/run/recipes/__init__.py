@@ -46,11 +46,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ...errors import ConfigError
-from ...storage import jsonable
-from ..config import RunConfig, prepare, pruning_label
-from ..identity import config_identity, recorded, resolved_config, trial_identity
 from ...components import UNLEARNERS
+from ...errors import ConfigError, unknown_name_message
+from ...identity import config_identity, jsonable, trial_identity
+from ...report.leaderboard import render
+from ...report.records import load_records
+from ...storage import atomic_write_text
+from ..config import RunConfig, prepare, pruning_label
+from ..executors import LocalExecutor, Trial, run_grid
+from ..identity import recorded, resolved_config
+from ..trial import load_data
 from ..tuning import CRITERIA, Cell, cell_key, load_values
 
 if sys.version_info >= (3, 11):
@@ -117,7 +122,7 @@ class Recipe:
         grid = {**self.grid, **self.scale_grids.get(scale, {})}
         configs, where = [], f"recipe {self.name!r}"
         for method, pruning, forget in itertools.product(*(grid[k] for k in GRID_KEYS)):
-            configs.append(RunConfig(**base, **_method(method, where), **_pruning(pruning, where),
+            configs.append(RunConfig(**base, **method_entry(method, where), **pruning_entry(pruning, where),
                                      forget=forget, seeds=seeds, **common))
         if tuned and (values := self.tuned_values(scale)) is not None:
             configs = with_tuned_values(configs, values["values"], self.tuning[scale].get("criteria", ["oracle"]))
@@ -161,7 +166,7 @@ def _cell(config: RunConfig) -> str:
     return f"'{config.label or config.method} {pruning_label(config)} {config.forget}'"
 
 
-def _method(entry: Any, where: str) -> dict[str, Any]:
+def method_entry(entry: Any, where: str) -> dict[str, Any]:
     """A grid's method entry; ``where`` (e.g. ``recipe 'NAME'``) begins an error message."""
     if isinstance(entry, str):
         return {"method": entry}
@@ -174,7 +179,7 @@ def _method(entry: Any, where: str) -> dict[str, Any]:
                       f"or {{method = NAME, label = ROW, params = {{...}}}}")
 
 
-def _pruning(entry: Any, where: str) -> dict[str, Any]:
+def pruning_entry(entry: Any, where: str) -> dict[str, Any]:
     if entry == "dense":
         return {}
     pruner, sep, sparsity = (entry if isinstance(entry, str) else "").partition(":")
@@ -229,12 +234,12 @@ def _fields(table: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: unknown key {key!r}; expected one of {', '.join(RECIPE_FIELDS)}")
         ok, expected = FIELD_TYPES[field]
         if not ok(value):
-            raise ConfigError(f"{where}: {key} = {_toml(value)} is invalid: expected {expected}")
+            raise ConfigError(f"{where}: {key} = {toml_text(value)} is invalid: expected {expected}")
         out[field] = value
     return out
 
 
-def _toml(value: Any) -> str:
+def toml_text(value: Any) -> str:
     """A value as the recipe spells it (near enough for an error message), on one line."""
     return json.dumps(value, default=str) if not isinstance(value, bool) else str(value).lower()
 
@@ -247,7 +252,6 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     else:
         bundled = {p.stem: p for p in _bundled()}
         if str(name_or_path) not in bundled:
-            from ...errors import unknown_name_message
             raise ConfigError(unknown_name_message("recipe", str(name_or_path), bundled))
         text, name = bundled[str(name_or_path)].read_text(), str(name_or_path)
     try:
@@ -259,7 +263,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         raise ConfigError(f"recipe {name!r}: unknown sections {sorted(unknown)}")
     for key, (ok, expected) in SECTION_TYPES.items():
         if key in data and not ok(data[key]):
-            raise ConfigError(f"recipe {name!r}: {key} = {_toml(data[key])} is invalid: expected {expected}")
+            raise ConfigError(f"recipe {name!r}: {key} = {toml_text(data[key])} is invalid: expected {expected}")
     grid = _grid(data.get("grid", {}), f"recipe {name!r} [grid]", complete=True)
     scales, scale_grids, tuning = {}, {}, {}
     run = dict(data.get("run", {}))
@@ -295,12 +299,12 @@ def _grid(table: Mapping[str, Any], where: str, *, complete: bool) -> dict[str, 
         raise ConfigError(f"{where} needs non-empty lists "
                           f"{'of ' if not complete else ''}{', '.join(GRID_KEYS)}")
     for entry in table.get("method", []):
-        _method(entry, where)
+        method_entry(entry, where)
     for entry in table.get("pruning", []):
-        _pruning(entry, where)
+        pruning_entry(entry, where)
     for entry in table.get("forget", []):
         if not isinstance(entry, str):
-            raise ConfigError(f"{where}: forget entry {_toml(entry)} is invalid: expected a forget "
+            raise ConfigError(f"{where}: forget entry {toml_text(entry)} is invalid: expected a forget "
                               f"spec such as \"class:0\" or \"random:0.1\"")
     return dict(table)
 
@@ -330,11 +334,6 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
               **common: Any) -> dict[str, Any]:
     """Run every pending trial of ``recipe`` (on ``executor``, default in-process), then render
     the table and the pictures."""
-    from ..executors import LocalExecutor, Trial, run_grid
-    from ...report.leaderboard import render
-    from ...report.records import load_records
-    from ...storage import atomic_write_text
-
     records_dir = output / "records"
     configs = recipe.configs(scale=scale, seeds=seeds, output_dir=records_dir,
                              probe_params=probe_params, **common)
@@ -355,7 +354,7 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
     write_provenance(output / "recipe.json", summary, log)
     summary["diverged"] = diverged
     if plots:
-        from ...report.plots import plot_all
+        from ...report.plots import plot_all  # matplotlib loads only when pictures are drawn
         plot_all(records, output / "plots", "png", log=log)
     log(f"{summary['ran']} runs in {seconds:.0f} s; table in {output / 'table.md'}")
     return summary
@@ -364,8 +363,6 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
 def check_against_data(configs: Sequence[RunConfig]) -> None:
     """What needs the data (a forget class or backdoor target beyond the class count, a subset
     larger than the data), checked for every cell before the first one runs."""
-    from ..trial import load_data
-
     loaded: dict[str, Any] = {}
     for config in configs:
         plan = prepare(config)
@@ -380,8 +377,6 @@ def check_against_data(configs: Sequence[RunConfig]) -> None:
 def write_provenance(path: Path, summary: dict[str, Any], log: Callable[[str], None]) -> None:
     """Write ``recipe.json``; a run that ran nothing leaves the file as it was, and runs added
     to a recipe that already ran add to its counts (the file never holds less than before)."""
-    from ...storage import atomic_write_text
-
     summary, previous = dict(summary), None
     if path.is_file():
         try:
@@ -399,6 +394,8 @@ def write_provenance(path: Path, summary: dict[str, Any], log: Callable[[str], N
                     else summary[key] + previous[key]
         summary["seeds"] = sorted(set(summary["seeds"]) | set(previous.get("seeds") or []))
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+
+
 def table_text(recipe: Recipe, scale: str, records: Sequence[Any], table: str) -> str:
     """table.md: the recipe's description (the paper's setting), what the records themselves
     ran (so a caption never names the paper's model over a small scale's runs), the table."""
