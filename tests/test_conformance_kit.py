@@ -1,18 +1,30 @@
 """The conformance kit itself (``unlearnbench.testing``): each check fails on a component built to
-break it, with a message naming the check; tags, expected failures and the pytest
-parametrization work as documented."""
+break it, with a message naming the check, for every kind of component (unlearners, pruners,
+scenarios, metrics, probes, executors); tags, expected failures and the pytest parametrization
+work as documented."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
 from torch import nn
 
-from unlearnbench import Mask, Pruner, PruningTask, Unlearner, UnlearnerTags, UnlearningTask, param
-from unlearnbench.testing import (ConformanceError, check_pruner, check_unlearner, kit_task,
-                                  parametrize_with_checks, pruner_checks, unlearner_checks)
+from unlearnbench import (Mask, Probe, Pruner, PruningTask, Scenario, TrialMetric, Unlearner, UnlearnerTags,
+                          UnlearningTask, param)
+from unlearnbench.evaluate.klom import KLoM
+from unlearnbench.metric import Scored
+from unlearnbench.run.config import prepare
+from unlearnbench.run.executors import Executor, LocalExecutor
+from unlearnbench.run.trial import load_data, run_trial
+from unlearnbench.scenario import spec_error
+from unlearnbench.testing import (ConformanceError, check_executor, check_metric, check_probe, check_pruner,
+                                  check_scenario, check_unlearner, kit_task, metric_checks,
+                                  parametrize_with_checks, pruner_checks, scenario_checks, unlearner_checks)
 from unlearnbench_baselines.pruners.random import RandomPruner
 
 
@@ -286,3 +298,201 @@ def test_a_failing_check_names_itself_and_the_component() -> None:
                        match="^NeedsValidation fails check_no_validation_set: raised TypeError"):
         check(NeedsValidation())
 
+
+
+# -- scenarios, metrics, probes and executors: each kit passes a correct component and fails a
+# -- component built to break one check, naming that check -------------------------------------
+@dataclass(frozen=True)
+class FirstN(Scenario):
+    """A correct scenario: forget the first N examples of the training split."""
+
+    n: int
+    usage: ClassVar[str] = "first:N (a count)"
+
+    @classmethod
+    def parse(cls, kind, argument):
+        if not argument.isdigit():
+            raise spec_error(kind, argument, f"expected {cls.usage}")
+        return cls(kind, int(argument))
+
+    def argument(self):
+        return str(self.n)
+
+    def choose(self, labels, generator):
+        return torch.arange(len(labels)) < self.n
+
+
+@dataclass(frozen=True)
+class KeepsItsSpelling(Scenario):
+    """Two spellings of one forget set, two scenarios: "first:010" prints "first:10"."""
+
+    written: str
+
+    @classmethod
+    def parse(cls, kind, argument):
+        if not argument.isdigit():
+            raise spec_error(kind, argument, "expected a count")
+        return cls(kind, argument)
+
+    def argument(self):
+        return str(int(self.written))
+
+    def choose(self, labels, generator):
+        return torch.arange(len(labels)) < int(self.written)
+
+
+@dataclass(frozen=True)
+class AcceptsAnything(FirstN):
+    @classmethod
+    def parse(cls, kind, argument):
+        return cls(kind, int(argument) if argument.isdigit() else 10)
+
+
+@dataclass(frozen=True)
+class RandomFirst(FirstN):
+    def choose(self, labels, generator):
+        return torch.randperm(len(labels)) < self.n  # the global random state, not ``generator``
+
+
+@dataclass(frozen=True)
+class PoisonsInPlace(FirstN):
+    def poison(self, train, forget):
+        train.labels[forget] = 0
+        return train
+
+
+def _failed_kit(run, *args, **kwargs) -> dict[str, str]:
+    with pytest.raises(ConformanceError) as info:
+        run(*args, **kwargs)
+    return info.value.failures
+
+
+def test_a_correct_scenario_passes_and_each_scenario_check_catches_its_wrong_scenario() -> None:
+    check_scenario(FirstN, "first:10")
+    check_scenario(FirstN("first", 10))
+    assert list(_failed_kit(check_scenario, AcceptsAnything, "first:10")) == ["check_bad_argument_rejected"]
+    assert list(_failed_kit(check_scenario, RandomFirst, "first:10")) == ["check_forget_set_seeded"]
+    failures = _failed_kit(check_scenario, PoisonsInPlace, "first:10")
+    assert list(failures) == ["check_poison_leaves_the_data"]
+    assert failures["check_poison_leaves_the_data"].startswith(
+        "PoisonsInPlace fails check_poison_leaves_the_data: poison modified the training data")
+    with pytest.raises(ValueError, match="needs the text it parses"):
+        check_scenario(FirstN)
+
+
+def test_a_scenario_whose_text_is_not_canonical_fails_check_text_round_trips() -> None:
+    failures = _failed_kit(check_scenario, KeepsItsSpelling, "first:010")
+    assert list(failures) == ["check_text_round_trips"]
+    assert "parsing 'first:10' gives" in failures["check_text_round_trips"]
+    check = dict(scenario_checks(KeepsItsSpelling("first", "10")))["check_text_round_trips"]
+    check(KeepsItsSpelling("first", "10"))  # the canonical spelling round-trips
+
+
+class ForgetTop1(TrialMetric):
+    """A correct metric: top-1 accuracy on the forget set."""
+
+    label = "forget top-1"
+
+    def compute(self, evaluation):
+        if not len(evaluation.forget_labels):
+            return None
+        return 100.0 * (evaluation.forget_logits.argmax(1) == evaluation.forget_labels).double().mean().item()
+
+
+class ScalesTheLogits(ForgetTop1):
+    def compute(self, evaluation):
+        evaluation.retain_logits.mul_(2)  # in place: the next metric would read other logits
+        return super().compute(evaluation)
+
+
+class FailsOnAnEmptySet(ForgetTop1):
+    def compute(self, evaluation):
+        return 100.0 * (evaluation.forget_logits.argmax(1) == evaluation.forget_labels).double().mean().item() \
+            if len(evaluation.forget_labels) else 1 / 0
+
+
+class SaysHigh(ForgetTop1):
+    def compute(self, evaluation):
+        return "high"
+
+
+def test_a_correct_metric_passes_and_each_metric_check_catches_its_wrong_metric() -> None:
+    check_metric(ForgetTop1)
+    assert list(_failed_kit(check_metric, ScalesTheLogits)) == ["check_evaluation_untouched"]
+    failures = _failed_kit(check_metric, FailsOnAnEmptySet)
+    assert list(failures) == ["check_empty_forget_set"] and "raised ZeroDivisionError" in \
+        failures["check_empty_forget_set"]
+    assert sorted(_failed_kit(check_metric, SaysHigh)) == sorted(
+        ["check_value_is_a_number_or_none", "check_metric_deterministic", "check_evaluation_untouched",
+         "check_empty_forget_set"])
+
+
+class ScoresNoRow(KLoM):
+    def score(self, population):
+        return Scored([], {})
+
+
+def test_population_metrics_have_checks_of_their_own() -> None:
+    names = [name for name, _ in metric_checks(KLoM)]
+    assert "check_score_rows" in names and "check_value_is_a_number_or_none" not in names
+    assert list(_failed_kit(check_metric, ScoresNoRow)) == ["check_score_rows"]
+
+
+class WeightNorm(Probe):
+    """A correct probe: the L2 norm of the weights."""
+
+    def measure(self, model, context):
+        return {"weight_norm": sum(float(p.detach().double().pow(2).sum()) for p in model.parameters()) ** 0.5}
+
+
+class ZeroesTheFirstWeight(WeightNorm):
+    def measure(self, model, context):
+        with torch.no_grad():
+            next(model.parameters()).zero_()
+        return super().measure(model, context)
+
+
+class NoisyNorm(WeightNorm):
+    def measure(self, model, context):
+        return {"weight_norm": super().measure(model, context)["weight_norm"] + torch.rand(1).item()}
+
+
+def test_a_correct_probe_passes_and_each_probe_check_catches_its_wrong_probe() -> None:
+    check_probe(WeightNorm)
+    assert list(_failed_kit(check_probe, ZeroesTheFirstWeight)) == ["check_model_untouched"]
+    assert list(_failed_kit(check_probe, NoisyNorm)) == ["check_probe_deterministic"]
+
+
+class WritesItsRecords(LocalExecutor):
+    def run(self, trials, *, on_done, on_failed, log):
+        def done(index, record):
+            record.save(Path(trials[index].config.output_dir) / f"{record.run_id}.json")
+            on_done(index, record)
+        super().run(trials, on_done=done, on_failed=on_failed, log=log)
+
+
+class SwallowsFailures(Executor):
+    """Runs each trial in this process; a failing one is reported nowhere."""
+
+    def run(self, trials, *, on_done, on_failed, log):
+        for index, trial in enumerate(trials):
+            try:
+                plan = prepare(trial.config)
+                on_done(index, run_trial(plan, load_data(plan), trial.seed).record)
+            except Exception:  # noqa: BLE001 - the mistake under test
+                pass
+
+
+def test_a_correct_executor_passes_and_each_executor_check_catches_its_wrong_executor() -> None:
+    check_executor(LocalExecutor(cpus_per_trial=1))
+    assert list(_failed_kit(check_executor, WritesItsRecords)) == ["check_reports_every_trial_once"]
+    failures = _failed_kit(check_executor, SwallowsFailures)
+    assert list(failures) == ["check_failure_reported"]
+    assert "neither reported with on_failed nor raised" in failures["check_failure_reported"]
+
+
+def test_parametrize_with_checks_takes_every_kind_of_component() -> None:
+    mark = parametrize_with_checks([FirstN("first", 10), ForgetTop1(), WeightNorm(), LocalExecutor()])
+    ids = {p.id for p in mark.args[1]}
+    assert {"FirstN-check_text_round_trips", "ForgetTop1-check_empty_forget_set",
+            "WeightNorm-check_model_untouched", "LocalExecutor-check_failure_reported"} <= ids

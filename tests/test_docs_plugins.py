@@ -97,3 +97,18 @@ def test_the_guides_pruner_passes_the_conformance_check(env: dict[str, str]) -> 
              "check_pruner(MagnitudeFineTune, {'epochs': 1}); print('ok')")
     result = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+# Each guide's conformance snippet, read literally by page and section.
+CONFORMANCE = {
+    "scenario": doc_block("docs/extending/scenario.md", "Conformance checks", "python", "check_scenario"),
+    "probe": doc_block("docs/extending/probe.md", "Conformance checks", "python", "check_probe"),
+    "executor": doc_block("docs/extending/executor.md", "Conformance checks", "python", "check_executor"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CONFORMANCE))
+def test_the_guides_conformance_snippets_pass(env: dict[str, str], kind: str, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-c", CONFORMANCE[kind] + "\nprint('ok')"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.stdout.strip().splitlines()[-1:] == ["ok"], result.stderr[-3000:]

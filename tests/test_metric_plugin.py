@@ -110,3 +110,10 @@ def test_a_run_records_the_plugins_metrics_and_the_leaderboard_shows_them(
                    "leaderboard", str(output))  # the records carry the declarations
     assert without.returncode == 0, without.stderr
     assert without.stdout == result.stdout
+
+
+def test_the_guides_metrics_pass_the_conformance_checks(plugin: dict, tmp_path: Path) -> None:
+    snippet = doc_block("docs/extending/metric.md", "Conformance checks", "python", "check_metric")
+    result = subprocess.run([sys.executable, "-c", snippet + "\nprint('ok')"], env=plugin["env"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1:] == ["ok"], result.stderr[-3000:]

@@ -2,13 +2,17 @@
 ``check_estimator``. Everything runs on the CPU in seconds with a tiny model and synthetic data.
 
 Each check is named (``check_data_untouched``, ``check_deterministic_for_a_seed``, ...) and
-takes one component instance. Three ways to run them:
+takes one component instance. Every kind of component has its kit: unlearners, pruners,
+scenarios, metrics, probes and executors. Three ways to run them:
 
-* ``check_unlearner(MyUnlearner)`` / ``check_pruner(MyPruner)`` run every check and raise one
-  ``AssertionError`` naming each check that failed;
-* ``unlearner_checks(component)`` / ``pruner_checks(component)`` yield ``(name, check)`` pairs;
+* ``check_unlearner(MyUnlearner)``, ``check_pruner``, ``check_scenario(FirstN, "first:10")``,
+  ``check_metric``, ``check_probe`` and ``check_executor`` run every check of the kind and raise
+  one ``AssertionError`` naming each check that failed;
+* ``unlearner_checks(component)``, ``pruner_checks``, ``scenario_checks``, ``metric_checks``,
+  ``probe_checks`` and ``executor_checks`` yield ``(name, check)`` pairs;
 * ``@parametrize_with_checks([MyUnlearner(epochs=2), MyPruner()])`` makes one pytest item per
-  component and check, with ids like ``MyUnlearner-check_data_untouched`` (``-k`` selects one).
+  component and check, with ids like ``MyUnlearner-check_data_untouched`` (``-k`` selects one);
+  any kind of component (an instance, or a class built with its defaults) may be listed.
 
 A check that is known to fail is declared with its reason, ``expected_failures={name: reason}``
 (or ``expected_failed_checks=`` for the decorator, where it becomes a strict ``xfail``); a
@@ -25,25 +29,39 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import math
 import pickle
 import random
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .components import build_model
+from .components import PROBES, build_model
+from .data.access import DataAccess
 from .data.dataset import LoadedDataset
 from .data.splits import ForgetSpec, make_split
 from .data.tensors import ImageData
 from .datasets.synthetic import Synthetic
 from .errors import ConfigError
 from .evaluate.metrics import accuracy, predict
+from .identity import canonical, jsonable
+from .metric import Design, Member, Metric, Population, PopulationMetric, Scored, TrialEvaluation, TrialMetric
+from .probe import Probe, ProbeContext
 from .pruner import Pruner, snapshots_needed
 from .recipe import TrainRecipe
+from .report.records import RunRecord
+from .run.audit import AuditContext, AuditSpec, base_config
+from .run.config import RunConfig
+from .run.executors import Executor, LocalExecutor, Trial
+from .scenario import Scenario
 from .seeds import derive_seed
+from .storage import CheckpointCache
 from .train.loop import fit
 from .train.masks import Mask, prunable_weights
 from .train.runtime import Runtime
@@ -469,8 +487,375 @@ def check_pruner_no_state_across_calls(pruner: Pruner) -> None:
         raise AssertionError(f"after a first call the result differs from a fresh instance's in {differ}")
 
 
+# -- scenario checks ------------------------------------------------------------------------------
+def _kit_split(scenario: Scenario, seed: int = 0):
+    data = tiny_data()
+    return make_split(data.train.labels, data.test.labels, scenario, num_classes=data.num_classes,
+                      val_fraction=0.1, seed=seed)
+
+
+def check_text_round_trips(scenario: Scenario) -> None:
+    """Its text ``KIND:ARGUMENT`` parses back into an equal scenario that prints the same text
+    (the text is part of a trial's identity, so it must be canonical)."""
+    text = str(scenario)
+    if text != f"{scenario.kind}:{scenario.argument()}":
+        raise AssertionError(f"str() gives {text!r}, not KIND:ARGUMENT "
+                             f"({scenario.kind}:{scenario.argument()})")
+    again = type(scenario).parse(scenario.kind, scenario.argument())
+    if again != scenario or str(again) != text:
+        raise AssertionError(f"parsing {text!r} gives {again!r} ({str(again)!r}), not {scenario!r}")
+
+
+def check_bad_argument_rejected(scenario: Scenario) -> None:
+    """An argument that means nothing is a ``ConfigError`` naming the whole ``KIND:ARGUMENT``."""
+    text = f"{scenario.kind}:@@@"
+    try:
+        type(scenario).parse(scenario.kind, "@@@")
+    except ConfigError as exc:
+        if text not in str(exc):
+            raise AssertionError(f"the error does not name the spec {text!r}: {exc}") from None
+    else:
+        raise AssertionError(f"parsed {text!r} without an error")
+
+
+def check_split_partitions_the_training_split(scenario: Scenario) -> None:
+    """On the kit's data, ``choose`` (and ``keep_test``) give boolean masks the harness accepts:
+    forget and retain split the training split, neither empty."""
+    split = _kit_split(scenario)
+    forget, retain = set(split.forget.tolist()), set(split.retain.tolist())
+    if forget & retain or forget | retain != set(split.train.tolist()):
+        raise AssertionError("forget and retain do not partition the training split")
+
+
+def check_forget_set_seeded(scenario: Scenario) -> None:
+    """The same trial seed gives the same forget set whatever the global random state: a random
+    choice draws from the ``generator`` it is given."""
+    sets = []
+    for salt in (1, 2):
+        with _disturbed_global_random_state(salt):
+            sets.append(_kit_split(scenario, seed=3).forget)
+    if not torch.equal(*sets):
+        raise AssertionError("two splits with the same seed chose different forget sets (draw from "
+                             "the generator choose() is given, not the global random state)")
+
+
+def check_poison_leaves_the_data(scenario: Scenario) -> None:
+    """``poison`` returns images and labels of the training data's shape and types and leaves
+    the data it was given as it was."""
+    train = tiny_data().train
+    before = _copy_data(train)
+    out = scenario.poison(train, _kit_split(scenario).forget)
+    if not isinstance(out, ImageData):
+        raise AssertionError(f"poison returned {type(out).__name__}, not ImageData")
+    if (out.images.shape, out.images.dtype, out.labels.shape) != (before.images.shape, before.images.dtype,
+                                                                  before.labels.shape):
+        raise AssertionError(f"poison changed the data's shape: {tuple(before.images.shape)} -> "
+                             f"{tuple(out.images.shape)}")
+    if not (torch.equal(train.images, before.images) and torch.equal(train.labels, before.labels)):
+        raise AssertionError("poison modified the training data it was given (return a changed copy)")
+
+
+def check_probes_are_registered(scenario: Scenario) -> None:
+    """Every probe the scenario asks for is registered and takes the parameters it is given."""
+    for name, params in scenario.probes().items():
+        PROBES.get(name).from_params(params)
+
+
+def check_tuning_scenario_is_disjoint(scenario: Scenario) -> None:
+    """The scenario tuning uses (if any) is of the same kind and forgets other examples."""
+    tuning = scenario.tuning(tiny_data().num_classes)
+    if tuning is None:
+        return
+    if not isinstance(tuning, Scenario) or tuning.kind != scenario.kind:
+        raise AssertionError(f"tuning() returned {tuning!r}, not a scenario of kind {scenario.kind!r}")
+    if shared := set(_kit_split(scenario).forget.tolist()) & set(_kit_split(tuning).forget.tolist()):
+        raise AssertionError(f"the tuning scenario {tuning} forgets {len(shared)} of the same examples")
+
+
+# -- metric checks --------------------------------------------------------------------------------
+KIT_CLASSES = 10  # enough for a top-5 metric
+
+
+def kit_evaluation(*, forget: bool = True) -> TrialEvaluation:
+    """The trial evaluation the metric checks compute on: seeded random logits of 10 classes
+    with the true class ahead, as a trained model's are (least on the forget set), for 20
+    forget, 60 retain and 30 test examples (the held-out set is the test set), the MIA's 30
+    members and 1.5 s of unlearning; ``forget=False``: the same with an empty forget set."""
+    g = torch.Generator().manual_seed(0)
+
+    def part(size: int, lead: float) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = torch.randint(0, KIT_CLASSES, (size,), generator=g)
+        logits = torch.randn(size, KIT_CLASSES, generator=g)
+        logits[torch.arange(size), labels] += lead
+        return logits, labels
+
+    (forget_logits, forget_labels), retain, test = part(20, 1.0), part(60, 3.0), part(30, 2.0)
+    members = torch.randperm(len(retain[1]), generator=g)[:len(test[1])]
+    kept = slice(None) if forget else slice(0)
+    return TrialEvaluation(forget_logits[kept], forget_labels[kept], *retain, *test, members, rte=1.5,
+                           heldout_logits=test[0].clone(), heldout_labels=test[1].clone())
+
+
+def _value(metric: TrialMetric, evaluation: TrialEvaluation) -> float | None:
+    value = metric.compute(evaluation)
+    if getattr(value, "ndim", None) == 0:  # a numpy or torch scalar, as the harness accepts
+        value = value.item()
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise AssertionError(f"compute returned {value!r}; expected a number or None")
+    return value
+
+
+def check_declaration(metric: Metric) -> None:
+    """The class attributes make a valid declaration (a label, known units and kinds)."""
+    type(metric).declaration()
+
+
+def check_value_is_a_number_or_none(metric: TrialMetric) -> None:
+    """``compute`` returns a number (NaN is recorded as undefined) or None."""
+    _value(metric, kit_evaluation())
+
+
+def check_metric_deterministic(metric: TrialMetric) -> None:
+    """The same evaluation gives the same value twice."""
+    first, second = (_value(copy.deepcopy(metric), kit_evaluation()) for _ in range(2))
+    if first != second and not (first is not None and second is not None
+                                and math.isnan(first) and math.isnan(second)):
+        raise AssertionError(f"two computations on the same evaluation give {first} and {second}")
+
+
+def check_evaluation_untouched(metric: TrialMetric) -> None:
+    """``compute`` leaves the evaluation's tensors as they were (every metric reads the same)."""
+    evaluation, reference = kit_evaluation(), kit_evaluation()
+    _value(metric, evaluation)
+    changed = [f.name for f in dataclasses.fields(evaluation)
+               if isinstance(getattr(reference, f.name), torch.Tensor)
+               and not torch.equal(getattr(evaluation, f.name), getattr(reference, f.name))]
+    if changed:
+        raise AssertionError(f"compute modified the evaluation's {', '.join(changed)}")
+
+
+def check_empty_forget_set(metric: TrialMetric) -> None:
+    """An empty forget set gives a number or None (undefined), not an exception."""
+    _value(metric, kit_evaluation(forget=False))
+
+
+def kit_audit_context() -> AuditContext:
+    """An audit of the kit's data that a population metric designs its population in: 3 models,
+    5% forgotten, one oracle and one method (names that are labels only), dense."""
+    data = tiny_data()
+    spec = AuditSpec(name="kit", description="the conformance kit's audit",
+                     base={"dataset": "synthetic", "val_fraction": 0.1},
+                     methods=({"method": "kit-method"},), prunings=({},), metrics={"kit": {}}, models=3,
+                     forget=0.05, seed=0, oracle={"method": "kit-oracle"})
+    return AuditContext(spec, base_config(spec), data.train.labels.clone(), data.test.labels.clone())
+
+
+def _design(metric: PopulationMetric) -> Design:
+    design = metric.design(kit_audit_context())
+    if not isinstance(design, Design) or not design.members:
+        raise AssertionError(f"design returned {design!r}; expected a Design with members")
+    return design
+
+
+def kit_population(design: Design, seed: int = 0) -> Population:
+    """``design``'s members run: random margins on each member's scored examples and records
+    whose trial metrics are fixed numbers."""
+    rng = np.random.default_rng(seed)
+    margins = [rng.normal(size=len(m.config.population.get("score", []))) for m in design.members]
+    records = [SimpleNamespace(metrics={"UA": 1.0, "MIA": 2.0, "RA": 3.0, "TA": 4.0}, diverged=False)
+               for _ in design.members]
+    return Population(design, margins, records)
+
+
+def check_design_members(metric: PopulationMetric) -> None:
+    """``design`` returns members, each a trial of one seed of the audit's base configuration
+    with its place in the population (its examples scored, its forget set) and a known role."""
+    for member in _design(metric).members:
+        if not isinstance(member, Member) or member.role not in ("oracle", "method"):
+            raise AssertionError(f"{member!r} is not a Member with role 'oracle' or 'method'")
+        config = member.config
+        if not isinstance(config, RunConfig) or config.seeds != (member.seed,) or not config.population:
+            raise AssertionError(f"member {member.method} seed {member.seed}: its configuration is no "
+                                 f"population trial of exactly its seed (use context.member)")
+
+
+def check_design_deterministic(metric: PopulationMetric) -> None:
+    """The same audit gives the same design twice (the audit's choices are seeded)."""
+    first, second = (_design(copy.deepcopy(metric)) for _ in range(2))
+    if first.members != second.members:
+        raise AssertionError("two designs of the same audit differ (draw from context.rng)")
+
+
+def check_score_rows(metric: PopulationMetric) -> None:
+    """``score`` returns a row per pruning and audited method, each naming its metric, pruning
+    and method, with JSON values, and per-example arrays."""
+    design = _design(metric)
+    scored = metric.score(kit_population(design))
+    if not isinstance(scored, Scored):
+        raise AssertionError(f"score returned {type(scored).__name__}, not Scored")
+    keys = {(m.pruning, m.method) for m in design.members if m.role == "method"}
+    rows = {(r.get("pruning"), r.get("method")) for r in scored.rows if isinstance(r, dict)}
+    if missing := sorted(keys - rows):
+        raise AssertionError(f"no row for (pruning, method) {missing[0]}")
+    if bad := [r for r in scored.rows if not isinstance(r, dict) or not r.get("metric")]:
+        raise AssertionError(f"a row without its metric's name: {bad[0]!r}")
+    canonical(jsonable(scored.rows))  # raises on a value with no JSON form
+    if bad := [k for k, v in scored.arrays.items() if not isinstance(v, np.ndarray)]:
+        raise AssertionError(f"arrays[{bad[0]!r}] is not a numpy array")
+
+
+# -- probe checks ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def kit_probe_setting() -> Iterator[tuple[LoadedDataset, DataAccess, ProbeContext]]:
+    """The kit's data, a data access with a throwaway cache (no data folder, no download) and
+    the probe context of its test set on the CPU."""
+    data = tiny_data()
+    with tempfile.TemporaryDirectory(prefix="unlearnbench-kit-") as folder:
+        access = DataAccess(None, False, CheckpointCache(Path(folder)))
+        yield data, access, ProbeContext(data.test, data.normalize, Runtime.resolve("cpu", "fp32"))
+
+
+def _measure(probe: Probe, model: nn.Module, context: ProbeContext) -> dict[str, float]:
+    values = probe.measure(model, context)
+    if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for k, v in values.items()):
+        raise AssertionError(f"measure returned {values!r}; expected names mapped to finite numbers")
+    return values
+
+
+def check_resolved_is_json(probe: Probe) -> None:
+    """``resolved`` (what the probe adds to a trial's identity) has a canonical JSON form."""
+    with kit_probe_setting() as (_, access, _):
+        canonical(probe.resolved(access))
+
+
+def check_measures_named_numbers(probe: Probe) -> None:
+    """After ``setup``, ``measure`` returns names mapped to finite numbers."""
+    with kit_probe_setting() as (data, access, context):
+        probe.setup(data, access)
+        _measure(probe, kit_task()[0], context)
+
+
+def check_model_untouched(probe: Probe) -> None:
+    """``measure`` leaves the model's weights and its train/eval mode as they were."""
+    with kit_probe_setting() as (data, access, context):
+        probe.setup(data, access)
+        model = kit_task()[0].train()
+        before = _state(model)
+        _measure(probe, model, context)
+        if differ := _differing(before, _state(model)):
+            raise AssertionError(f"measure changed the model's {differ[:3]}")
+        if not model.training:
+            raise AssertionError("measure left the model in eval mode; it was in train mode")
+
+
+def check_probe_deterministic(probe: Probe) -> None:
+    """The same model gives the same values twice, and ``identity`` (the key of the cached
+    measurement before unlearning) is the same JSON both times."""
+    with kit_probe_setting() as (data, access, context):
+        probe.setup(data, access)
+        model = kit_task()[0]
+        first, key = _measure(probe, model, context), canonical(probe.identity())
+        if (second := _measure(probe, model, context)) != first or canonical(probe.identity()) != key:
+            raise AssertionError(f"two measurements of the same model differ: {first} and {second}")
+
+
+# -- executor checks ------------------------------------------------------------------------------
+KIT_METHOD = "none"  # unlearnbench's identity baseline: the kit's trials cost one tiny training each
+
+
+def kit_trials(folder: Path, *, failing: bool = False) -> list[Trial]:
+    """Two tiny trials (seeds 0 and 1 of the identity baseline on 4-class synthetic data) whose
+    records go to ``folder / "records"``; ``failing``: the first forgets class 9 of 4, which
+    fails inside the trial (after the configuration is accepted)."""
+    config = RunConfig(method=KIT_METHOD, dataset="synthetic",
+                       dataset_params={"train_per_class": 16, "test_per_class": 8},
+                       train_params={"epochs": 1}, forget="class:1", seeds=(0, 1), device="cpu",
+                       cache_dir=folder / "cache", output_dir=folder / "records")
+    trials = [Trial(config, 0), Trial(config, 1)]
+    if failing:
+        trials[0] = Trial(dataclasses.replace(config, forget="class:9"), 0)
+    return trials
+
+
+def _run(executor: Executor, trials: list[Trial]) -> tuple[dict[int, list[Any]], BaseException | None]:
+    """Each trial's reports (records, or ``("failed", error)``) and what the run raised."""
+    reports: dict[int, list[Any]] = {i: [] for i in range(len(trials))}
+    try:
+        executor.run(trials, on_done=lambda i, record: reports[i].append(record),
+                     on_failed=lambda i, error: reports[i].append(("failed", error)),
+                     log=lambda message: None)
+    except Exception as exc:  # noqa: BLE001 - the contract allows raising; the checks decide
+        return reports, exc
+    return reports, None
+
+
+def _records_by_seed(executor: Executor, folder: Path) -> dict[int, RunRecord]:
+    trials = kit_trials(folder)
+    reports, raised = _run(executor, trials)
+    if raised is not None:
+        raise AssertionError(f"running the kit's trials raised {type(raised).__name__}: {raised}")
+    for index, got in reports.items():
+        if len(got) != 1 or not isinstance(got[0], RunRecord):
+            raise AssertionError(f"trial {index} was reported {len(got)} times "
+                                 f"({[type(r).__name__ for r in got]}); expected one record")
+    return {trials[i].seed: got[0] for i, got in reports.items()}
+
+
+def check_reports_every_trial_once(executor: Executor) -> None:
+    """Every trial is reported exactly once, with its record (``on_done``), and the executor
+    writes no record itself (the driver does)."""
+    with tempfile.TemporaryDirectory(prefix="unlearnbench-kit-") as folder:
+        _records_by_seed(executor, Path(folder))
+        if written := sorted((Path(folder) / "records").glob("*.json")):
+            raise AssertionError(f"the executor wrote {written[0].name}; records are written by the "
+                                 f"driver (run_grid), not by the executor")
+
+
+def check_records_match_local(executor: Executor) -> None:
+    """A trial's record does not depend on the executor: the same identity and metrics as in
+    this process (timings aside)."""
+    with tempfile.TemporaryDirectory(prefix="unlearnbench-kit-") as folder:
+        theirs = _records_by_seed(executor, Path(folder))
+        ours = _records_by_seed(LocalExecutor(), Path(folder) / "local")
+        for seed, record in theirs.items():
+            if (record.identity, _untimed(record)) != (ours[seed].identity, _untimed(ours[seed])):
+                raise AssertionError(f"seed {seed}: identity or metrics differ from the local "
+                                     f"executor's ({_untimed(record)} vs {_untimed(ours[seed])})")
+
+
+def _untimed(record: RunRecord) -> dict[str, float | None]:
+    """The record's metrics but the timed ones (in seconds: they vary from run to run)."""
+    return {name: value for name, value in record.metrics.items()
+            if record.metric_declarations[name].unit != "s"}
+
+
+def check_failure_reported(executor: Executor) -> None:
+    """A failing trial is reported with ``on_failed`` (or the run raises), never as done; no
+    trial is reported twice."""
+    with tempfile.TemporaryDirectory(prefix="unlearnbench-kit-") as folder:
+        reports, raised = _run(executor, kit_trials(Path(folder), failing=True))
+    if any(isinstance(r, RunRecord) for r in reports[0]):
+        raise AssertionError("the failing trial was reported as done")
+    if raised is None and [r[0] for r in reports[0] if isinstance(r, tuple)] != ["failed"]:
+        raise AssertionError("the failing trial was neither reported with on_failed nor raised")
+    if twice := [i for i, got in reports.items() if len(got) > 1]:
+        raise AssertionError(f"trial {twice[0]} was reported {len(reports[twice[0]])} times")
+
+
 # -- collections of checks ------------------------------------------------------------------------
 _SHARED = (check_params_round_trip, check_unknown_param_rejected, check_pickles)
+_SCENARIO = (check_pickles, check_text_round_trips, check_bad_argument_rejected,
+             check_split_partitions_the_training_split, check_forget_set_seeded,
+             check_poison_leaves_the_data, check_probes_are_registered, check_tuning_scenario_is_disjoint)
+_METRIC = (check_declaration,)
+_TRIAL_METRIC = (check_value_is_a_number_or_none, check_metric_deterministic, check_evaluation_untouched,
+                 check_empty_forget_set)
+_POPULATION_METRIC = (check_design_members, check_design_deterministic, check_score_rows)
+_PROBE = (check_resolved_is_json, check_measures_named_numbers, check_model_untouched,
+          check_probe_deterministic)
+_EXECUTOR = (check_reports_every_trial_once, check_records_match_local, check_failure_reported)
 _UNLEARNER = (check_same_architecture, check_finite_weights, check_deterministic_for_a_seed,
               check_data_untouched, check_model_changes, check_keeps_the_retain_set,
               check_pruned_weights_stay_zero, check_one_example_forget_set, check_no_validation_set,
@@ -515,26 +900,55 @@ def _instance(component: Any, base: type, params: Mapping[str, Any] | None) -> A
 
 def unlearner_checks(unlearner: Unlearner | type[Unlearner]) -> Iterator[tuple[str, Check]]:
     """``(name, check)`` for every check that applies to ``unlearner`` (per its tags)."""
-    tags = unlearner.tags
-    for function in _SHARED + _UNLEARNER:
-        if function is check_model_changes and not tags.changes_model:
-            continue
-        yield function.__name__, Check(function.__name__, function)
+    skipped = () if unlearner.tags.changes_model else (check_model_changes,)
+    return _named(f for f in _SHARED + _UNLEARNER if f not in skipped)
 
 
 def pruner_checks(pruner: Pruner | type[Pruner]) -> Iterator[tuple[str, Check]]:
     """``(name, check)`` for every pruner check."""
-    for function in _SHARED + _PRUNER:
+    return _named(_SHARED + _PRUNER)
+
+
+def scenario_checks(scenario: Scenario) -> Iterator[tuple[str, Check]]:
+    """``(name, check)`` for every scenario check."""
+    return _named(_SCENARIO)
+
+
+def metric_checks(metric: Metric | type[Metric]) -> Iterator[tuple[str, Check]]:
+    """``(name, check)`` for every check of a trial metric, or of a population metric."""
+    cls = metric if isinstance(metric, type) else type(metric)
+    kind = _POPULATION_METRIC if issubclass(cls, PopulationMetric) else _TRIAL_METRIC
+    return _named(_SHARED + _METRIC + kind)
+
+
+def probe_checks(probe: Probe | type[Probe]) -> Iterator[tuple[str, Check]]:
+    """``(name, check)`` for every probe check."""
+    return _named(_SHARED + _PROBE)
+
+
+def executor_checks(executor: Executor | type[Executor]) -> Iterator[tuple[str, Check]]:
+    """``(name, check)`` for every executor check."""
+    return _named(_SHARED + _EXECUTOR)
+
+
+def _named(functions: Iterable[Callable[[Any], None]]) -> Iterator[tuple[str, Check]]:
+    for function in functions:
         yield function.__name__, Check(function.__name__, function)
 
 
+# each kind of component: its base class and its checks, in the order _checks_of tries them
+_KINDS: tuple[tuple[type, Callable[[Any], Iterator[tuple[str, Check]]]], ...] = (
+    (Unlearner, unlearner_checks), (Pruner, pruner_checks), (Scenario, scenario_checks),
+    (Metric, metric_checks), (Probe, probe_checks), (Executor, executor_checks))
+
+
 def _checks_of(component: Any) -> Iterator[tuple[str, Check]]:
-    is_class = isinstance(component, type)
-    if (issubclass(component, Unlearner) if is_class else isinstance(component, Unlearner)):
-        return unlearner_checks(component)
-    if (issubclass(component, Pruner) if is_class else isinstance(component, Pruner)):
-        return pruner_checks(component)
-    raise TypeError(f"{component!r} is neither an unlearnbench.Unlearner nor an unlearnbench.Pruner")
+    cls = component if isinstance(component, type) else type(component)
+    for base, checks in _KINDS:
+        if issubclass(cls, base):
+            return checks(component)
+    raise TypeError(f"{component!r} is neither an unlearnbench.Unlearner nor an unlearnbench.Pruner, "
+                    f"Scenario, Metric, Probe or Executor")
 
 
 def _validated_expectations(component: Any, names: Iterable[str],
@@ -551,8 +965,9 @@ def _validated_expectations(component: Any, names: Iterable[str],
 
 
 class ConformanceError(AssertionError):
-    """Raised by :func:`check_unlearner` / :func:`check_pruner`; ``failures`` maps each failed
-    check's name to its message (and ``unexpected_passes`` lists declared failures that passed)."""
+    """Raised by :func:`check_unlearner`, :func:`check_pruner` and the other ``check_*`` runners;
+    ``failures`` maps each failed check's name to its message (and ``unexpected_passes`` lists
+    declared failures that passed)."""
 
     def __init__(self, component: str, failures: Mapping[str, str], unexpected_passes: list[str]):
         self.failures, self.unexpected_passes = dict(failures), list(unexpected_passes)
@@ -601,6 +1016,51 @@ def check_pruner(cls: type[Pruner] | Pruner, params: Mapping[str, Any] | None = 
     :func:`check_unlearner`."""
     pruner = _instance(cls, Pruner, params)
     _run_all(pruner, pruner_checks(pruner), expected_failures)
+
+
+def check_scenario(scenario: Scenario | type[Scenario], spec: str | None = None, *,
+                   expected_failures: Mapping[str, str] | None = None) -> None:
+    """Run every scenario check on a scenario: an instance, or a class with the text it parses,
+    ``check_scenario(FirstN, "first:10")``; as :func:`check_unlearner`. The checks run on the
+    kit's data (4 classes of 24 training and 8 test examples), so the forget set must fit it."""
+    if isinstance(scenario, type):
+        if not issubclass(scenario, Scenario):
+            raise AssertionError(f"{scenario!r} is not a subclass of unlearnbench.Scenario")
+        if spec is None:
+            raise ValueError("a scenario class needs the text it parses, e.g. check_scenario(FirstN, "
+                             "'first:10')")
+        kind, _, argument = spec.partition(":")
+        scenario = scenario.parse(kind, argument)
+    elif not isinstance(scenario, Scenario):
+        raise AssertionError(f"{scenario!r} is not a unlearnbench.Scenario (class or instance)")
+    elif spec is not None:
+        raise ValueError(f"spec={spec!r} given with an instance; pass the class, or the instance alone")
+    _run_all(scenario, scenario_checks(scenario), expected_failures)
+
+
+def check_metric(cls: type[Metric] | Metric, params: Mapping[str, Any] | None = None, *,
+                 expected_failures: Mapping[str, str] | None = None) -> None:
+    """Run every metric check (a trial metric's, or a population metric's) on ``cls`` (built
+    with ``params``) or on an instance; as :func:`check_unlearner`."""
+    metric = _instance(cls, Metric, params)
+    _run_all(metric, metric_checks(metric), expected_failures)
+
+
+def check_probe(cls: type[Probe] | Probe, params: Mapping[str, Any] | None = None, *,
+                expected_failures: Mapping[str, str] | None = None) -> None:
+    """Run every probe check on ``cls`` (built with ``params``) or on an instance, with the kit's
+    data and model; as :func:`check_unlearner`."""
+    probe = _instance(cls, Probe, params)
+    _run_all(probe, probe_checks(probe), expected_failures)
+
+
+def check_executor(cls: type[Executor] | Executor, params: Mapping[str, Any] | None = None, *,
+                   expected_failures: Mapping[str, str] | None = None) -> None:
+    """Run every executor check on ``cls`` (built with ``params``) or on an instance: it runs
+    the kit's tiny trials (:func:`kit_trials`) and compares their records with this process's;
+    as :func:`check_unlearner`."""
+    executor = _instance(cls, Executor, params)
+    _run_all(executor, executor_checks(executor), expected_failures)
 
 
 def parametrize_with_checks(components: Iterable[Any], *,
