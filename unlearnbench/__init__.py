@@ -3,18 +3,32 @@ Simplify Machine Unlearning" (Jia, Liu et al., NeurIPS 2023).
 
 The public names below are imported on first use (PEP 562), so ``import unlearnbench`` and the
 command line's help, listings and argument errors do not pay for importing torch.
+
+From Python, :func:`run_trials` runs the seeds of a :class:`RunConfig` (what ``unlearnbench run``
+does; ``unlearnbench.run`` is the package that runs trials, hence the name) and
+:func:`load_records` reads records back; the registries (``UNLEARNERS``, ..., ``EXECUTORS``) list
+and look up every component.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("unlearnbench")  # the installed distribution's
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 # public name -> the module (relative to this package) that defines it
 _EXPORTS: dict[str, str] = {
     "DATASETS": ".components", "MODELS": ".components", "PRUNERS": ".components",
     "UNLEARNERS": ".components", "METRICS": ".components", "build_model": ".components",
-    "PROBES": ".components", "SCENARIOS": ".components",
+    "PROBES": ".components", "SCENARIOS": ".components", "EXECUTORS": ".components",
+    "REGISTRIES": ".components",
+    "RunConfig": ".run.config", "run_trials": ".run.api", "Executor": ".run.executors",
+    "RunRecord": ".report.records", "load_records": ".report.records",
     "Augment": ".data.tensors", "DeviceLoader": ".data.tensors", "ImageData": ".data.tensors",
     "Normalize": ".data.tensors",
     "Dataset": ".data.dataset", "LoadedDataset": ".data.dataset",
@@ -50,8 +64,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from .components import (DATASETS, METRICS, MODELS, PROBES, PRUNERS, SCENARIOS, UNLEARNERS,
-                             build_model)
+    from .components import (DATASETS, EXECUTORS, METRICS, MODELS, PROBES, PRUNERS, REGISTRIES,
+                             SCENARIOS, UNLEARNERS, build_model)
     from .data.dataset import Dataset, LoadedDataset
     from .data.tensors import Augment, DeviceLoader, ImageData, Normalize
     from .errors import (ConfigError, CorruptFileError, DataNotFoundError, DuplicateNameError,
@@ -62,6 +76,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .probe import Probe, ProbeContext
     from .space import Choice, Dimension, LogUniform, Uniform
     from .pruner import Pruner
+    from .report.records import RunRecord, load_records
+    from .run.api import run_trials
+    from .run.config import RunConfig
+    from .run.executors import Executor
     from .recipe import TrainRecipe
     from .scenario import Scenario
     from .train.loop import cross_entropy, fit
