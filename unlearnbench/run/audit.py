@@ -241,7 +241,7 @@ def run_audit(spec: AuditSpec, *, output: Path, executor: Any = None, log: Log =
     start = time.perf_counter()
     trials = [Trial(dataclasses.replace(identities[i].config, output_dir=records_dir), identities[i].seed)
               for i in _grouped(todo, identities)]
-    run_grid(trials, executor or LocalExecutor(), log=log)
+    run_grid(trials, executor or LocalExecutor(), log=log, resume=True)
     seconds = time.perf_counter() - start
     recorded = {r.identity: r for r in load_records(records_dir)}
     results = []

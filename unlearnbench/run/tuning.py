@@ -306,7 +306,7 @@ def _run(configs: Sequence[RunConfig], executor: Executor, output: Path, log: Lo
                 todo[identity] = Trial(config, seed)
     unique = list(todo.values())
     if unique:
-        run_grid(unique, executor, log=log)
+        run_grid(unique, executor, log=log, resume=True)
     return len(unique)
 
 

@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -68,7 +70,9 @@ class RayExecutor(Executor):
                               f"a running cluster has its own CPUs")
         import_ray()  # a missing extra is named before any trial starts
 
-    def run(self, trials, *, on_done, on_failed, log) -> None:
+    claims_trials = True
+
+    def run(self, trials, *, on_done, on_failed, log, claims=None) -> None:
         ray = import_ray()
         started = not ray.is_initialized()
         if started:
@@ -80,13 +84,20 @@ class RayExecutor(Executor):
                      runtime_env={"env_vars": {"TQDM_DISABLE": "1"}})  # no per-epoch bars from workers
         try:
             nodes = NodeWatch(ray, log)
+            cpus, start = ray.cluster_resources().get("CPU", 0), time.perf_counter()
             with pushed_errors_as_lines(log, nodes):
-                self._run(ray, trials, on_done, on_failed, log, nodes)
+                submitted = self._run(ray, trials, on_done, on_failed, log, nodes, claims,
+                                      cancel=not started)
+            log(utilization(ray, time.perf_counter() - start, cpus, len(nodes.alive) + len(nodes.lost),
+                            self.cpus_per_trial, submitted))
         finally:
             if started:
                 ray.shutdown()
 
-    def _run(self, ray, trials, on_done, on_failed, log, nodes: NodeWatch) -> None:
+    def _run(self, ray, trials, on_done, on_failed, log, nodes: NodeWatch, claims=None, *,
+             cancel: bool = True) -> int:
+        """Run the grid; returns how many trial tasks it submitted. ``cancel``: on Ctrl-C,
+        cancel the tasks still running (when this process keeps its connection to Ray)."""
         options = dict(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
                        max_retries=self.max_retries, retry_exceptions=False)
         # the workers count their trials with this grid's (sharing.py), not with other drivers'
@@ -94,32 +105,53 @@ class RayExecutor(Executor):
         load = ray.remote(_load_data_task).options(**{**options, "num_gpus": 0})
         models = ray.remote(_models_task).options(**options)
         trial_task = ray.remote(_trial_task).options(**options)
+        keys = [_shared_keys(trial) for trial in trials]
         datasets: dict[str, Any] = {}
         originals: dict[str, Any] = {}
         pruned: dict[str, Any] = {}
         pending: dict[Any, int] = {}
-        for index, trial in enumerate(trials):
-            config = trial.single
-            dataset = data_key(config)
+        submitted = 0
+
+        def submit(index: int) -> None:
+            """The trial's task, after those of the shared work it needs (each made once)."""
+            nonlocal submitted
+            config, seed = trials[index].single, trials[index].seed
+            dataset, original_key, pruned_key = keys[index]
             if dataset not in datasets:
                 datasets[dataset] = load.remote(config, setup)
             data = datasets[dataset]
-            original_key = _original_key(config, trial.seed)
             if original_key not in originals:
                 dense = dataclasses.replace(config, pruner=None, sparsity=None, pruner_params={})
-                originals[original_key] = models.remote(dense, trial.seed, setup, data)
+                originals[original_key] = models.remote(dense, seed, setup, data)
             entries = [originals[original_key]]
-            if config.pruner is not None:
-                pruned_key = _pruned_key(config, trial.seed)
+            if pruned_key is not None:
                 if pruned_key not in pruned:
-                    pruned[pruned_key] = models.remote(config, trial.seed, setup, data, *entries)
+                    pruned[pruned_key] = models.remote(config, seed, setup, data, *entries)
                 entries.append(pruned[pruned_key])
-            pending[trial_task.remote(config, trial.seed, setup, data, *entries)] = index
-        log(f"ray: {len(trials)} trials, {len(datasets)} datasets, {len(originals)} original and "
-            f"{len(pruned)} pruned models on {ray.cluster_resources().get('CPU', 0):g} CPUs, "
-            f"{ray.cluster_resources().get('GPU', 0):g} GPUs")
+            pending[trial_task.remote(config, seed, setup, data, *entries)] = index
+            submitted += 1
+
+        resources = ray.cluster_resources()
+        log(f"ray: {len(trials)} trials, {len({k[0] for k in keys})} datasets, "
+            f"{len({k[1] for k in keys})} original and {len({k[2] for k in keys} - {None})} pruned "
+            f"models on {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs")
+        if claims is None:
+            for index in range(len(trials)):
+                submit(index)
+        # with claims, trials are taken as the cluster can start them (twice what runs at once,
+        # so the next ones' shared models build meanwhile): what is not taken yet is left to
+        # any concurrent process on the same output folder
+        window = 2 * self._slots(resources)
         try:
-            while pending:
+            while True:
+                while claims is not None and len(pending) < window and \
+                        (index := claims.next(wait=False)) is not None:
+                    submit(index)
+                if not pending:
+                    # nothing of this grid runs: wait for a trial another process holds
+                    if claims is None or (index := claims.next(wait=True)) is None:
+                        break
+                    submit(index)
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=NodeWatch.INTERVAL_S)
                 nodes.check()
                 for ref in ready:
@@ -131,9 +163,59 @@ class RayExecutor(Executor):
                     else:
                         on_done(index, record)
         except BaseException:  # Ctrl-C: finished records are written; stop the rest
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            # A connection this executor made is shut down next, and Ray ends the tasks of a job
+            # whose driver left: cancelling them first only races their replies (Ray 2.60's
+            # driver can abort on "Tried to complete task that was not pending").
+            if cancel:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
             raise
+        return submitted
+
+    def _slots(self, resources: Mapping[str, float]) -> int:
+        """How many trials the cluster runs at once."""
+        slots = resources.get("CPU", 0) / self.cpus_per_trial
+        if self.gpus_per_trial:
+            slots = min(slots, resources.get("GPU", 0) / self.gpus_per_trial)
+        return max(1, int(slots))
+
+
+def utilization(ray, wall_s: float, cpus: float, nodes: int, cpus_per_task: float, trials: int, *,
+                settle_s: float = 5.0) -> str:
+    """A ``ray: ...`` line with the grid's wall clock and how busy it kept the cluster: the
+    CPU-seconds its tasks held (each task's duration on a worker, from Ray's timeline of this
+    job, times the CPUs it reserves) over the cluster's CPUs (when the grid started) times the
+    wall clock. ``trials``: the trial tasks this grid submitted (their events are awaited)."""
+    text = f"ray: grid done in {wall_s:.1f} s on {cpus:g} CPUs ({nodes} node{'s' if nodes != 1 else ''})"
+    try:
+        job = ray.get_runtime_context().get_job_id()
+        deadline = time.monotonic() + settle_s
+        while True:  # tasks report their events to the cluster about once a second
+            with _quiet("ray._private.state"):  # "ray.timeline() will read ... from the dashboard"
+                timeline = ray.timeline()
+            events = [e for e in timeline if str(e.get("cat", "")).startswith("task::")
+                      and str(e.get("args", {}).get("task_id", "")).endswith(job)]
+            done = sum(1 for e in events if str(e.get("cat")).endswith("_trial_task"))
+            if done >= trials or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    except Exception:  # no timeline from this cluster: the wall clock alone
+        return text
+    busy = sum(float(e.get("dur", 0)) for e in events) / 1e6 * cpus_per_task
+    share = busy / (cpus * wall_s) if cpus and wall_s else 0.0
+    return f"{text}: tasks busy {busy:.1f} CPU-s, utilization {100 * share:.0f}%"
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Ray's ``logger`` says only errors while the block runs."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 class NodeWatch:
@@ -178,9 +260,11 @@ class NodeWatch:
 
 
 # what Ray pushes to the driver about a lost node (NodeWatch says it in one line instead)
-_NODE_LOSS = re.compile(r"Raylet is terminated|node it was running on is dead|node \S+ (is|was marked) dead",
-                        re.IGNORECASE)
-_NODE = re.compile(r"Node IP: ([^\s,]+), node ID: ([0-9a-f]+)")
+_NODE_LOSS = re.compile(r"Raylet is terminated|node it was running on is dead|"
+                        r"node \S+ (is|was marked) dead|has been marked dead", re.IGNORECASE)
+# where a message names the node: "Node IP: A, node ID: X" or "node id: X and address: A"
+_NODE = (re.compile(r"Node IP: (?P<address>[^\s,]+), node ID: (?P<id>[0-9a-f]+)"),
+         re.compile(r"node id: (?P<id>[0-9a-f]+) and address: (?P<address>[^\s,]+)"))
 # a worker process lost: Ray pushes two messages, the second says what happens next
 _WORKER_DIED = re.compile(r"^A worker died or was killed")
 _RETRIED = re.compile(r"^Task (\S+) failed\. There are (\d+) retries remaining")
@@ -215,8 +299,10 @@ def pushed_errors_as_lines(log, nodes: NodeWatch | None = None) -> Iterator[None
         if not text:
             return
         if _NODE_LOSS.search(text):
-            if nodes is not None and (node := _NODE.search(text)):
-                nodes.report(node.group(2), node.group(1))
+            for pattern in _NODE if nodes is not None else ():
+                if node := pattern.search(text):
+                    nodes.report(node.group("id"), node.group("address"))
+                    break
             return
         if _WORKER_DIED.search(text):
             return
@@ -256,6 +342,13 @@ def _original_key(config: RunConfig, seed: int) -> str:
 def _pruned_key(config: RunConfig, seed: int) -> str:
     return _json([_original_key(config, seed), config.pruner, config.sparsity,
                   dict(config.pruner_params)])
+
+
+def _shared_keys(trial) -> tuple[str, str, str | None]:
+    """What trial shares with others: its dataset's, original's and pruned model's keys."""
+    config = trial.single
+    return (data_key(config), _original_key(config, trial.seed),
+            _pruned_key(config, trial.seed) if config.pruner is not None else None)
 
 
 # -- the tasks (module-level functions: workers import them from the installed package) --------

@@ -343,7 +343,7 @@ def reproduce(recipe: Recipe, *, output: Path, scale: str = "full", seeds: tuple
     log(f"recipe {recipe.name} ({scale}): {total} runs, {sum(len(c.seeds) for c in todo)} to do")
     start = time.perf_counter()
     records = run_grid([Trial(config, seed) for config in todo for seed in config.seeds],
-                       executor or LocalExecutor(), log=log)
+                       executor or LocalExecutor(), log=log, resume=True)
     diverged = sum(r.diverged for r in records)
     seconds = time.perf_counter() - start
     records = load_records(records_dir, log=log)
