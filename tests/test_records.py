@@ -45,7 +45,7 @@ def test_integers_are_accepted_where_floats_are_expected(make_record) -> None:
     assert RunRecord.from_dict(data).metrics["UA"] == 100
 
 
-@pytest.mark.parametrize("version", [None, 0, 6, "1", True])
+@pytest.mark.parametrize("version", [None, 0, 7, "1", True])
 def test_wrong_schema_version_is_refused(make_record, version) -> None:
     data = make_record().to_dict()
     data["schema_version"] = version

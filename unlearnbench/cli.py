@@ -1,5 +1,5 @@
-"""The ``unlearnbench`` command line: ``run``, ``reproduce``, ``audit``, ``tune``, ``ls``,
-``leaderboard``, ``plot``."""
+"""The ``unlearnbench`` command line: ``run``, ``reproduce``, ``audit``, ``tune``, ``verify``,
+``ls``, ``leaderboard``, ``plot``."""
 
 from __future__ import annotations
 
@@ -163,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--dry-run", action="store_true", help="print the cost, run nothing")
     _setting_options(tune)
     _execution_flags(tune)
+
+    ver = sub.add_parser("verify", help="re-execute recorded trials from their configuration and "
+                                        "check their results (bit-identical on the CPU)")
+    ver.add_argument("records", type=Path, help="a record file, or a folder of records (searched recursively)")
+    ver.add_argument("--data-root", type=Path, default=None,
+                     help="local folder of the records' dataset (its files must be the recorded ones)")
+    ver.add_argument("--cache-dir", type=Path, default=None,
+                     help="reuse the models cached here (default: a fresh cache: every model trains again)")
+    ver.add_argument("--no-write", action="store_true",
+                     help="do not write verified.json beside the records")
 
     ls = sub.add_parser("ls", help="list registered components and where they come from")
     ls.add_argument("kind", nargs="?",
@@ -468,6 +478,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    # imported when the command runs: --help, `ls` and argument errors stay free of torch
+    from .run.verify import code_version, verify_path, write_verified
+
+    results = verify_path(args.records, data_root=args.data_root, cache_dir=args.cache_dir, log=_log)
+    if not args.no_write:
+        for path in write_verified(results, code_version()):
+            print(f"wrote {path}")
+    failed = [r for r in results if not r.verified]
+    if failed:
+        print(f"unlearnbench: {len(failed)} of {len(results)} record{'s' if len(results) != 1 else ''} "
+              f"failed verification: {', '.join(r.record.run_id for r in failed)}", file=sys.stderr)
+        return 1
+    print(f"{len(results)} record{'s' if len(results) != 1 else ''} verified")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     kinds = [args.kind] if args.kind else list(REGISTRIES)
     for kind in kinds:
@@ -592,7 +619,8 @@ class DivergedRuns(UnlearnbenchError):
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "reproduce": cmd_reproduce, "audit": cmd_audit, "tune": cmd_tune,
-               "ls": cmd_ls, "leaderboard": cmd_leaderboard, "plot": cmd_plot}[args.command]
+               "verify": cmd_verify, "ls": cmd_ls, "leaderboard": cmd_leaderboard,
+               "plot": cmd_plot}[args.command]
     warnings.simplefilter("default")
     _one_line_warnings()
     try:

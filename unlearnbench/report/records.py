@@ -22,16 +22,20 @@ from ..identity import config_identity, derived_config, trial_identity
 from ..metric import MetricDeclaration, check_metric_name, columns
 from ..storage import atomic_write_text
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # Version 1 records lack ``probes``; they read as having none. Versions 1 and 2 lack the
 # identity: it is derived from what they stored (``unlearnbench.identity.derived_config``).
 # Versions 1 and 2 lack ``status``: they read as "ok" (a diverged run could not be recorded).
 # Versions 1 to 3 hold the five metrics of that time as fixed fields (``LegacyMetricValues``)
 # and no declarations: they read with ``LEGACY_DECLARATIONS``.
 # Versions 1 to 4 lack ``work`` (what the unlearner did): it reads as None (not measured).
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+# Versions 1 to 5 lack ``environment.threads`` (torch's CPU threads): it reads as None.
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 IDENTITY_FIELDS = ("resolved", "identity", "config_identity")
 STATUSES = ("ok", "diverged")
+# What ``unlearnbench verify`` writes beside the records it checked (record identity ->
+# verification); no record, and record scans pass it over.
+VERIFIED_FILE = "verified.json"
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,9 @@ class Environment:
     packages: dict[str, str]  # every distribution that supplied a component used by the run
     compile: str = "none"  # torch.compile mode of the training loop
     unlearnbench_commit: str | None = None  # the checkout's commit (+"-dirty") when run from one
+    # torch's CPU threads while the trial ran (they set the order of float sums, so a CPU trial
+    # re-executes bit for bit only with as many); None: a record before schema 6
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -348,7 +355,7 @@ def scan_records(path: Path) -> tuple[list[RunRecord], list[tuple[Path, str]]]:
     kept: dict[str, tuple[RunRecord, Path]] = {}
     skipped = []
     for file in sorted(path.rglob("*.json")):
-        if not file.is_file():
+        if not file.is_file() or file.name == VERIFIED_FILE:
             continue
         data, reason = _read_record(file)
         if reason is not None:

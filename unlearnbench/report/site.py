@@ -13,6 +13,10 @@ writes) or with record files of its own; ``results`` is either one such folder o
 (``leaderboard/``). The table's cells are the markdown table's cells: both come from
 :func:`~unlearnbench.report.leaderboard.summarize` and its ``display_frame``, so they cannot
 disagree. The tables read without JavaScript; the script only adds sorting and filtering.
+
+Records that ``unlearnbench verify`` re-executed are marked: the outcomes it wrote to
+``verified.json`` beside them (record identity -> outcome) put a ✓ (verified) or ✗ (failed)
+after the run's link, mark a row whose every run verified, and add a section to the run's page.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from ..metric import MetricDeclaration
 from .leaderboard import (DISPARITY, GROUP, PROBE, REFERENCE_METHOD, STEPS, WORK, disparity_metrics,
                           display_frame, metric_declarations, records_frame, summarize, table_notes)
 from .plots import Skipped, figure_bytes, pictures, radar_axes, sweep_panels
-from .records import RunRecord, load_records
+from .records import VERIFIED_FILE, RunRecord, load_records
 
 ASSETS = Path(__file__).with_name("site_assets")
 TEMPLATES = Path(__file__).with_name("site_templates")
@@ -114,6 +118,13 @@ class Row:
     # judged against `none` (leaderboard.inert_verdicts): "baseline" (none's row), "inert" (no
     # measurable unlearning), "" (differs, or not judged)
     verdict: str = ""
+    # `unlearnbench verify`'s outcome by run id: "verified" or "failed" (runs not verified: absent)
+    checks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        """Every run of the row re-executed to its recorded results."""
+        return bool(self.runs) and all(self.checks.get(run_id) == "verified" for _, run_id in self.runs)
 
 
 @dataclass(frozen=True)
@@ -133,8 +144,11 @@ def _number(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def build_table(records: Sequence[RunRecord]) -> Table:
-    """The leaderboard's rows with the markdown table's cell texts, sort keys and gap shades."""
+def build_table(records: Sequence[RunRecord], verified: dict[str, dict[str, Any]] | None = None) -> Table:
+    """The leaderboard's rows with the markdown table's cell texts, sort keys and gap shades;
+    ``verified``: ``unlearnbench verify``'s outcomes by record identity (:func:`load_verifications`)."""
+    checks = {r.run_id: "verified" if verified[r.identity].get("verified") else "failed"
+              for r in records if verified and r.identity in verified}
     summary = summarize(records)
     declared = metric_declarations(records)
     frame = display_frame(summary, declared)
@@ -164,7 +178,8 @@ def build_table(records: Sequence[RunRecord]) -> Table:
         rows.append(Row(tuple(cells), {k: str(s[k]) for k in FILTERS},
                         tuple(sorted(zip(group["seed"].astype(int), group["run_id"]))),
                         s["method"] == REFERENCE_METHOD,
-                        {"baseline": "baseline", "yes": "inert"}.get(s.get("inert"), "")))
+                        {"baseline": "baseline", "yes": "inert"}.get(s.get("inert"), ""),
+                        {run_id: checks[run_id] for run_id in group["run_id"] if run_id in checks}))
     constant = {c: str(summary[c].iloc[0]) for c in ("dataset", "arch") if c not in frame.columns}
     filters = {k: tuple(dict.fromkeys(str(v) for v in summary[k])) for k in FILTERS}
     return Table(columns, tuple(rows), constant, tuple(table_notes(records, summary)), filters)
@@ -179,6 +194,7 @@ class Benchmark:
     folder: Path
     records: tuple[RunRecord, ...]
     recipe: dict[str, Any]  # recipe.json beside the records, if any
+    verified: dict[str, dict[str, Any]] = field(default_factory=dict)  # load_verifications
 
 
 def benchmark_folders(results: Path, exclude: Path | None = None) -> list[Path]:
@@ -210,10 +226,44 @@ def _holds_records(folder: Path) -> bool:
 
 
 def load_benchmark(folder: Path, slug: str) -> Benchmark:
-    records = load_records(folder / "records" if (folder / "records").is_dir() else folder)
+    records_folder = folder / "records" if (folder / "records").is_dir() else folder
+    records = load_records(records_folder)
     recipe_path = folder / "recipe.json"
     recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else {}
-    return Benchmark(slug, _readme_title(folder) or folder.name, folder, tuple(records), recipe)
+    return Benchmark(slug, _readme_title(folder) or folder.name, folder, tuple(records), recipe,
+                     load_verifications(records_folder))
+
+
+def load_verifications(folder: Path) -> dict[str, dict[str, Any]]:
+    """What ``unlearnbench verify`` found for the records under ``folder``: every
+    ``verified.json`` there, merged (record identity -> outcome: ``verified``, ``problems``,
+    ``device``, ``unlearnbench``, ``commit``, ``date``). A file that is not such a mapping is
+    passed over."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(folder).rglob(VERIFIED_FILE)):
+        try:
+            entries = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(entries, dict):
+            found.update({k: v for k, v in entries.items() if isinstance(v, dict)})
+    return found
+
+
+def verification_lines(outcome: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A run page's lines about its verification (none when it was not verified)."""
+    if not outcome:
+        return []
+    code = f"unlearnbench {outcome.get('unlearnbench', '?')}"
+    if outcome.get("commit"):
+        code += f" (commit {outcome['commit']})"
+    lines = [("result", "verified: re-executed to its recorded results" if outcome.get("verified")
+              else "FAILED: " + "; ".join(outcome.get("problems") or ["not verified"])),
+             ("code", code), ("device", str(outcome.get("device", "?"))),
+             ("date", str(outcome.get("date", "?")))]
+    if outcome.get("threads"):
+        lines.insert(3, ("threads", str(outcome["threads"])))
+    return lines
 
 
 def _readme_title(folder: Path) -> str | None:
@@ -414,13 +464,15 @@ def _write_site(root: Path, benchmarks: list[Benchmark], env: jinja2.Environment
     for b in benchmarks:
         pictures, skipped = draw_pictures(b.records)
         pages.append(_page(root / b.slug / "index.html", env.get_template("benchmark.html").render(
-            base="../", benchmark=b, info=overview(b), table=build_table(b.records),
+            base="../", benchmark=b, info=overview(b), table=build_table(b.records, b.verified),
             pictures=pictures, skipped=skipped)))
         for record in b.records:
             pages.append(_page(root / b.slug / "runs" / f"{_slug(record.run_id)}.html",
                                env.get_template("run.html").render(
                                    base="../../", benchmark=b, record=record,
-                                   sections=run_sections(record))))
+                                   sections=run_sections(record) + (
+                                       [("Verification", lines)] if (lines := verification_lines(
+                                           b.verified.get(record.identity))) else []))))
         log(f"{b.slug}: {len(b.records)} runs, {len(pictures)} pictures")
     return pages
 
