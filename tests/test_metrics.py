@@ -238,6 +238,8 @@ def test_evaluate_on_known_outputs() -> None:
     non-members = the test set, 6 at c and 2 at the low confidence 1 / (e^10 + 3). At c
     members outnumber non-members (8 vs 6), at the low value only non-members lie, so the
     attack calls exactly the two wrongly predicted forget examples non-members: MIA = 50.
+    HA: the forget set's classes 0, 1, 2, 2 (shares 1/4, 1/4, 1/2, all still in the retain set)
+    with test accuracies 2/2, 2/2, 1/2 on those classes: 25 + 25 + 50 * 1/2 = 75.
     """
     forget = images_predicting([0, 1, 3, 0], [0, 1, 2, 2])
     retain = images_predicting([0, 1, 2, 3] * 3, [0, 1, 2, 3] * 3)
@@ -245,7 +247,7 @@ def test_evaluate_on_known_outputs() -> None:
     shadow = torch.tensor([0, 2, 4, 5, 6, 7, 9, 11])
     metrics = evaluate(PixelClassifier(4), forget=forget, retain=retain, test=test, normalize=IDENTITY,
                        runtime=CPU, mia_members=shadow, rte=2.5)
-    assert metrics == {"UA": 50.0, "MIA": 50.0, "RA": 100.0, "TA": 75.0, "RTE": 2.5}
+    assert metrics == {"UA": 50.0, "MIA": 50.0, "RA": 100.0, "TA": 75.0, "HA": 75.0, "RTE": 2.5}
 
 
 def test_evaluation_is_fp32_under_a_bf16_runtime() -> None:
