@@ -114,3 +114,8 @@ def add_metric() -> Callable[..., RunRecord]:
             metric_declarations={**record.metric_declarations, name: MetricDeclaration(**declaration)})
 
     return add
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cluster: builds a multi-node Ray cluster in network namespaces "
+                                       "(tests/test_cluster.py; skips where namespaces cannot be made)")

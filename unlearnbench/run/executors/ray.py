@@ -82,17 +82,19 @@ class RayExecutor(Executor):
             ray.init(address=self.address, num_cpus=self.num_cpus if not self.address else None,
                      include_dashboard=False, logging_level="warning", log_to_driver=False,
                      runtime_env={"env_vars": {"TQDM_DISABLE": "1"}})  # no per-epoch bars from workers
-        try:
-            nodes = NodeWatch(ray, log)
-            cpus, start = ray.cluster_resources().get("CPU", 0), time.perf_counter()
-            with pushed_errors_as_lines(log, nodes):
+        nodes = NodeWatch(ray, log)  # asks the cluster, and never raises
+        # until the connection this executor made is shut down: Ray may push a node's loss after
+        # the grid's last record
+        with pushed_errors_as_lines(log, nodes):
+            try:
+                cpus, start = ray.cluster_resources().get("CPU", 0), time.perf_counter()
                 submitted = self._run(ray, trials, on_done, on_failed, log, nodes, claims,
                                       cancel=not started)
-            log(utilization(ray, time.perf_counter() - start, cpus, len(nodes.alive) + len(nodes.lost),
-                            self.cpus_per_trial, submitted))
-        finally:
-            if started:
-                ray.shutdown()
+                log(utilization(ray, time.perf_counter() - start, cpus,
+                                len(nodes.alive) + len(nodes.lost), self.cpus_per_trial, submitted))
+            finally:
+                if started:
+                    ray.shutdown()
 
     def _run(self, ray, trials, on_done, on_failed, log, nodes: NodeWatch, claims=None, *,
              cancel: bool = True) -> int:
