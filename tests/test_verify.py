@@ -142,3 +142,15 @@ def test_the_documented_commands_are_ones_the_command_line_accepts() -> None:
     parser = build_parser()
     for command in commands:
         parser.parse_args(shlex.split(command)[1:])  # an unknown flag exits with status 2
+
+
+def test_a_record_from_before_identities_is_reported_not_re_executed(capsys) -> None:
+    """A committed schema-1 record stores neither its data fingerprint nor the cache format: it
+    cannot be checked, and says so without training anything."""
+    from doc_blocks import ROOT
+
+    [path] = (ROOT / "leaderboard" / "digits-main-grid" / "records").glob("*class_0-ft-dense-seed0.json")
+    assert main(["verify", str(path), "--no-write"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"FAILED    {path.stem}: ")
+    assert "the record does not store its data (an older record): it cannot be checked" in out

@@ -46,6 +46,7 @@ import torch
 
 from ..cpus import set_cpu_budget
 from ..errors import ConfigError, CorruptFileError, DataNotFoundError, UnlearnbenchError
+from ..identity import UNKNOWN
 from ..report.records import VERIFIED_FILE, RunRecord, load_records
 from ..storage import atomic_write_text
 from .config import RunConfig, prepare
@@ -149,7 +150,10 @@ def configuration_problems(record: RunRecord, resolved: dict[str, Any]) -> list[
         mine, theirs = resolved.get(key, "(absent)"), recorded.get(key, "(absent)")
         if json.dumps(mine, sort_keys=True, default=str) == json.dumps(theirs, sort_keys=True, default=str):
             continue
-        if key == "data":
+        if theirs == UNKNOWN:
+            problems.append(f"the record does not store its {key} (an older record): it cannot be "
+                            f"checked")
+        elif key == "data":
             problems.append(f"data fingerprint differs: the record's {theirs or 'none'}, here "
                             f"{mine or 'none'} (other dataset files: --data-root?)")
         elif key in ("cache_format", "record_schema", "identity"):
