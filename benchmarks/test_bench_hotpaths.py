@@ -307,7 +307,8 @@ def test_full_tiny_run(gate, tmp_path: Path):
 
     records, _ = gate.compare(
         run_trials, lambda config: _plain_trial(shape, data.num_classes, sizes, plan.recipe,
-                                         plan.unlearner.train_recipe(), Path(config.output_dir)),
+                                         plan.unlearner.train_recipe(SimpleNamespace(recipe=plan.recipe)),
+                                         Path(config.output_dir)),
         setup=lambda: ((fresh_config(),), {}), rounds=7)
 
     (record,) = records
