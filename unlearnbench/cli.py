@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="tune every method of a recipe's grid at each of its cells (pruning x forget)")
     tune.add_argument("--scale", default="full", help="with --recipe: full or small")
     tune.add_argument("--trials", type=int, default=8, help="candidates per method and cell (default 8)")
-    tune.add_argument("--sampler", default="qmc", help="qmc (default: scrambled Sobol), random or tpe")
+    tune.add_argument("--sampler", default="qmc",
+                      help="qmc (default: scrambled Sobol), random, tpe or grid (evenly spaced points)")
     tune.add_argument("--sampler-seed", type=int, default=0, help="the sampler's seed (default 0)")
     tune.add_argument("--tuning-seeds", default="0", metavar="S1,S2,...",
                       help="trial seeds every candidate runs (default 0)")
