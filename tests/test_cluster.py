@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from tiny_grids import DIGITS_RECIPE
 from unlearnbench.report.records import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,19 +44,6 @@ pytestmark = pytest.mark.cluster
 DIGITS = ["--dataset", "digits", "--train-size", "300", "--test-size", "100", "--train", "epochs=4"]
 RAY = ["--executor", "ray", "--ray-address", "10.77.0.1:6379", "--cpus-per-trial", "1"]
 RAW = ("node_manager.cc", "retryable_grpc_client.cc", "(raylet)", "[state-dump]", "core_worker.cc")
-RECIPE = """
-description = "six digits trials"
-paper = "none"
-[run]
-dataset = "digits"
-train_size = 300
-test_size = 100
-train = { epochs = 4 }
-[grid]
-method = [{ method = "ft", params = { epochs = 2 } }, { method = "ga", params = { epochs = 1 } }, "none"]
-pruning = ["dense"]
-forget = ["class:1"]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +116,7 @@ def test_a_lost_node_and_a_lost_worker_cost_no_record(cluster, tmp_path: Path) -
 
 
 def test_a_killed_driver_resumes_with_only_the_missing_trials(cluster, tmp_path: Path) -> None:
-    (tmp_path / "digits.toml").write_text(RECIPE)
+    (tmp_path / "digits.toml").write_text(DIGITS_RECIPE)
     args = ["reproduce", "digits.toml", "--num-seeds", "2", "--no-plots", "--output", "out", *RAY,
             "--cache-dir", str(tmp_path / "cache")]
     records = tmp_path / "out" / "records"

@@ -13,26 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tiny_grids import DIGITS_RECIPE
 from unlearnbench.report.records import load_records
 from unlearnbench.run.config import RunConfig
 from unlearnbench.run.executors import LocalExecutor, Trial, run_grid
 
-# the tiny digits setting: 300 training images, a 4-epoch original, a second or so per trial
-DIGITS = """
-description = "a tiny digits grid"
-paper = "none"
-
-[run]
-dataset = "digits"
-train_size = 300
-test_size = 100
-train = { epochs = 4 }
-
-[grid]
-method = [{ method = "ft", params = { epochs = 2 } }, { method = "ga", params = { epochs = 1 } }, "none"]
-pruning = ["dense"]
-forget = ["class:1"]
-"""
 RAN = re.compile(r"^\[\d+/\d+\] (\S+): UA ", re.MULTILINE)
 ELSEWHERE = re.compile(r"^\[\d+/\d+\] (\S+): recorded by another process", re.MULTILINE)
 
@@ -58,7 +43,7 @@ def _each_ran_once(results: list[subprocess.CompletedProcess], run_ids: set[str]
 
 @pytest.mark.parametrize("command", ["reproduce", "run"])
 def test_three_processes_on_one_output_run_each_trial_once(command: str, tmp_path: Path) -> None:
-    (tmp_path / "digits.toml").write_text(DIGITS)
+    (tmp_path / "digits.toml").write_text(DIGITS_RECIPE)
     env = {**os.environ, "UNLEARNBENCH_DEVICE_DIR": str(tmp_path / "devices")}
     common = ["--cache-dir", str(tmp_path / "cache"), "--cpus-per-trial", "1"]
     if command == "reproduce":
