@@ -19,7 +19,9 @@ import torch
 from unlearnbench import ConfigError, UnknownNameError
 from unlearnbench.cli import main
 from unlearnbench.data.population import Membership, population_split
-from unlearnbench.run.audit import AuditSpec, load_audit, run_audit
+from unlearnbench.run import audit as audit_module
+from unlearnbench.run.audit import AuditContext, AuditSpec, base_config, load_audit, run_audit
+from unlearnbench.run.tuning import load_values
 
 NOISE = {"num_classes": 4, "train_per_class": 24, "test_per_class": 8, "noise": 2000.0,
          "image_size": 6}
@@ -141,6 +143,32 @@ def test_bundled_audit_recipe_is_valid() -> None:
     assert [p.get("pruner") for p in audit.prunings] == [None, "omp"]
     assert set(audit.metrics) == {"klom", "ulira"}
     assert load_audit("random-forgetting", scale="small", models=16).models == 16
+
+
+def test_an_audit_runs_its_methods_with_the_tuned_values_it_declares(tmp_path: Path) -> None:
+    """The bundled small audit borrows the main table's random-forgetting values: the dense
+    cell's on the dense model, the 95%-sparse cell's on the pruned one; Retrain and `none`
+    (no search space) run as written; a file without a row's values is one error."""
+    audit = load_audit("random-forgetting", scale="small")
+    values = load_values(Path(audit_module.__file__).parent / "recipes" / "tuned" / "main-table-small.json")
+    assert audit.tuning["cells"] == {"dense|random:0.01": "dense|random:0.1",
+                                     "omp:0.95|random:0.01": "omp:0.95|random:0.1"}
+    context = AuditContext(audit, base_config(audit), torch.arange(10).repeat(10), torch.arange(10))
+    member = Membership(split_seed=0, forget=(0, 1))
+    for pruning, cell in (({}, "dense|random:0.1"), ({"pruner": "omp", "sparsity": 0.95}, "omp:0.95|random:0.1")):
+        for method in audit.methods:
+            config = context.member("method", method, pruning, 0, member).config
+            expected = values["values"][cell].get(method["method"], {}).get("oracle", {})
+            assert config.method_params == expected
+            assert bool(expected) == (method["method"] not in ("none", "retrain"))
+    recipe = tmp_path / "tuned.toml"
+    (tmp_path / "v.json").write_text(json.dumps({"values": {"dense|random:6": {"ga": {"oracle": {"lr": 1e-4}}}}}))
+    recipe.write_text(TINY_AUDIT + 'tuning = { values = "v.json" }\n')
+    with pytest.raises(ConfigError, match=r"holds no oracle values for ft at dense\|random:6"):
+        load_audit(str(recipe))
+    recipe.write_text(TINY_AUDIT + 'tuning = { values = "v.json", criterion = "best" }\n')
+    with pytest.raises(ConfigError, match="criterion = \"best\" is invalid"):
+        load_audit(str(recipe))
 
 
 def test_audit_refuses_bad_input(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from unlearnbench.errors import ConfigError
 from unlearnbench.evaluate.heldout import expected_forget_accuracy
 from unlearnbench.run import trial as trial_module
 from unlearnbench.run.executors import LocalExecutor
-from unlearnbench.run.recipes import load_recipe, with_tuned_values
+from unlearnbench.run.recipes import load_recipe, recipe_cells, source_cell, with_tuned_values
 from unlearnbench.run.tuning import (Candidates, Protocol, load_values, oracle_free_score,
                                      setting_cells, tune)
 
@@ -30,6 +30,7 @@ class Planted(Unlearner):
     any other strength returns the original. Both criteria must pick the target."""
 
     strength: float = param(0.0, ge=0, le=1)
+    scale: float = param(1.0, gt=0)  # how far the logit is pushed (in units of 1e4): a fixed parameter
     search_space = {"strength": Uniform(0.0, 1.0)}
     target = -1.0  # set by the test to one of the values the sampler proposes
 
@@ -38,7 +39,7 @@ class Planted(Unlearner):
             head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
             gone = sorted(set(task.forget.labels.tolist()) - set(task.retain.labels.tolist()))
             with torch.no_grad():
-                head.bias[gone] -= 1e4
+                head.bias[gone] -= 1e4 * self.scale
         return model
 
 
@@ -177,13 +178,73 @@ def test_recipes_run_each_criterions_values_once() -> None:
     recipe = load_recipe("main-table")
     configs = recipe.configs(scale="small", tuned=False)
     ft = [c for c in configs if c.method == "ft"]
+    classwise = [c for c in ft if c.forget == "class:0"]
     values = {"dense|class:0": {"ft": {"oracle": {"lr": 0.05}, "oracle-free": {"lr": 0.02}}},
               "omp:0.95|class:0": {"ft": {"oracle": {"lr": 0.03}, "oracle-free": {"lr": 0.03}}}}
-    out = with_tuned_values(ft, values, ["oracle", "oracle-free"])
+    out = with_tuned_values(classwise, values, ["oracle", "oracle-free"])
     by = {(c.pruner, c.forget, c.label): c.method_params.get("lr") for c in out}
     assert by[(None, "class:0", None)] == 0.05 and by[(None, "class:0", "ft.oracle-free")] == 0.02
     assert by[("omp", "class:0", None)] == 0.03 and ("omp", "class:0", "ft.oracle-free") not in by
-    assert (None, "random:0.1", None) in by and by[(None, "random:0.1", None)] is None  # untuned cell
+    with pytest.raises(ConfigError, match=r"hold none for ft at dense\|random:0.1"):  # a cell without values
+        with_tuned_values([c for c in ft if c.forget == "random:0.1"], values, ["oracle"])
+    retrain = [c for c in configs if c.method == "retrain"]
+    assert with_tuned_values(retrain, values, ["oracle"]) == retrain  # no search space: as written
+
+
+def test_a_recipe_borrows_the_tuned_cells_it_declares(tmp_path) -> None:
+    """A cell the file holds runs with its own values; any other with the first matching
+    pattern's cell; a borrowing recipe's study never writes the file it borrows."""
+    ft = [c for c in load_recipe("pruners").configs(scale="small", tuned=False) if c.method == "ft"]
+    values = {"dense|class:0": {"ft": {"oracle": {"lr": 0.05}}},
+              "omp:0.95|class:0": {"ft": {"oracle": {"lr": 0.03}}},
+              "imp:0.9|class:0": {"ft": {"oracle": {"lr": 0.07}}}}
+    borrow = {"synflow:*|class:0": "dense|class:0", "*|class:0": "omp:0.95|class:0"}
+    out = with_tuned_values(ft, values, ["oracle"], borrow=borrow)
+    lr = {(c.pruner, c.sparsity): c.method_params["lr"] for c in out}
+    assert lr[(None, None)] == 0.05 and lr[("imp", 0.9)] == 0.07  # held by the file itself
+    assert lr[("synflow", 0.5)] == lr[("synflow", 0.9)] == 0.05  # the first pattern that matches
+    assert lr[("omp", 0.5)] == lr[("random", 0.9)] == lr[("imp", 0.5)] == 0.03
+    assert source_cell("omp:0.5|random:0.1", values, borrow) == "omp:0.5|random:0.1"  # no match: itself
+    with pytest.raises(ConfigError, match="borrow"):
+        load_recipe_text(tmp_path, "tuning = {values = 'x.json', borrow = {'*' = 'no-bar'}}")
+    recipe = load_recipe("pruners")
+    assert recipe.tuning["small"]["borrow"] and recipe_cells("pruners", "small", execution={})[1] is None
+    tuned = recipe.configs(scale="small")  # the bundled values, borrowed by the same rule
+    file = load_values(recipe.values_path("small"))["values"]
+    assert all(c.method_params == file["omp:0.95|class:0"][c.method]["oracle"]
+               for c in tuned if c.method in ("ft", "sparse_ft") and c.pruner)
+
+
+def load_recipe_text(folder, tuning: str):
+    """A one-cell digits recipe whose small scale declares ``tuning``."""
+    (folder / "r.toml").write_text(f"""[run]\ndataset = "digits"\n[grid]\nmethod = ["ft"]\npruning = ["dense"]
+forget = ["class:0"]\n[scales.small]\n{tuning}\n""")
+    return load_recipe(str(folder / "r.toml"))
+
+
+def test_labelled_variants_of_a_method_are_tuned_as_rows_of_their_own(planted, tmp_path, shared_cache) -> None:
+    """Two variants of one method (a recipe's labelled entries) each get the full budget, every
+    candidate holding its variant's fixed parameter, and their values are keyed by label."""
+    cells, _, _ = recipe_cells("gamma-schedules", "small", execution={})
+    rows = cells[0].methods
+    assert rows == ("ft", "sparse_ft-constant", "sparse_ft-linear_increase", "sparse_ft-linear_decay")
+    assert cells[0].variant("sparse_ft-constant") == ("sparse_ft", {"scheduler": "constant"})
+    assert cells[0].variant("ft") == ("ft", {})
+    base = setting_cells(["planted"], dict(dataset="digits", train_params=FAST, cache_dir=shared_cache,
+                                           forget="class:0"))[0]
+    cell = dataclasses.replace(base, methods=("planted-1", "planted-2"),
+                               variants={"planted-1": ("planted", {"scale": 1.0}),
+                                         "planted-2": ("planted", {"scale": 2.0})})
+    out = tmp_path / "variants"
+    result = tune([cell], Protocol(trials=2), out, executor=LocalExecutor(), values=out / "values.json",
+                  log=lambda m: None)
+    methods = result["cells"]["dense|class:0"]["methods"]
+    assert set(methods) == {"planted-1", "planted-2"}
+    for row, scale in (("planted-1", 1.0), ("planted-2", 2.0)):
+        assert len(methods[row]["candidates"]) == 2
+        assert all(c["params"]["scale"] == scale for c in methods[row]["candidates"])
+    values = load_values(out / "values.json")["values"]["dense|class:0"]
+    assert values["planted-2"]["oracle"]["scale"] == 2.0
 
 
 def test_the_grid_sampler_proposes_every_point_of_the_axes_once() -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..components import METRICS
+from ..components import METRICS, UNLEARNERS
 from ..data.population import Membership
 from ..data.splits import holdout
 from ..errors import ConfigError, UnlearnbenchError, unknown_name_message
@@ -55,7 +55,8 @@ from ..storage import atomic_write_bytes, atomic_write_text
 from .config import RunConfig, prepare
 from .executors import LocalExecutor, Trial, run_grid
 from .identity import resolved_config
-from .recipes import FIELD_TYPES, method_entry, pruning_entry, toml_text
+from .recipes import FIELD_TYPES, method_entry, pruning_entry, source_cell, toml_text, tuning_entry
+from .tuning import CRITERIA, load_values
 from .trial import load_data
 
 if sys.version_info >= (3, 11):
@@ -68,7 +69,7 @@ AUDIT_FORMAT = 1
 # RunConfig fields an audit recipe may set in [run] or [scales.*]
 RUN_FIELDS = ("dataset", "dataset_params", "arch", "train_params", "val_fraction", "train_size",
               "test_size")
-AUDIT_KEYS = ("metrics", "method", "pruning", "models", "forget", "seed", "oracle")
+AUDIT_KEYS = ("metrics", "method", "pruning", "models", "forget", "seed", "oracle", "tuning")
 
 
 # -- what an audit is ------------------------------------------------------------------------
@@ -90,6 +91,10 @@ class AuditSpec:
     forget: float
     seed: int = 0
     oracle: Mapping[str, Any] = field(default_factory=lambda: {"method": "retrain"})
+    # tuned values by pruning label and row, each over the row's own parameters; ``tuning``
+    # says where they come from (file, criterion, the tuned cell each pruning borrowed)
+    tuned: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    tuning: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.models < 2:
@@ -158,8 +163,9 @@ class AuditContext:
 
     def member(self, role: str, method: Mapping[str, Any], pruning: Mapping[str, Any], seed: int,
                membership: Membership) -> Member:
+        tuned = self.spec.tuned.get(pruning_label(pruning), {}).get(method_label(method), {})
         config = dataclasses.replace(
-            self.base, method=method["method"], method_params=dict(method.get("method_params", {})),
+            self.base, method=method["method"], method_params={**method.get("method_params", {}), **tuned},
             label=method.get("label"), pruner=pruning.get("pruner"), sparsity=pruning.get("sparsity"),
             pruner_params=dict(pruning.get("pruner_params", {})),
             forget=f"random:{len(membership.forget)}", seeds=(seed,),
@@ -324,13 +330,48 @@ def load_audit(path_or_name: str | Path, *, scale: str = "full", models: int | N
     _check_audit_keys(audit, name)
     where = f"audit {name!r} [audit]"
     oracle = method_entry(audit.get("oracle", "retrain"), where)
+    methods = tuple(method_entry(m, where) for m in audit.get("method", []))
+    prunings = tuple(pruning_entry(p, where) for p in audit.get("pruning", ["dense"]))
+    forget = float(audit.get("forget", 0.01))
+    tuning, tuned = {}, {}
+    if "tuning" in audit:
+        tuning, tuned = _tuned(audit["tuning"], _audit_path(path_or_name).parent, methods, prunings,
+                               forget, f"audit {name!r} [audit] tuning")
     return AuditSpec(
         name=f"{name}" if scale == "full" else f"{name}-{scale}",
         description=table.get("description", ""), base={**base, **common},
-        methods=tuple(method_entry(m, where) for m in audit.get("method", [])),
-        prunings=tuple(pruning_entry(p, where) for p in audit.get("pruning", ["dense"])),
+        methods=methods, prunings=prunings,
         metrics=_metrics(audit), models=models or int(audit.get("models", 8)),
-        forget=float(audit.get("forget", 0.01)), seed=int(audit.get("seed", 0)), oracle=oracle)
+        forget=forget, seed=int(audit.get("seed", 0)), oracle=oracle, tuned=tuned, tuning=tuning)
+
+
+def _tuned(entry: Any, folder: Path, methods: Sequence[Mapping[str, Any]],
+           prunings: Sequence[Mapping[str, Any]], forget: float, where: str
+           ) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, Any]]]]:
+    """An audit's ``tuning = {values = FILE, criterion = "oracle", borrow = {...}}``: each tunable
+    row's values at each pruning, from the file's cell ``PRUNING|random:FORGET`` or the cell a
+    ``borrow`` pattern names (as a recipe's tuning, ``unlearnbench.run.recipes``)."""
+    spec = tuning_entry({k: v for k, v in entry.items() if k != "criterion"} if isinstance(entry, dict) else entry,
+                   where)
+    criterion = entry.get("criterion", "oracle")
+    if criterion not in CRITERIA:
+        raise ConfigError(f"{where}: criterion = {toml_text(criterion)} is invalid: expected one of "
+                          f"{', '.join(CRITERIA)}")
+    values = load_values(folder / spec["values"])["values"]
+    tuned: dict[str, dict[str, dict[str, Any]]] = {}
+    borrowed = {}
+    for pruning in prunings:
+        cell = f"{pruning_label(pruning)}|random:{forget:g}"
+        source = borrowed[cell] = source_cell(cell, values, spec["borrow"])
+        for method in methods:
+            if not UNLEARNERS.get(method["method"]).search_space:
+                continue
+            chosen = values.get(source, {}).get(method_label(method), {}).get(criterion)
+            if chosen is None:
+                raise ConfigError(f"{where}: {spec['values']} holds no {criterion} values for "
+                                  f"{method_label(method)} at {source} (for {cell})")
+            tuned.setdefault(pruning_label(pruning), {})[method_label(method)] = dict(chosen)
+    return {"values": spec["values"], "criterion": criterion, "cells": borrowed}, tuned
 
 
 def _read_audit(path_or_name: str | Path) -> tuple[str, dict[str, Any]]:
@@ -418,6 +459,8 @@ AUDIT_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "forget": (_is_number, "a fraction in (0, 1) or a whole count >= 1"),
     "seed": (lambda v: _is_int(v) and 0 <= v <= MAX_SEED, f"an integer 0 to {MAX_SEED}"),
     "oracle": (lambda v: isinstance(v, (str, dict)), "a method name or {method = NAME, ...}"),
+    "tuning": (lambda v: isinstance(v, dict), "{values = \"FILE.json\", criterion = \"oracle\", "
+                                              "borrow = {...}}"),
 }
 
 

@@ -103,12 +103,18 @@ class Cell:
     methods to tune there."""
 
     base: RunConfig
-    methods: tuple[str, ...]
+    methods: tuple[str, ...]  # the rows to tune: method names, or labels of ``variants``
+    variants: Mapping[str, tuple[str, Mapping[str, Any]]] = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> str:
         """``PRUNING|FORGET`` of the evaluated configuration: how a recipe finds its values."""
         return cell_key(self.base)
+
+    def variant(self, row: str) -> tuple[str, Mapping[str, Any]]:
+        """A row's method and the parameters it holds fixed (a labelled variant, e.g. a recipe's
+        ``sparse_ft-constant`` = sparse_ft with ``scheduler="constant"``; a plain method: none)."""
+        return self.variants.get(row, (row, {}))
 
 
 def cell_key(config: RunConfig) -> str:
@@ -216,6 +222,7 @@ def oracle_free_score(candidate: Sequence[RunRecord], reference: Sequence[RunRec
 
 @dataclass
 class _Method:
+    row: str
     cell: Cell
     base: RunConfig
     candidates: Candidates
@@ -237,9 +244,10 @@ def study(cells: Sequence[Cell], protocol: Protocol, output: Path, *, executor: 
         base = tuning_base(cell, output, protocol, num_classes(cell.base))
         references[cell.key] = {"oracle": base,
                                 "reference": dataclasses.replace(base, method=REFERENCE)}
-        for method in cell.methods:
-            given = (fixed or {}).get((cell.key, method), {})
-            methods.append(_Method(cell, base, Candidates(method, protocol, given)))
+        for row in cell.methods:
+            method, held = cell.variant(row)
+            given = {**held, **(fixed or {}).get((cell.key, row), {})}
+            methods.append(_Method(row, cell, base, Candidates(method, protocol, given)))
     ran, records = 0, Records(output)
     for round_index, count in enumerate(protocol.batches()):
         configs = [cfg for refs in references.values() for cfg in refs.values()] if round_index == 0 else []
@@ -282,8 +290,9 @@ def plan_cost(cells: Sequence[Cell], protocol: Protocol, output: Path,
     for cell in cells:
         base = tuning_base(cell, output, protocol, num_classes(cell.base))
         configs += [base, dataclasses.replace(base, method=REFERENCE)]
-        for method in cell.methods:
-            candidates = Candidates(method, protocol, {})
+        for row in cell.methods:
+            method, held = cell.variant(row)
+            candidates = Candidates(method, protocol, held)
             if protocol.sampler != "tpe":
                 configs += [candidate_config(base, method, p) for p in candidates.ask(protocol.trials)]
     trials = [(c, s) for c in configs for s in c.seeds]
@@ -356,7 +365,7 @@ def _summary(methods: Sequence[_Method], references: Mapping[str, Mapping[str, R
             score = _score(config, refs, protocol, records)
             scored.append({"number": number, "params": dict(config.method_params), **score})
         chosen = {criterion: _best(scored, criterion) for criterion in CRITERIA}
-        cells[m.cell.key]["methods"][m.candidates.method] = {
+        cells[m.cell.key]["methods"][m.row] = {
             "space": describe_space(m.candidates.space), "fixed": m.candidates.fixed,
             "candidates": scored, "chosen": chosen}
     return {"protocol": dataclasses.asdict(protocol), "cells": cells}

@@ -24,8 +24,19 @@ A recipe (``unlearnbench/run/recipes/NAME.toml``, or any file with the same layo
 values that ``unlearnbench tune --recipe NAME`` writes (relative to the recipe's folder;
 ``unlearnbench.run.tuning``): every grid method with values for its cell runs with them, once
 per criterion listed, the oracle-free variant under the label ``METHOD.oracle-free`` (a
-criterion that chose the oracle's values adds no second row). Methods without values (Retrain,
-``none``) run as written.
+criterion that chose the oracle's values adds no second row). Methods that declare no search
+space (Retrain, ``none``) run as written; a tunable method without values for its cell is an
+error before anything runs.
+
+A recipe may run with another recipe's study instead of its own, declaring which tuned cell
+serves each of its cells::
+
+    tuning = {values = "tuned/main-table-small.json", criteria = ["oracle"],
+              borrow = {"dense|backdoor:0.1" = "dense|random:0.1", "*|backdoor:0.1" = "omp:0.95|random:0.1"}}
+
+``borrow`` maps cell patterns (``PRUNING|FORGET``, shell-style wildcards, the first match
+wins) to a cell of the file; a cell the file holds itself is never borrowed. A study of such a
+recipe (``unlearnbench tune --recipe``) never writes the file it borrows: only ``--values``.
 
 Every run writes its record under ``OUTPUT/records/``; a trial whose record (of the same
 identity, see ``unlearnbench.run.identity``) is already there is not run again, so an
@@ -36,6 +47,7 @@ the pictures in ``OUTPUT/plots/`` are rendered from all records of the folder.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import itertools
 import json
 import sys
@@ -125,7 +137,9 @@ class Recipe:
             configs.append(RunConfig(**base, **method_entry(method, where), **pruning_entry(pruning, where),
                                      forget=forget, seeds=seeds, **common))
         if tuned and (values := self.tuned_values(scale)) is not None:
-            configs = with_tuned_values(configs, values["values"], self.tuning[scale].get("criteria", ["oracle"]))
+            entry = self.tuning[scale]
+            configs = with_tuned_values(configs, values["values"], entry.get("criteria", ["oracle"]),
+                                        borrow=entry.get("borrow", {}), where=f"recipe {self.name!r} ({scale})")
         seen: dict[str, RunConfig] = {}
         for config in configs:  # every name and parameter checked before the first run starts
             identity = config_identity(resolved_config(prepare(config)))
@@ -137,15 +151,22 @@ class Recipe:
 
 
 def with_tuned_values(configs: Sequence[RunConfig], values: Mapping[str, Any],
-                      criteria: Sequence[str]) -> list[RunConfig]:
-    """``configs`` with the tuned values of their cell (``PRUNING|FORGET``) and row (label or
-    method): one configuration per criterion, the first keeping the row's label and each
-    other labelled ``ROW.CRITERION``; a criterion whose values another already runs adds none."""
+                      criteria: Sequence[str], *, borrow: Mapping[str, str] | None = None,
+                      where: str = "recipe") -> list[RunConfig]:
+    """``configs`` with the tuned values of their cell (``PRUNING|FORGET``, or the cell
+    ``borrow`` names for it: :func:`source_cell`) and row (label or method): one configuration
+    per criterion, the first keeping the row's label and each other labelled ``ROW.CRITERION``;
+    a criterion whose values another already runs adds none. A tunable method without values
+    is an error."""
     out = []
     for config in configs:
         row = config.label or config.method
-        chosen = values.get(f"{pruning_label(config)}|{config.forget}", {}).get(row)
+        cell = source_cell(f"{pruning_label(config)}|{config.forget}", values, borrow or {})
+        chosen = values.get(cell, {}).get(row)
         if not chosen:
+            if UNLEARNERS.get(config.method).search_space:
+                raise ConfigError(f"{where}: the tuned values hold none for {row} at {cell}; expected "
+                                  f"that cell in the file, or a `borrow` pattern that names a cell it holds")
             out.append(config)
             continue
         done: list[dict[str, Any]] = []
@@ -160,6 +181,14 @@ def with_tuned_values(configs: Sequence[RunConfig], values: Mapping[str, Any],
             label = config.label if index == 0 else f"{row}.{criterion}"
             out.append(dataclasses.replace(config, method_params=params, label=label))
     return out
+
+
+def source_cell(cell: str, values: Mapping[str, Any], borrow: Mapping[str, str]) -> str:
+    """The tuned cell whose values ``cell`` runs with: itself where the file holds it, else
+    the target of the first ``borrow`` pattern it matches (else itself)."""
+    if cell in values:
+        return cell
+    return next((source for pattern, source in borrow.items() if fnmatch.fnmatchcase(cell, pattern)), cell)
 
 
 def _cell(config: RunConfig) -> str:
@@ -268,13 +297,13 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     scales, scale_grids, tuning = {}, {}, {}
     run = dict(data.get("run", {}))
     if "tuning" in run:
-        tuning["full"] = _tuning(run.pop("tuning"), f"recipe {name!r} [run] tuning")
+        tuning["full"] = tuning_entry(run.pop("tuning"), f"recipe {name!r} [run] tuning")
     for scale, table in data.get("scales", {}).items():
         where = f"recipe {name!r} [scales.{scale if scale.isprintable() else repr(scale)}]"
         table = dict(table)
         scale_grids[scale] = _grid(table.pop("grid", {}), f"{where} grid", complete=False)
         if "tuning" in table:
-            tuning[scale] = _tuning(table.pop("tuning"), f"{where} tuning")
+            tuning[scale] = tuning_entry(table.pop("tuning"), f"{where} tuning")
         scales[scale] = _fields(table, where)
     return Recipe(name, data.get("description", ""), data.get("paper", ""),
                   _fields(run, f"recipe {name!r} [run]"), grid, scales, scale_grids, tuning,
@@ -282,14 +311,18 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
                   Path(str(resources.files(__name__))))
 
 
-def _tuning(entry: Any, where: str) -> dict[str, Any]:
+def tuning_entry(entry: Any, where: str) -> dict[str, Any]:
+    borrow = entry.get("borrow", {}) if isinstance(entry, dict) else None
     if not (isinstance(entry, dict) and isinstance(entry.get("values"), str)
-            and set(entry) <= {"values", "criteria"} and isinstance(entry.get("criteria", []), list)
+            and set(entry) <= {"values", "criteria", "borrow"} and isinstance(entry.get("criteria", []), list)
             and all(c in CRITERIA for c in entry.get("criteria", ["oracle"]))
-            and entry.get("criteria", ["oracle"])):
+            and entry.get("criteria", ["oracle"])
+            and isinstance(borrow, dict) and all(isinstance(v, str) and "|" in v for v in borrow.values())):
         raise ConfigError(f"{where} is invalid: expected {{values = \"FILE.json\", criteria = "
-                          f"[...]}} with criteria among {', '.join(CRITERIA)}")
-    return {"values": entry["values"], "criteria": list(entry.get("criteria", ["oracle"]))}
+                          f"[...], borrow = {{\"PATTERN\" = \"PRUNING|FORGET\", ...}}}} with criteria "
+                          f"among {', '.join(CRITERIA)} (borrow optional)")
+    return {"values": entry["values"], "criteria": list(entry.get("criteria", ["oracle"])),
+            "borrow": dict(borrow)}
 
 
 def _grid(table: Mapping[str, Any], where: str, *, complete: bool) -> dict[str, list]:
@@ -422,16 +455,19 @@ def recipe_cells(name: str, scale: str, *, execution: Mapping[str, Any]
     configs = recipe.configs(scale=scale, tuned=False, **execution)
     cells: dict[str, list[str]] = {}
     bases: dict[str, RunConfig] = {}
+    variants: dict[str, tuple[str, dict[str, Any]]] = {}
     for config in configs:
         bases.setdefault(cell_key(config), config)
         if UNLEARNERS.get(config.method).search_space:
+            row = config.label or config.method  # a labelled variant is tuned as its own row
+            variants[row] = (config.method, dict(config.method_params))
             cells.setdefault(cell_key(config), [])
-            cells[cell_key(config)].append(config.method)
-    if any(c.label for c in configs if UNLEARNERS.get(c.method).search_space):
-        raise ConfigError(f"recipe {name!r} runs a method in several labelled variants; tune each "
-                          f"variant with `unlearnbench tune METHOD` and its fixed parameters")
-    return ([Cell(bases[key], tuple(dict.fromkeys(methods))) for key, methods in cells.items()],
-            recipe.values_path(scale), default_output(recipe, scale) / "tuning")
+            cells[cell_key(config)].append(row)
+    values = recipe.values_path(scale)
+    if values is not None and recipe.tuning[scale].get("borrow"):
+        values = None  # the file is another study's: a study of this recipe writes only where --values says
+    return ([Cell(bases[key], tuple(dict.fromkeys(rows)), variants) for key, rows in cells.items()],
+            values, default_output(recipe, scale) / "tuning")
 
 
 def default_output(recipe: Recipe, scale: str) -> Path:
