@@ -10,6 +10,7 @@ U-LiRA attack must beat 50% clearly on ``none`` and not on Retrain (evaluation.m
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ import torch
 from unlearnbench import ConfigError, UnknownNameError
 from unlearnbench.cli import main
 from unlearnbench.data.population import Membership, population_split
+from unlearnbench.report.audit import PICTURE_CAPTIONS
+from unlearnbench.report.site import benchmark_folders
 from unlearnbench.run import audit as audit_module
 from unlearnbench.run.audit import AuditContext, AuditSpec, base_config, load_audit, run_audit
 from unlearnbench.run.tuning import load_values
@@ -189,11 +192,25 @@ def test_leaderboard_renders_an_audit_folder_by_its_table(tmp_path: Path, capsys
     capsys.readouterr()
     assert main(["leaderboard", str(out)]) == 0
     assert capsys.readouterr().out == (out / "table.md").read_text()
-    from unlearnbench.report.site import benchmark_folders
     (tmp_path / "board").mkdir()
     out.rename(tmp_path / "board" / "audit")
     with pytest.raises(Exception, match="no run records"):  # an audit is no leaderboard folder
         benchmark_folders(tmp_path / "board")
+    # ... but the web site gives it a page of its own: its tables, cost and per-example pictures
+    summary = json.loads((tmp_path / "board" / "audit" / "audit.json").read_text())
+    assert main(["leaderboard", str(tmp_path / "board"), "--format", "html", "--output", str(tmp_path / "site")]) == 0
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert 'href="audit/index.html"' in index and "Population audits" in index
+    page = (tmp_path / "site" / "audit" / "index.html").read_text()
+    rows = [r for r in summary["rows"] if r["metric"] == "klom"]
+    assert page.count("<table>") == 1 and "<h2>KLoM" in page
+    for r in rows:  # every row of the audit's table is on the page, with its numbers
+        method = re.escape(r["method"] + (" (= null)" if r.get("is_null") else ""))
+        assert re.search(rf"<td>\s*{method}\s*</td>", page) and re.search(rf"<td>\s*{r['forget']:.2f}\s*</td>", page)
+    pictures = sorted(p.name for p in (tmp_path / "site" / "audit").glob("*.svg"))
+    assert pictures == ["klom-per-example.svg"]
+    assert f'<img src="klom-per-example.svg" alt="{PICTURE_CAPTIONS["klom"][:40]}' in page
+    assert "<svg" in (tmp_path / "site" / "audit" / "klom-per-example.svg").read_text()[:500]
 
 
 def test_the_committed_audit_table_renders_from_its_record() -> None:

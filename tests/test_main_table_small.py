@@ -15,6 +15,8 @@ from unlearnbench.report.leaderboard import summarize
 from unlearnbench.report.records import load_records
 from unlearnbench.run.tuning import oracle_score
 
+from board_verdicts import beyond_noise, paired
+
 FOLDER = Path(__file__).resolve().parents[1] / "leaderboard" / "main-table-small"
 SCENARIOS = {"class-wise": "class:0", "random": "random:0.1"}
 PRUNINGS = ("dense", "omp 0.95")
@@ -161,19 +163,6 @@ def seed_disparities(t: Table, scenario: str, pruning: str, method: str) -> dict
     return {r.seed: sum(abs(r.metrics[m] - oracle[key(r)].metrics[m]) for m in ("UA", "MIA", "RA", "TA")) / 4
             for r in t.records if (r.label or r.method) == method and r.forget == SCENARIOS[scenario]
             and r.pruner == PRUNERS[pruning]}
-
-
-def paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float]:
-    """Mean of a - b over the seeds both have, and its standard error (sample sd / sqrt(n))."""
-    diffs = [a[s] - b[s] for s in sorted(a) if s in b]
-    mean = sum(diffs) / len(diffs)
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
-    return mean, sd / math.sqrt(len(diffs))
-
-
-def beyond_noise(mean: float, se: float) -> int:
-    """+1 / -1 when the paired difference exceeds two standard errors, else 0."""
-    return 0 if abs(mean) <= 2 * se else (1 if mean > 0 else -1)
 
 
 def claim1(t: Table) -> tuple[str, str]:

@@ -3,6 +3,8 @@ its pages hold the records; it is self-contained; bad input fails before anythin
 
 from __future__ import annotations
 
+import html
+
 import io
 import json
 import re
@@ -359,13 +361,19 @@ def test_the_committed_site_agrees_with_the_committed_records_and_is_light() -> 
     assert page.is_file(), "regenerate: unlearnbench leaderboard leaderboard/ --format html --output leaderboard/site"
     assert page.stat().st_size < 1_000_000
     assert_agrees_with_every_format(page, load_records(ROOT / "leaderboard" / "main-table-small" / "records"))
-    # every benchmark folder; a population audit's (its audit.json) renders by its own table.md
+    # every benchmark folder, and every population audit's (its audit.json) on a page of its own
+    audits = sorted(p.name for p in (ROOT / "leaderboard").iterdir() if (p / "audit.json").is_file())
     folders = sorted(p.name for p in (ROOT / "leaderboard").iterdir()
                      if (p / "records").is_dir() and not (p / "audit.json").is_file())
-    assert sorted(p.parent.name for p in SITE.glob("*/index.html")) == folders
+    assert sorted(p.parent.name for p in SITE.glob("*/index.html")) == sorted(folders + audits)
     for folder in folders:
         runs = {p.stem for p in (ROOT / "leaderboard" / folder / "records").glob("*.json")}
         assert {p.stem for p in (SITE / folder / "runs").glob("*.html")} == runs
+    for audit in audits:
+        page = html.unescape((SITE / audit / "index.html").read_text())
+        assert (ROOT / "leaderboard" / audit / "table.md").read_text().splitlines()[2] in page  # the description
+        assert sorted(p.name for p in (SITE / audit).glob("*.svg")) == ["klom-per-example.svg", "ulira-per-example.svg"]
+        assert f'href="{audit}/index.html"' in (SITE / "index.html").read_text()
 
 
 def test_steps_and_the_verdict_against_none_are_columns_rows_and_notes(make_record, tmp_path) -> None:

@@ -26,7 +26,8 @@ def _num(value: Any, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def klom_table(rows: list[Mapping[str, Any]]) -> str:
+def klom_rows(rows: list[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """KLoM's table: headers and body."""
     splits = [s for s in ("forget", "retain", "val") if any(s in r for r in rows)]
     headers = ["pruning", "method", "N"]
     for split in splits:
@@ -40,7 +41,17 @@ def klom_table(rows: list[Mapping[str, Any]]) -> str:
         line += [_num(r.get("forget_gaussian")), _num(r.get("null_forget_gaussian"))]
         line += [_num(r.get(key)) for key, _ in TRIAL_COLUMNS]
         body.append(line)
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    return headers, body
+
+
+def klom_table(rows: list[Mapping[str, Any]]) -> str:
+    return table_text(klom_rows(rows))
+
+
+def table_text(table: tuple[list[str], list[list[Any]]], fmt: str = "github") -> str:
+    """A table as markdown (``github``) or escaped HTML (``html``)."""
+    headers, body = table
+    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
 SIGMA_LABELS = {"shared": "one global σ shared by U and O (LiRA's fix_variance): Λ linear in φ",
@@ -48,7 +59,8 @@ SIGMA_LABELS = {"shared": "one global σ shared by U and O (LiRA's fix_variance)
                 "per_example": "one σ per example and side"}
 
 
-def ulira_table(rows: list[Mapping[str, Any]], prefix: str = "", *, trials: bool = True) -> str:
+def ulira_rows(rows: list[Mapping[str, Any]], prefix: str = "", *, trials: bool = True
+               ) -> tuple[list[str], list[list[Any]]]:
     """The attack's columns for the σ of ``prefix`` ("" for the main one, "variant_" for the
     labelled variant): mean ± std over targets, the naive s.e., and the null."""
     sigma = rows[0]["variant" if prefix else "variance"]
@@ -66,7 +78,11 @@ def ulira_table(rows: list[Mapping[str, Any]], prefix: str = "", *, trials: bool
         body.append(line)
     if trials:
         headers += [label for _, label in TRIAL_COLUMNS]
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    return headers, body
+
+
+def ulira_table(rows: list[Mapping[str, Any]], prefix: str = "", *, trials: bool = True) -> str:
+    return table_text(ulira_rows(rows, prefix, trials=trials))
 
 
 def ulira_notes(rows: list[Mapping[str, Any]], params: Mapping[str, Any]) -> list[str]:
@@ -101,40 +117,82 @@ def ulira_notes(rows: list[Mapping[str, Any]], params: Mapping[str, Any]) -> lis
     return lines
 
 
-def render_audit(summary: Mapping[str, Any]) -> str:
-    """table.md of an audit."""
+Block = tuple[str, Any]  # ("h1" | "h2" | "h3", text), ("p", [lines]) or ("table", (headers, body))
+
+
+def audit_blocks(summary: Mapping[str, Any]) -> list[Block]:
+    """An audit's report as blocks, which ``table.md`` and the web site's page both render."""
     spec = summary["spec"]
     base = spec["base"]
     rows = summary["rows"]
-    lines = [f"# Audit {summary['name']}", "", summary.get("description", "").strip(), "",
-             f"Setting: {base.get('arch') or 'default model'} on {base.get('dataset')} "
-             f"({base.get('train_size') or 'all'} training / {base.get('test_size') or 'all'} test images), "
-             f"{spec['models']} models per population, forget set {spec['forget']:g} "
-             f"({'count' if spec['forget'] >= 1 else 'fraction of the training split'}), audit seed {spec['seed']}.",
-             f"Cost: {summary['cost']['originals']} originals, {summary['cost']['pruned']} pruned models, "
-             f"{summary['cost']['unlearning']} unlearning runs; wall clock {summary['wall_clock_s']:.0f} s.", ""]
+    blocks: list[Block] = [
+        ("h1", f"Audit {summary['name']}"), ("p", [summary.get("description", "").strip()]),
+        ("p", [f"Setting: {base.get('arch') or 'default model'} on {base.get('dataset')} "
+               f"({base.get('train_size') or 'all'} training / {base.get('test_size') or 'all'} test images), "
+               f"{spec['models']} models per population, forget set {spec['forget']:g} "
+               f"({'count' if spec['forget'] >= 1 else 'fraction of the training split'}), audit seed {spec['seed']}.",
+               f"Cost: {summary['cost']['originals']} originals, {summary['cost']['pruned']} pruned models, "
+               f"{summary['cost']['unlearning']} unlearning runs; wall clock {summary['wall_clock_s']:.0f} s."])]
+    if spec.get("tuned"):
+        tuning = spec.get("tuning", {})
+        values = "; ".join(f"{pruning}: " + ", ".join(
+            f"{row} " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+            for row, params in rows_.items()) for pruning, rows_ in spec["tuned"].items())
+        cells = ", ".join(f"{cell} from {source}" for cell, source in tuning.get("cells", {}).items())
+        blocks.append(("p", [f"Hyperparameters ({tuning.get('criterion', 'oracle')} criterion, "
+                             f"{tuning.get('values', 'a tuned-values file')}; {cells}): {values}."]))
     klom = [r for r in rows if r["metric"] == "klom"]
     if klom:
         params = summary["metrics"]["klom"]["params"]
-        lines += ["## KLoM (lower is better; compare with the null)", "",
-                  f"P{params['percentile']:g} over examples of the per-example KL(unlearned ‖ oracle) of "
-                  f"margins ({params['bins']} bins), in nats (max 11.51). \"null\": Retrain, a second "
-                  f"set of oracles, scored the same way (same N). Gauss. KL: closed-form KL of fitted "
-                  f"Gaussians (a deviation from the histogram estimator, less inflated at small N). "
-                  f"MIA-Eff., UA, RA, TA: means over the same N unlearned models.", "",
-                  klom_table(klom), ""]
+        blocks += [("h2", "KLoM (lower is better; compare with the null)"),
+                   ("p", [f"P{params['percentile']:g} over examples of the per-example KL(unlearned ‖ oracle) of "
+                          f"margins ({params['bins']} bins), in nats (max 11.51). \"null\": Retrain, a second "
+                          f"set of oracles, scored the same way (same N). Gauss. KL: closed-form KL of fitted "
+                          f"Gaussians (a deviation from the histogram estimator, less inflated at small N). "
+                          f"MIA-Eff., UA, RA, TA: means over the same N unlearned models."]),
+                   ("table", klom_rows(klom))]
     ulira = [r for r in rows if r["metric"] == "ulira"]
     if ulira:
         params = summary["metrics"]["ulira"]["params"]
-        lines += ["## U-LiRA (50% / 0.5 is ideal)", "", *ulira_notes(ulira, params), "",
-                  ulira_table(ulira), ""]
+        notes = ulira_notes(ulira, params)
+        blocks.append(("h2", "U-LiRA (50% / 0.5 is ideal)"))
+        blocks += [("p", [line]) for line in notes if line]
+        blocks.append(("table", ulira_rows(ulira)))
         if "variant" in ulira[0]:
             variant = ulira[0]["variant"]
-            lines += [f"### U-LiRA with σ {variant} (a labelled variant)", "",
-                      f"The same attack and targets with σ {variant}: "
-                      f"{SIGMA_LABELS.get(variant, variant)}; its own Retrain null.", "",
-                      ulira_table(ulira, "variant_", trials=False), ""]
+            blocks += [("h3", f"U-LiRA with σ {variant} (a labelled variant)"),
+                       ("p", [f"The same attack and targets with σ {variant}: "
+                              f"{SIGMA_LABELS.get(variant, variant)}; its own Retrain null."]),
+                       ("table", ulira_rows(ulira, "variant_", trials=False))]
+    return blocks
+
+
+def render_audit(summary: Mapping[str, Any]) -> str:
+    """table.md of an audit."""
+    marks = {"h1": "# ", "h2": "## ", "h3": "### "}
+    lines: list[str] = []
+    for kind, content in audit_blocks(summary):
+        if kind in marks:
+            lines.append(marks[kind] + content)
+        elif kind == "p":
+            lines.extend(content)
+        else:
+            lines.append(table_text(content))
+        lines.append("")
     return "\n".join(lines)
+
+
+PICTURE_CAPTIONS = {
+    "klom": "KLoM of every forget example (KL between the unlearned and the oracle models' margin "
+            "distributions, nats), per method, one panel per pruning; the dashed line is the null's P95 "
+            "(Retrain scored against a second set of oracles). Points far above it are examples the "
+            "method left distinguishable from never having been trained on.",
+    "ulira": "U-LiRA's log-likelihood ratio for every candidate of every target run, per method, one "
+             "panel per pruning: red, examples the target forgot (the attack should call them "
+             "forgotten, above 0); blue, examples it never held (below 0). Two clouds split at 0 mean "
+             "the attack tells forgetting from never having seen; overlapping clouds (as for "
+             "Retrain, the null) mean it cannot.",
+}
 
 
 def plot_audit(summary: Mapping[str, Any], arrays: Mapping[str, np.ndarray], folder: Path, *,

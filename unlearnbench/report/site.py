@@ -6,6 +6,9 @@
   scenarios, date, device);
 * ``FOLDER/index.html``: that folder's table and its pictures (inline SVG);
 * ``FOLDER/runs/RUN_ID.html``: one run's full record (configuration, provenance, timings, probes);
+* ``AUDIT/index.html``: a population audit's page (a folder with ``audit.json``): its KLoM and
+  U-LiRA tables, hyperparameters and cost, and its per-example pictures drawn from
+  ``per_example.npz`` (``AUDIT/*.svg``);
 * ``assets/``: one small CSS and one small JS file. Nothing is fetched from the network.
 
 A benchmark folder is a folder with a ``records/`` subfolder (what ``unlearnbench reproduce``
@@ -33,12 +36,14 @@ from typing import Any
 
 import jinja2
 import matplotlib
+import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataNotFoundError
 from ..metric import MetricDeclaration
 from .leaderboard import (DISPARITY, GROUP, PROBE, REFERENCE_METHOD, STEPS, WORK, disparity_metrics,
                           display_frame, metric_declarations, records_frame, summarize, table_notes)
+from .audit import PICTURE_CAPTIONS, audit_blocks, plot_audit, table_text
 from .plots import Skipped, figure_bytes, pictures, radar_axes, sweep_panels
 from .records import VERIFIED_FILE, RunRecord, load_records
 
@@ -223,6 +228,51 @@ def _holds_records(folder: Path) -> bool:
     if records.is_dir():
         return any(records.rglob("*.json"))
     return any(p.name != "recipe.json" for p in folder.glob("*.json"))
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """A population audit's folder (its ``audit.json`` and ``per_example.npz``): one page."""
+
+    slug: str
+    title: str
+    folder: Path
+    summary: dict[str, Any]
+
+
+def audit_folders(results: Path, exclude: Path | None = None) -> list[Path]:
+    """``results`` itself when it is an audit's folder, else each subfolder that is."""
+    results = Path(results)
+    if (results / "audit.json").is_file():
+        return [results]
+    skip = exclude.resolve() if exclude else None
+    return [d for d in sorted(results.iterdir()) if d.is_dir() and d.resolve() != skip
+            and (d / "audit.json").is_file()] if results.is_dir() else []
+
+
+def load_audit_page(folder: Path, slug: str) -> AuditPage:
+    try:
+        summary = json.loads((folder / "audit.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise DataNotFoundError(f"audit {folder}: audit.json is not readable JSON ({exc})") from None
+    return AuditPage(slug, _readme_title(folder) or f"Audit {summary.get('name', folder.name)}", folder, summary)
+
+
+def audit_overview(audit: AuditPage) -> dict[str, str]:
+    """One line of the overview page's audit table."""
+    spec, summary = audit.summary["spec"], audit.summary
+    base = spec["base"]
+    return {"setting": f"{base.get('arch')} on {base.get('dataset')} ({base.get('train_size') or 'all'} "
+                       f"training images), forget {spec['forget']:g}",
+            "metrics": ", ".join(summary["metrics"]), "methods": str(len(spec["methods"])),
+            "prunings": str(len(spec["prunings"])), "models": str(spec["models"]),
+            "runs": str(summary["cost"]["unlearning"]), "wall": f"{summary['wall_clock_s']:,.0f} s"}
+
+
+def audit_page_blocks(audit: AuditPage) -> list[tuple[str, Any]]:
+    """The audit's report blocks with each table as escaped HTML (the page marks it safe)."""
+    return [(kind, table_text(content, "html") if kind == "table" else content)
+            for kind, content in audit_blocks(audit.summary)[1:]]  # the page's own h1 replaces the first
 
 
 def load_benchmark(folder: Path, slug: str) -> Benchmark:
@@ -423,16 +473,20 @@ def build_site(results: Path, output: Path, *, log: Callable[[str], None] = prin
     """
     results, output = Path(results), Path(output)
     _check_output(output)
-    folders = benchmark_folders(results, exclude=output)
-    slugs = [_slug(str(f.relative_to(results))) if f != results else _slug(results.resolve().name)
-             for f in folders]
-    benchmarks = [load_benchmark(f, s) for f, s in zip(folders, slugs)]
+    audits = [load_audit_page(f, _folder_slug(f, results)) for f in audit_folders(results, exclude=output)]
+    try:
+        folders = benchmark_folders(results, exclude=output)
+    except DataNotFoundError:
+        if not audits:
+            raise
+        folders = []
+    benchmarks = [load_benchmark(f, _folder_slug(f, results)) for f in folders]
     env = _environment()
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     staging.chmod(0o755)  # mkdtemp's folder is private; a site is for reading
     try:
-        pages = _write_site(staging, benchmarks, env, log)
+        pages = _write_site(staging, benchmarks, audits, env, log)
         if output.exists():
             shutil.rmtree(output)
         staging.rename(output)
@@ -450,7 +504,11 @@ def _check_output(output: Path) -> None:
                           f"site (no {MARKER}): expected a new or empty folder")
 
 
-def _write_site(root: Path, benchmarks: list[Benchmark], env: jinja2.Environment,
+def _folder_slug(folder: Path, results: Path) -> str:
+    return _slug(str(folder.relative_to(results))) if folder != results else _slug(results.resolve().name)
+
+
+def _write_site(root: Path, benchmarks: list[Benchmark], audits: list[AuditPage], env: jinja2.Environment,
                 log: Callable[[str], None]) -> list[Path]:
     (root / "assets").mkdir()
     for asset in sorted(ASSETS.iterdir()):
@@ -459,6 +517,7 @@ def _write_site(root: Path, benchmarks: list[Benchmark], env: jinja2.Environment
                                "the folder is replaced when the site is regenerated\n")
     pages = [_page(root / "index.html", env.get_template("index.html").render(
         base="", benchmarks=[(b, overview(b)) for b in benchmarks],
+        audits=[(a, audit_overview(a)) for a in audits],
         metrics=metric_columns(metric_declarations([r for b in benchmarks for r in b.records])),
         records=sum(len(b.records) for b in benchmarks)))]
     for b in benchmarks:
@@ -474,7 +533,24 @@ def _write_site(root: Path, benchmarks: list[Benchmark], env: jinja2.Environment
                                        [("Verification", lines)] if (lines := verification_lines(
                                            b.verified.get(record.identity))) else []))))
         log(f"{b.slug}: {len(b.records)} runs, {len(pictures)} pictures")
+    for a in audits:
+        pages.append(_write_audit(root / a.slug, a, env))
+        log(f"{a.slug}: audit, {a.summary['cost']['unlearning']} runs")
     return pages
+
+
+def _write_audit(folder: Path, audit: AuditPage, env: jinja2.Environment) -> Path:
+    """The audit's page, its per-example pictures drawn from ``per_example.npz`` as SVG files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = []
+    arrays_path = audit.folder / "per_example.npz"
+    if arrays_path.is_file():
+        with np.load(arrays_path) as arrays:
+            drawn = plot_audit(audit.summary, dict(arrays), folder, log=lambda m: None, fmt="svg")
+        figures = [(p.name, PICTURE_CAPTIONS[p.name.split("-")[0]]) for p in drawn]
+    return _page(folder / "index.html", env.get_template("audit.html").render(
+        base="../", audit=audit, info=audit_overview(audit), blocks=audit_page_blocks(audit),
+        figures=figures))
 
 
 def _page(path: Path, text: str) -> Path:
