@@ -433,7 +433,8 @@ def test_reproduce_with_a_missing_data_root_changes_nothing(capsys, tmp_path: Pa
 
 def test_recipe_json_never_holds_less_than_before(tmp_path: Path) -> None:
     path = tmp_path / "recipe.json"
-    first = {"recipe": "r", "scale": "small", "seeds": [0, 1], "runs": 4, "ran": 4, "wall_clock_s": 100.0}
+    first = {"recipe": "r", "scale": "small", "seeds": [0, 1], "runs": 4, "ran": 4, "wall_clock_s": 100.0,
+             "configs": [{"method": "ft", "method_params": {"lr": 0.05}, "seeds": [0, 1]}]}
     write_provenance(path, first, log=lambda m: None)
     logged: list[str] = []
     write_provenance(path, {**first, "ran": 0, "wall_clock_s": 0.2}, log=logged.append)
@@ -442,6 +443,11 @@ def test_recipe_json_never_holds_less_than_before(tmp_path: Path) -> None:
                      log=lambda m: None)
     assert json.loads(path.read_text()) == {**first, "seeds": [0, 1, 2], "runs": 6, "ran": 6,
                                             "wall_clock_s": 150.0}
+    # a rerun of a changed grid (here: a tuned lr) counts only itself
+    tuned = {**first, "configs": [{"method": "ft", "method_params": {"lr": 0.07}, "seeds": [0, 1]}],
+             "ran": 3, "wall_clock_s": 30.0}
+    write_provenance(path, tuned, log=lambda m: None)
+    assert json.loads(path.read_text()) == tuned
 
 
 # -- progress off a terminal -------------------------------------------------------------------

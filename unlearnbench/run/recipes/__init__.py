@@ -409,7 +409,8 @@ def check_against_data(configs: Sequence[RunConfig]) -> None:
 
 def write_provenance(path: Path, summary: dict[str, Any], log: Callable[[str], None]) -> None:
     """Write ``recipe.json``; a run that ran nothing leaves the file as it was, and runs added
-    to a recipe that already ran add to its counts (the file never holds less than before)."""
+    to a recipe that already ran the same grid (the same configurations, seeds aside) add to
+    its counts (the file never holds less than before); a changed grid starts them afresh."""
     summary, previous = dict(summary), None
     if path.is_file():
         try:
@@ -419,14 +420,21 @@ def write_provenance(path: Path, summary: dict[str, Any], log: Callable[[str], N
     if previous is not None and summary["ran"] == 0:
         log(f"nothing ran; {path} kept as it was")
         return
-    if isinstance(previous, dict) and (previous.get("recipe"), previous.get("scale")) == (
-            summary["recipe"], summary["scale"]):
+    if isinstance(previous, dict) and (previous.get("recipe"), previous.get("scale"), _grid(previous)) == (
+            summary["recipe"], summary["scale"], _grid(summary)):
         for key in ("ran", "wall_clock_s"):
             if isinstance(previous.get(key), (int, float)):
                 summary[key] = round(summary[key] + previous[key], 1) if key == "wall_clock_s" \
                     else summary[key] + previous[key]
         summary["seeds"] = sorted(set(summary["seeds"]) | set(previous.get("seeds") or []))
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+
+
+def _grid(summary: Mapping[str, Any]) -> list[Any]:
+    """A recipe.json's configurations without their seeds: what a resumed run must share."""
+    configs = summary.get("configs")
+    return [{k: v for k, v in c.items() if k != "seeds"} if isinstance(c, dict) else c
+            for c in configs] if isinstance(configs, list) else []
 
 
 def table_text(recipe: Recipe, scale: str, records: Sequence[Any], table: str) -> str:
