@@ -1,0 +1,349 @@
+"""The READMEs of the small-scale reruns with tuned values (pruners-small, gamma-schedules-small,
+backdoor-small), rebuilt from their records: every table and every sentence with a number is
+recomputed here and must appear in its README verbatim, and each verdict word follows its
+stated criterion. ``python tests/test_reruns_small.py BOARD [BLOCK]`` prints the blocks."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from unlearnbench.run.recipes import load_recipe
+from unlearnbench.run.tuning import load_values
+
+from board_verdicts import Board, beyond_noise, paired, says
+
+MASKS = {"omp": "OMP", "imp": "IMP", "synflow": "SynFlow", "random": "random"}
+LEVELS = (0.5, 0.9)
+FLAG = {"yes": "none-like", "no": "differs", "baseline": "baseline"}
+
+
+def _n(value: float, fmt: str = "{:.2f}") -> str:
+    return fmt.format(value)
+
+
+def verdict(favour: int, against: int, total: int) -> str:
+    """The declared rule: holds when at least three quarters of the comparisons favour the claim
+    beyond noise and none goes against it beyond noise; does not hold when none favours it;
+    otherwise it holds in part."""
+    if favour >= 0.75 * total and against == 0:
+        return "holds"
+    return "does not hold" if favour == 0 else "holds in part"
+
+
+def run_cost(board: Board) -> str:
+    run = json.loads((board.folder / "recipe.json").read_text())
+    return (f"{run['runs']} runs, {run['ran']} of them run by this rerun in {run['wall_clock_s']:,.0f} s of "
+            f"wall clock on a 2-core CPU")
+
+
+def retrain_fit(board: Board, forget: str) -> str:
+    s = board.summary
+    ra = s[(s["method"] == "retrain") & (s["forget"] == forget)]["RA_mean"]
+    return f"every Retrain fits its retain set (RA at least {ra.min():.2f})"
+
+
+def steps(board: Board, forget: str, methods: tuple[str, ...]) -> str:
+    s = board.summary
+    rows = s[s["method"].isin(methods) & (s["forget"] == forget)]
+    taken = sorted(set(rows["work:steps_mean"].round().astype(int)))
+    share = sorted(set((100 * rows["work:steps_of_retrain"]).round().astype(int)))
+    retrain = sorted(set(s[(s["method"] == "retrain") & (s["forget"] == forget)]["work:steps_mean"]
+                         .round().astype(int)))
+    assert len(taken) == len(share) == len(retrain) == 1, (taken, share, retrain)
+    names = ", ".join(methods[:-1]) + " and " + methods[-1]
+    return (f"{names} took {taken[0]:,} optimizer steps in every cell, "
+            f"{share[0]}% of Retrain's {retrain[0]:,}")
+
+
+def inert(board: Board) -> str:
+    s = board.summary
+    judged = s[s["inert"].isin(["yes", "no"])]
+    flagged = judged[judged["inert"] == "yes"]
+    names = sorted(f"{r.method} ({r.pruning}, {r.forget})" for r in flagged.itertuples())
+    return (f"{len(flagged)} of {len(judged)} judged rows show no measurable unlearning against none"
+            + (f": {', '.join(names)}" if names else ""))
+
+
+def params_text(params: dict) -> str:
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items())
+
+
+# -- pruners-small ------------------------------------------------------------------------------
+
+PRUNERS = "pruners-small"
+
+
+def pruners_table(b: Board) -> str:
+    lines = ["| method | mask | Disparity 0.5 | Disparity 0.9 | UA 0.5 / 0.9 | MIA-Eff. 0.5 / 0.9 | "
+             "RA 0.5 / 0.9 | vs none 0.5 / 0.9 |", "|---|---|---|---|---|---|---|---|"]
+    for method in ("ft", "sparse_ft"):
+        for mask, name in MASKS.items():
+            rows = [b.row("class:0", f"{mask} {s:g}", method) for s in LEVELS]
+            pair = lambda c: " / ".join(f"{float(r[c]):.2f}" for r in rows)  # noqa: E731
+            lines.append(f"| {method} | {name} | {float(rows[0]['disparity']):.2f} | "
+                         f"{float(rows[1]['disparity']):.2f} | {pair('UA_mean')} | {pair('MIA_mean')} | "
+                         f"{pair('RA_mean')} | {' / '.join(FLAG[str(r['inert'])] for r in rows)} |")
+        dense = b.row("class:0", "dense", method)
+        lines.append(f"| {method} | (dense) | {float(dense['disparity']):.2f} | | {float(dense['UA_mean']):.2f} | "
+                     f"{float(dense['MIA_mean']):.2f} | {float(dense['RA_mean']):.2f} | "
+                     f"{FLAG[str(dense['inert'])]} |")
+    return "\n".join(lines)
+
+
+def pruners_claim3(b: Board) -> tuple[str, str]:
+    """IMP's Disparity minus OMP's and minus SynFlow's, per seed, at each sparsity, for FT and
+    sparse_ft: positive favours the claim."""
+    parts, favour, against = [], 0, 0
+    for method in ("ft", "sparse_ft"):
+        for level in LEVELS:
+            imp = b.per_seed("class:0", f"imp {level:g}", method)
+            for mask in ("omp", "synflow"):
+                mean, se = paired(imp, b.per_seed("class:0", f"{mask} {level:g}", method))
+                move = beyond_noise(mean, se)
+                favour, against = favour + (move > 0), against + (move < 0)
+                parts.append(f"{method} {MASKS[mask]} {level:g}: {mean:+.2f} ± {se:.2f}")
+    text = (f"IMP's Disparity Ave. minus OMP's and minus SynFlow's, per seed (positive: the mask "
+            f"IMP is compared with is closer to Retrain), mean ± standard error over seeds: "
+            + "; ".join(parts) + f". Beyond noise in favour of the claim: {favour} of 8; against it: {against}")
+    return text, verdict(favour, against, 8)
+
+
+def pruners_claim1(b: Board) -> tuple[str, str]:
+    """Pruning first narrows the gap: dense minus pruned Disparity per seed at 0.9, each mask."""
+    parts, favour, against = [], 0, 0
+    for method in ("ft", "sparse_ft"):
+        dense = b.per_seed("class:0", "dense", method)
+        for mask, name in MASKS.items():
+            mean, se = paired(dense, b.per_seed("class:0", f"{mask} 0.9", method))
+            move = beyond_noise(mean, se)
+            favour, against = favour + (move > 0), against + (move < 0)
+            parts.append(f"{method} {name} {mean:+.2f} ± {se:.2f}")
+    text = (f"Dense minus 90%-sparse Disparity Ave., per seed: " + "; ".join(parts)
+            + f". Narrower beyond noise: {favour} of 8; wider: {against}")
+    return text, verdict(favour, against, 8)
+
+
+def method_params(b: Board) -> dict[tuple[str, str], str]:
+    """The parameters FT and sparse_ft ran with, on the dense model and under any mask: one
+    set each (asserted)."""
+    params: dict[tuple[str, str], set[str]] = {}
+    for r in b.records:
+        if r.method in ("ft", "sparse_ft"):
+            key = (r.method, "dense" if not r.pruner else "pruned")
+            params.setdefault(key, set()).add(json.dumps(r.config["method_params"], sort_keys=True))
+    assert all(len(v) == 1 for v in params.values()), params
+    return {k: params_text(json.loads(next(iter(v)))) for k, v in params.items()}
+
+
+def pruners_values(b: Board) -> str:
+    show = method_params(b)
+    return (f"FT runs with {show['ft', 'dense']} on the dense model and {show['ft', 'pruned']} under "
+            f"every mask; sparse_ft with {show['sparse_ft', 'dense']} dense and "
+            f"{show['sparse_ft', 'pruned']} under every mask")
+
+
+def pruners_borrowed(b: Board) -> str:
+    recipe = load_recipe("pruners")
+    values = load_values(recipe.values_path("small"))["values"]
+    ft = [values[c]["ft"]["oracle"]["lr"] for c in ("dense|class:0", "omp:0.95|class:0")]
+    sp = [values[c]["sparse_ft"]["oracle"] for c in ("dense|class:0", "omp:0.95|class:0")]
+    return (f"the main table's study chose FT's lr {ft[0]:.3g} on the dense model and {ft[1]:.3g} on "
+            f"the 95%-sparse one, and sparse_ft's lr {sp[0]['lr']:.3g} / {sp[1]['lr']:.3g} with gamma "
+            f"{sp[0]['gamma']:.3g} / {sp[1]['gamma']:.3g}")
+
+
+# -- gamma-schedules-small ----------------------------------------------------------------------
+
+GAMMA = "gamma-schedules-small"
+SCHEDULES = ("sparse_ft-constant", "sparse_ft-linear_increase", "sparse_ft-linear_decay")
+SCENARIOS = {"class-wise": "class:0", "random": "random:0.1"}
+
+
+def gamma_table(b: Board) -> str:
+    lines = ["| scenario | method | Disparity Ave. | UA | MIA-Eff. | RA | TA | steps | vs none |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for scenario, forget in SCENARIOS.items():
+        for method in ("retrain", "none", "ft", *SCHEDULES):
+            r = b.row(forget, "dense", method)
+            cells = [_n(float(r[c])) for c in ("UA_mean", "MIA_mean", "RA_mean", "TA_mean")]
+            disparity = "—" if method == "retrain" else _n(float(r["disparity"]))
+            lines.append(f"| {scenario} | {method} | {disparity} | {' | '.join(cells)} | "
+                         f"{float(r['work:steps_mean']):.0f} | {FLAG.get(str(r['inert']), '—')} |")
+    return "\n".join(lines)
+
+
+def gamma_values(b: Board) -> str:
+    study = json.loads((b.folder / "tuning" / "study.json").read_text())
+    lines = ["| scenario | method | chosen (oracle) |", "|---|---|---|"]
+    for scenario, forget in SCENARIOS.items():
+        for method, entry in study["cells"][f"dense|{forget}"]["methods"].items():
+            params = {k: v for k, v in entry["chosen"]["oracle"]["params"].items() if k in entry["space"]}
+            lines.append(f"| {scenario} | {method} | {params_text(params)} |")
+    return "\n".join(lines)
+
+
+def gamma_tuning_cost(b: Board) -> str:
+    study = json.loads((b.folder / "tuning" / "study.json").read_text())
+    rows = sum(len(c["methods"]) for c in study["cells"].values())
+    return (f"{study['protocol']['trials']} candidates for each of {rows} method-cell pairs; "
+            f"{study['ran']} trials run by this study in {study['wall_clock_s']:.0f} s of wall clock "
+            f"(the FT and linear-decay candidates and the references are the main table's own "
+            f"trials, found by identity)")
+
+
+def gamma_claim(b: Board) -> tuple[str, str]:
+    """Decaying gamma against each other schedule, per seed: other minus decay (positive favours it)."""
+    parts, favour, against = [], 0, 0
+    for scenario, forget in SCENARIOS.items():
+        decay = b.per_seed(forget, "dense", "sparse_ft-linear_decay")
+        for other in ("sparse_ft-constant", "sparse_ft-linear_increase"):
+            mean, se = paired(b.per_seed(forget, "dense", other), decay)
+            move = beyond_noise(mean, se)
+            favour, against = favour + (move > 0), against + (move < 0)
+            parts.append(f"{scenario} {other.split('-')[1]} {mean:+.2f} ± {se:.2f}")
+    text = (f"Each other schedule's Disparity Ave. minus linear decay's, per seed (positive: decay is "
+            f"closer to Retrain): " + "; ".join(parts)
+            + f". Beyond noise in favour of decay: {favour} of 4; against it: {against}")
+    return text, verdict(favour, against, 4)
+
+
+def gamma_against_ft(b: Board) -> str:
+    parts = []
+    for scenario, forget in SCENARIOS.items():
+        ft = b.per_seed(forget, "dense", "ft")
+        for method in SCHEDULES:
+            mean, se = paired(ft, b.per_seed(forget, "dense", method))
+            parts.append(f"{scenario} {method.split('-')[1]} {mean:+.2f} ± {se:.2f}")
+    return "FT's Disparity Ave. minus each schedule's, per seed: " + "; ".join(parts)
+
+
+# -- backdoor-small -----------------------------------------------------------------------------
+
+BACKDOOR = "backdoor-small"
+BD_PRUNINGS = ("dense", "omp 0.5", "omp 0.9", "omp 0.95")
+ASR = "probe:ASR:after_mean"
+
+
+def asr_of(record, _oracle) -> float:
+    return record.probes["ASR"]["after"]
+
+
+def backdoor_table(b: Board) -> str:
+    lines = ["| pruning | ASR before | Retrain | FT | sparse_ft | TA before | TA FT | TA sparse_ft | "
+             "vs none FT / sparse_ft |", "|---|---|---|---|---|---|---|---|---|"]
+    for p in BD_PRUNINGS:
+        v = lambda m, c: b.v("backdoor:0.1", p, m, c)  # noqa: E731
+        flags = " / ".join(FLAG[str(b.row("backdoor:0.1", p, m)["inert"])] for m in ("ft", "sparse_ft"))
+        lines.append(f"| {p} | {v('none', ASR):.2f} | {v('retrain', ASR):.2f} | {v('ft', ASR):.2f} | "
+                     f"{v('sparse_ft', ASR):.2f} | {v('none', 'TA_mean'):.2f} | {v('ft', 'TA_mean'):.2f} | "
+                     f"{v('sparse_ft', 'TA_mean'):.2f} | {flags} |")
+    return "\n".join(lines)
+
+
+def backdoor_claim(b: Board) -> tuple[str, str]:
+    """FT's ASR after unlearning, dense minus sparse, per seed (positive: lower on the sparse model)."""
+    parts, favour, against = [], 0, 0
+    for method in ("ft", "sparse_ft"):
+        dense = b.per_seed("backdoor:0.1", "dense", method, asr_of)
+        for p in ("omp 0.9", "omp 0.95"):
+            mean, se = paired(dense, b.per_seed("backdoor:0.1", p, method, asr_of))
+            move = beyond_noise(mean, se)
+            if method == "ft":
+                favour, against = favour + (move > 0), against + (move < 0)
+            parts.append(f"{method} {p}: {mean:+.2f} ± {se:.2f}")
+    text = (f"ASR after unlearning, dense minus sparse, per seed (positive: lower on the sparse "
+            f"model): " + "; ".join(parts) + f". FT's falls beyond noise at {favour} of 2 sparsities; "
+            f"rises beyond noise at {against}")
+    return text, verdict(favour, against, 2)
+
+
+def backdoor_values(b: Board) -> str:
+    show = method_params(b)
+    return (f"FT runs with {show['ft', 'dense']} on the dense model and {show['ft', 'pruned']} at every "
+            f"sparsity; sparse_ft with {show['sparse_ft', 'dense']} dense and {show['sparse_ft', 'pruned']} "
+            f"at every sparsity")
+
+
+BLOCKS: dict[str, dict[str, Callable[[Board], str]]] = {
+    PRUNERS: {"table": pruners_table, "claim3": lambda b: pruners_claim3(b)[0],
+              "claim1": lambda b: pruners_claim1(b)[0], "values": pruners_values,
+              "borrowed": pruners_borrowed, "steps": lambda b: steps(b, "class:0", ("ft", "sparse_ft")),
+              "fit": lambda b: retrain_fit(b, "class:0"), "inert": inert, "cost": run_cost},
+    GAMMA: {"table": gamma_table, "values": gamma_values, "tuning": gamma_tuning_cost,
+            "claim": lambda b: gamma_claim(b)[0], "ft": gamma_against_ft,
+            "steps": lambda b: steps(b, "class:0", ("ft", *SCHEDULES)), "fit": lambda b: retrain_fit(b, "class:0"),
+            "inert": inert, "cost": run_cost},
+    BACKDOOR: {"table": backdoor_table, "claim": lambda b: backdoor_claim(b)[0], "values": backdoor_values,
+               "steps": lambda b: steps(b, "backdoor:0.1", ("ft", "sparse_ft")),
+               "fit": lambda b: retrain_fit(b, "backdoor:0.1"), "inert": inert, "cost": run_cost},
+}
+VERDICTS = {PRUNERS: {"Claim 3": pruners_claim3, "Claim 1": pruners_claim1},
+            GAMMA: {"Claim 2": gamma_claim}, BACKDOOR: {"Claim 4": backdoor_claim}}
+
+
+class Boards(dict):
+    """Each board read once, when a test first asks for it."""
+
+    def __missing__(self, name: str) -> Board:
+        self[name] = Board(name)
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def boards() -> Boards:
+    return Boards()
+
+
+@pytest.mark.parametrize("board,block", [(b, k) for b, blocks in BLOCKS.items() for k in blocks])
+def test_readme_block_is_the_records(boards, board: str, block: str) -> None:
+    b = boards[board]
+    says(b.readme(), BLOCKS[board][block](b))
+
+
+@pytest.mark.parametrize("board", sorted(VERDICTS))
+def test_verdict_words_follow_their_criteria(boards, board: str) -> None:
+    """Each claim's verdict in bold, as its rule gives it from the records."""
+    b = boards[board]
+    readme = b.readme()
+    for claim, rule in VERDICTS[board].items():
+        _, word = rule(b)
+        assert f"**{claim}" in readme, claim
+        assert f": {word}.**" in readme.split(f"**{claim}")[1][:300], (claim, word)
+
+
+def moves(b: Board, forget: str, a: str, c: str, value=None) -> int:
+    """+1 when row ``c`` is closer to Retrain than row ``a`` beyond noise (a - c per seed)."""
+    return beyond_noise(*paired(b.per_seed(forget, "dense", a, value), b.per_seed(forget, "dense", c, value)))
+
+
+def test_gamma_statements(boards) -> None:
+    """The README's words about the schedules, each from the noise rule."""
+    b = boards[GAMMA]
+    decay = "sparse_ft-linear_decay"
+    assert moves(b, "class:0", "sparse_ft-linear_increase", decay) == 1  # decay beats increase
+    assert moves(b, "class:0", decay, "sparse_ft-constant") == 1  # constant beats decay
+    assert b.v("class:0", "dense", "sparse_ft-constant", "RA_mean") > b.v("class:0", "dense", decay, "RA_mean")
+    assert b.v("class:0", "dense", "sparse_ft-constant", "UA_mean") >= 99
+    assert all(moves(b, "random:0.1", other, decay) == 0
+               for other in ("sparse_ft-constant", "sparse_ft-linear_increase"))
+    closer = {(f, m) for f in SCENARIOS.values() for m in SCHEDULES if moves(b, f, "ft", m) == 1}
+    assert closer == {("class:0", "sparse_ft-constant")}
+    says(b.readme(), "Only the constant schedule class-wise is closer to Retrain than FT beyond noise; "
+                     "decay is not.")
+
+
+def test_the_rule_of_a_verdict() -> None:
+    assert verdict(6, 0, 8) == "holds" and verdict(8, 1, 8) == "holds in part"
+    assert verdict(0, 3, 8) == "does not hold" and verdict(2, 0, 8) == "holds in part"
+
+
+if __name__ == "__main__":
+    board = Board(sys.argv[1])
+    for name in sys.argv[2:] or BLOCKS[sys.argv[1]]:
+        print(f"--- {name}\n{BLOCKS[sys.argv[1]][name](board)}\n")
+    for claim, rule in VERDICTS[sys.argv[1]].items():
+        print(f"--- {claim}: {rule(board)[1]}")
