@@ -420,8 +420,8 @@ def write_provenance(path: Path, summary: dict[str, Any], log: Callable[[str], N
     if previous is not None and summary["ran"] == 0:
         log(f"nothing ran; {path} kept as it was")
         return
-    if isinstance(previous, dict) and (previous.get("recipe"), previous.get("scale"), _grid(previous)) == (
-            summary["recipe"], summary["scale"], _grid(summary)):
+    if isinstance(previous, dict) and (previous.get("recipe"), previous.get("scale"), _unseeded(previous)) == (
+            summary["recipe"], summary["scale"], _unseeded(summary)):
         for key in ("ran", "wall_clock_s"):
             if isinstance(previous.get(key), (int, float)):
                 summary[key] = round(summary[key] + previous[key], 1) if key == "wall_clock_s" \
@@ -430,7 +430,7 @@ def write_provenance(path: Path, summary: dict[str, Any], log: Callable[[str], N
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
 
 
-def _grid(summary: Mapping[str, Any]) -> list[Any]:
+def _unseeded(summary: Mapping[str, Any]) -> list[Any]:
     """A recipe.json's configurations without their seeds: what a resumed run must share."""
     configs = summary.get("configs")
     return [{k: v for k, v in c.items() if k != "seeds"} if isinstance(c, dict) else c
