@@ -144,31 +144,6 @@ def test_backdoor_sentences_and_table() -> None:
     board.says("30 runs")
 
 
-def test_pruners_sentences() -> None:
-    board = Board("pruners-small")
-    v = board.value
-    disparity = {}
-    for mask, name in (("omp", "OMP"), ("imp", "IMP"), ("synflow", "SynFlow"), ("random", "random")):
-        disparity[mask] = [v("class:0", f"{mask} {s}", "ft", "disparity") for s in (0.5, 0.9)]
-        board.says(f"| {name} | {disparity[mask][0]:.2f} | {disparity[mask][1]:.2f} |")
-    board.says(f"| (dense: {v('class:0', 'dense', 'ft', 'disparity'):.2f}) |")
-    prunings = ["dense"] + [f"{m} {s}" for m in disparity for s in (0.5, 0.9)]
-    assert min(v("class:0", p, "retrain", "RA_mean") for p in prunings) >= 99.9
-    ua = {p: v("class:0", p, "ft", "UA_mean") for p in prunings}
-    assert max(ua.values()) == ua["synflow 0.9"]
-    board.says(f"its UA is at most {ua['synflow 0.9']:.2f} (SynFlow 0.9)")
-    every = [d for ds in disparity.values() for d in ds] + [v("class:0", "dense", "ft", "disparity")]
-    assert 44 <= min(every) and max(every) <= 51
-    board.says(f"(0.5: {disparity['omp'][0]:.2f} against {disparity['imp'][0]:.2f}; "
-               f"0.9: {disparity['omp'][1]:.2f} against {disparity['imp'][1]:.2f})")
-    assert all(abs(o - i) <= 0.5 for o, i in zip(disparity["omp"], disparity["imp"]))
-    board.says(f"SynFlow ({disparity['synflow'][1]:.2f}) and random pruning ({disparity['random'][1]:.2f})")
-    board.says(f"MIA-Efficacy rises to {v('class:0', 'synflow 0.9', 'ft', 'MIA_mean'):.2f} and "
-               f"{v('class:0', 'random 0.9', 'ft', 'MIA_mean'):.2f}")
-    assert len(board.records) == 18
-    board.says("18 runs in 3,453 s")
-
-
 @pytest.mark.parametrize("name", ["main-table-small", "main-table-small-untuned", "pruners-small", "gamma-schedules-small",
                                   "backdoor-small"])
 def test_table_captions_name_what_the_records_ran(name: str) -> None:
@@ -272,7 +247,6 @@ def test_untuned_main_table_states_the_steps_its_methods_took() -> None:
 
 
 UNTUNED = {  # board -> the optimizer steps its records' FT-family methods and GA took
-    "pruners-small": ("FT took 80 optimizer steps", {"ft": 80}),
     "backdoor-small": ("FT and sparse_ft took 160 optimizer steps", {"ft": 160, "sparse_ft": 160}),
     "audit-random-forgetting-small": ("FT and sparse_ft took 40 optimizer steps and GA 5",
                                       {"ft": 40, "sparse_ft": 40, "ga": 5}),

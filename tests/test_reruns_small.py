@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from unlearnbench.run.recipes import load_recipe
+from unlearnbench import UNLEARNERS
+from unlearnbench.run.recipes import load_recipe, recipe_cells
 from unlearnbench.run.tuning import load_values
 
 from board_verdicts import Board, beyond_noise, paired, says
@@ -27,10 +28,12 @@ def _n(value: float, fmt: str = "{:.2f}") -> str:
 
 def verdict(favour: int, against: int, total: int) -> str:
     """The declared rule: holds when at least three quarters of the comparisons favour the claim
-    beyond noise and none goes against it beyond noise; does not hold when none favours it;
-    otherwise it holds in part."""
+    beyond noise and none goes against it beyond noise; is reversed when as many go against it
+    and none favours it; does not hold when none favours it; otherwise it holds in part."""
     if favour >= 0.75 * total and against == 0:
         return "holds"
+    if against >= 0.75 * total and favour == 0:
+        return "is reversed"
     return "does not hold" if favour == 0 else "holds in part"
 
 
@@ -97,8 +100,9 @@ def pruners_table(b: Board) -> str:
 def pruners_claim3(b: Board) -> tuple[str, str]:
     """IMP's Disparity minus OMP's and minus SynFlow's, per seed, at each sparsity, for FT and
     sparse_ft: positive favours the claim."""
-    parts, favour, against = [], 0, 0
+    parts, words, counts = [], {}, []
     for method in ("ft", "sparse_ft"):
+        favour = against = 0
         for level in LEVELS:
             imp = b.per_seed("class:0", f"imp {level:g}", method)
             for mask in ("omp", "synflow"):
@@ -106,10 +110,14 @@ def pruners_claim3(b: Board) -> tuple[str, str]:
                 move = beyond_noise(mean, se)
                 favour, against = favour + (move > 0), against + (move < 0)
                 parts.append(f"{method} {MASKS[mask]} {level:g}: {mean:+.2f} ± {se:.2f}")
+        words[method] = verdict(favour, against, 4)
+        counts.append(f"{method} {favour} of 4 in favour, {against} against")
     text = (f"IMP's Disparity Ave. minus OMP's and minus SynFlow's, per seed (positive: the mask "
             f"IMP is compared with is closer to Retrain), mean ± standard error over seeds: "
-            + "; ".join(parts) + f". Beyond noise in favour of the claim: {favour} of 8; against it: {against}")
-    return text, verdict(favour, against, 8)
+            + "; ".join(parts) + f". Beyond noise: {'; '.join(counts)}")
+    word = words["ft"] if words["ft"] == words["sparse_ft"] else \
+        f"{words['ft']} for FT, {words['sparse_ft']} for sparse_ft"
+    return text, word
 
 
 def pruners_claim1(b: Board) -> tuple[str, str]:
@@ -136,7 +144,8 @@ def method_params(b: Board) -> dict[tuple[str, str], str]:
             key = (r.method, "dense" if not r.pruner else "pruned")
             params.setdefault(key, set()).add(json.dumps(r.config["method_params"], sort_keys=True))
     assert all(len(v) == 1 for v in params.values()), params
-    return {k: params_text(json.loads(next(iter(v)))) for k, v in params.items()}
+    return {k: params_text({p: x for p, x in json.loads(next(iter(v))).items()
+                            if p in UNLEARNERS.get(k[0]).search_space}) for k, v in params.items()}
 
 
 def pruners_values(b: Board) -> str:
@@ -154,6 +163,15 @@ def pruners_borrowed(b: Board) -> str:
     return (f"the main table's study chose FT's lr {ft[0]:.3g} on the dense model and {ft[1]:.3g} on "
             f"the 95%-sparse one, and sparse_ft's lr {sp[0]['lr']:.3g} / {sp[1]['lr']:.3g} with gamma "
             f"{sp[0]['gamma']:.3g} / {sp[1]['gamma']:.3g}")
+
+
+def pruners_own_study(b: Board) -> str:
+    cells, _, _ = recipe_cells("pruners", "small", execution={})
+    trials = load_values(load_recipe("pruners").values_path("small"))["protocol"]["trials"]
+    pairs = sum(len(c.methods) for c in cells)
+    return (f"a study of its own would take {pairs * trials + 2 * len(cells)} tuning trials ({trials} "
+            f"candidates x {pairs} method-cell pairs, plus Retrain and none on each of the {len(cells)} "
+            f"cells' tuning splits)")
 
 
 # -- gamma-schedules-small ----------------------------------------------------------------------
@@ -271,7 +289,7 @@ def backdoor_values(b: Board) -> str:
 BLOCKS: dict[str, dict[str, Callable[[Board], str]]] = {
     PRUNERS: {"table": pruners_table, "claim3": lambda b: pruners_claim3(b)[0],
               "claim1": lambda b: pruners_claim1(b)[0], "values": pruners_values,
-              "borrowed": pruners_borrowed, "steps": lambda b: steps(b, "class:0", ("ft", "sparse_ft")),
+              "borrowed": pruners_borrowed, "own_study": pruners_own_study, "steps": lambda b: steps(b, "class:0", ("ft", "sparse_ft")),
               "fit": lambda b: retrain_fit(b, "class:0"), "inert": inert, "cost": run_cost},
     GAMMA: {"table": gamma_table, "values": gamma_values, "tuning": gamma_tuning_cost,
             "claim": lambda b: gamma_claim(b)[0], "ft": gamma_against_ft,
@@ -320,6 +338,24 @@ def moves(b: Board, forget: str, a: str, c: str, value=None) -> int:
     return beyond_noise(*paired(b.per_seed(forget, "dense", a, value), b.per_seed(forget, "dense", c, value)))
 
 
+def test_pruners_statements(boards) -> None:
+    """The README's words about the masks, each from the records."""
+    b = boards[PRUNERS]
+    v = lambda mask, level, method, column: b.v("class:0", f"{mask} {level:g}", method, column)  # noqa: E731
+    for level in LEVELS:
+        ua = {mask: v(mask, level, "ft", "UA_mean") for mask in MASKS}
+        assert min(ua, key=ua.get) == "imp" and ua["imp"] < 30 and v("imp", level, "ft", "RA_mean") >= 99
+        for mask in ("synflow", "random"):
+            assert ua[mask] > 50 and v(mask, level, "ft", "RA_mean") < 99
+        assert all(v(mask, level, "sparse_ft", "UA_mean") == 100 for mask in MASKS)
+    kept = {mask: sum(v(mask, level, "sparse_ft", "RA_mean") for level in LEVELS) for mask in MASKS}
+    assert max(kept, key=kept.get) == "imp"
+    dense = b.per_seed("class:0", "dense", "ft")
+    narrower = {mask for mask in MASKS
+                if beyond_noise(*paired(dense, b.per_seed("class:0", f"{mask} 0.9", "ft"))) == 1}
+    assert narrower == {"synflow", "random"}
+
+
 def test_gamma_statements(boards) -> None:
     """The README's words about the schedules, each from the noise rule."""
     b = boards[GAMMA]
@@ -339,6 +375,7 @@ def test_gamma_statements(boards) -> None:
 def test_the_rule_of_a_verdict() -> None:
     assert verdict(6, 0, 8) == "holds" and verdict(8, 1, 8) == "holds in part"
     assert verdict(0, 3, 8) == "does not hold" and verdict(2, 0, 8) == "holds in part"
+    assert verdict(0, 3, 4) == "is reversed" and verdict(1, 3, 4) == "holds in part"
 
 
 if __name__ == "__main__":
