@@ -477,3 +477,30 @@ def test_ray_driver_interrupted_keeps_finished_records_and_resumes(tmp_path: Pat
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"12 runs, {12 - len(done)} to do" in rerun.stderr
     assert len(load_records(output / "records")) == 12
+
+
+@pytest.mark.parametrize("address, expected", [(None, "local"), ("10.0.0.1:6379", "10.0.0.1:6379")])
+def test_ray_without_an_address_starts_its_own_instance(monkeypatch, address, expected) -> None:
+    """Without --ray-address the executor starts a local instance of its own, even where a cluster
+    already runs on the machine (plain ``ray.init()`` would join that one, and refuse num_cpus)."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from unlearnbench.run.executors import ray as ray_module
+
+    class Stop(Exception):
+        pass
+
+    class FakeRay:
+        def is_initialized(self) -> bool:
+            return False
+
+        def init(self, **kwargs):
+            self.kwargs = kwargs
+            raise Stop
+
+    fake = FakeRay()
+    monkeypatch.setattr(ray_module, "import_ray", lambda: fake)
+    executor = EXECUTORS.get("ray")(address=address, num_cpus=None if address else 1)
+    with pytest.raises(Stop):
+        executor.run([], on_done=lambda r: None, on_failed=lambda t, e: None, log=lambda m: None)
+    assert fake.kwargs["address"] == expected
+    assert fake.kwargs["num_cpus"] == (1 if address is None else None)

@@ -79,7 +79,9 @@ class RayExecutor(Executor):
             # log_to_driver=False: the raylets' and workers' raw log lines (node_manager.cc,
             # retryable_grpc_client.cc, a dead raylet's last 20 lines, ...) stay in the session's
             # log folder instead of streaming into the console around the progress bar
-            ray.init(address=self.address, num_cpus=self.num_cpus if not self.address else None,
+            # address "local": a new instance of its own even where a cluster already runs on this
+            # machine (Ray would join that one); --ray-address names a cluster to join
+            ray.init(address=self.address or "local", num_cpus=self.num_cpus if not self.address else None,
                      include_dashboard=False, logging_level="warning", log_to_driver=False,
                      runtime_env={"env_vars": {"TQDM_DISABLE": "1"}})  # no per-epoch bars from workers
         nodes = NodeWatch(ray, log)  # asks the cluster, and never raises
