@@ -118,32 +118,6 @@ def test_main_table_sentences(main: Board) -> None:
     main.says("72 runs")
 
 
-def test_backdoor_sentences_and_table() -> None:
-    board = Board("backdoor-small")
-    v = board.value
-    prunings = ["dense", "omp 0.5", "omp 0.75", "omp 0.9", "omp 0.95"]
-    before = [v("backdoor:0.1", p, "ft", "probe:ASR:before_mean") for p in prunings]
-    retrain = [v("backdoor:0.1", p, "retrain", "probe:ASR:after_mean") for p in prunings]
-    ft = [v("backdoor:0.1", p, "ft", "probe:ASR:after_mean") for p in prunings]
-    board.says(f"(ASR {min(before):.0f}-{max(before):.0f}%)")
-    board.says(f"has an ASR of {min(retrain):.1f}-{max(retrain):.1f}%")
-    board.says(f"FT lowers the ASR from {before[0]:.0f}% to {ft[0]:.0f}% on the dense model")
-    board.says(f"on the sparse ones ({min(ft[1:]):.0f}-{max(ft[1:]):.0f}%)")
-    for p, b, r, f in zip(prunings, before, retrain, ft):
-        label = "dense" if p == "dense" else p.replace("omp", "OMP")
-        assert re.search(rf"\| {label} \| {b:.2f} \| {r:.2f} \| {f:.2f}", board.readme), p
-    columns = ["probe:ASR:after_mean", "UA_mean", "RA_mean", "TA_mean"]
-    gaps = [abs(v("backdoor:0.1", p, "sparse_ft", c) - v("backdoor:0.1", p, "ft", c))
-            for p in prunings for c in columns]
-    assert max(gaps) <= 0.35
-    board.says("within 0.35 points")
-    mia = max(abs(v("backdoor:0.1", p, "sparse_ft", "MIA_mean") - v("backdoor:0.1", p, "ft", "MIA_mean"))
-              for p in prunings)
-    board.says(f"differs by up to {mia:.1f} points")
-    assert len(board.records) == 30
-    board.says("30 runs")
-
-
 @pytest.mark.parametrize("name", ["main-table-small", "main-table-small-untuned", "pruners-small", "gamma-schedules-small",
                                   "backdoor-small"])
 def test_table_captions_name_what_the_records_ran(name: str) -> None:
@@ -247,7 +221,6 @@ def test_untuned_main_table_states_the_steps_its_methods_took() -> None:
 
 
 UNTUNED = {  # board -> the optimizer steps its records' FT-family methods and GA took
-    "backdoor-small": ("FT and sparse_ft took 160 optimizer steps", {"ft": 160, "sparse_ft": 160}),
     "audit-random-forgetting-small": ("FT and sparse_ft took 40 optimizer steps and GA 5",
                                       {"ft": 40, "sparse_ft": 40, "ga": 5}),
 }

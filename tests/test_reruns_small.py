@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from unlearnbench import UNLEARNERS
+from unlearnbench.run.config import prepare
 from unlearnbench.run.recipes import load_recipe, recipe_cells
 from unlearnbench.run.tuning import load_values
 
@@ -286,6 +287,13 @@ def backdoor_values(b: Board) -> str:
             f"at every sparsity")
 
 
+def backdoor_no_split(b: Board) -> str:
+    config = load_recipe("backdoor").configs(scale="small", tuned=False)[0]
+    assert prepare(config).forget.tuning(10) is None  # Scenario.tuning: none for backdoor
+    return (f"the {config.forget} scenario declares no tuning split (its forget set is the poisoned "
+            f"images themselves), so no study of its own can tune for it")
+
+
 BLOCKS: dict[str, dict[str, Callable[[Board], str]]] = {
     PRUNERS: {"table": pruners_table, "claim3": lambda b: pruners_claim3(b)[0],
               "claim1": lambda b: pruners_claim1(b)[0], "values": pruners_values,
@@ -295,7 +303,7 @@ BLOCKS: dict[str, dict[str, Callable[[Board], str]]] = {
             "claim": lambda b: gamma_claim(b)[0], "ft": gamma_against_ft,
             "steps": lambda b: steps(b, "class:0", ("ft", *SCHEDULES)), "fit": lambda b: retrain_fit(b, "class:0"),
             "inert": inert, "cost": run_cost},
-    BACKDOOR: {"table": backdoor_table, "claim": lambda b: backdoor_claim(b)[0], "values": backdoor_values,
+    BACKDOOR: {"table": backdoor_table, "no_split": backdoor_no_split, "claim": lambda b: backdoor_claim(b)[0], "values": backdoor_values,
                "steps": lambda b: steps(b, "backdoor:0.1", ("ft", "sparse_ft")),
                "fit": lambda b: retrain_fit(b, "backdoor:0.1"), "inert": inert, "cost": run_cost},
 }
@@ -354,6 +362,21 @@ def test_pruners_statements(boards) -> None:
     narrower = {mask for mask in MASKS
                 if beyond_noise(*paired(dense, b.per_seed("class:0", f"{mask} 0.9", "ft"))) == 1}
     assert narrower == {"synflow", "random"}
+
+
+def test_backdoor_statements(boards) -> None:
+    """The README's words about FT's and sparse_ft's ASR, each from the records."""
+    b = boards[BACKDOOR]
+    asr = {(m, p): b.v("backdoor:0.1", p, m, ASR) for m in ("none", "ft", "sparse_ft") for p in BD_PRUNINGS}
+    assert asr["ft", "omp 0.95"] < asr["ft", "dense"]  # the paper's direction at 95% ...
+    dense = b.per_seed("backdoor:0.1", "dense", "ft", asr_of)
+    assert beyond_noise(*paired(dense, b.per_seed("backdoor:0.1", "omp 0.95", "ft", asr_of))) == 0  # ... within noise
+    assert beyond_noise(*paired(dense, b.per_seed("backdoor:0.1", "omp 0.9", "ft", asr_of))) == 0
+    assert asr["sparse_ft", "dense"] < 0.2 * asr["none", "dense"]  # removes most of it
+    ta = {m: b.v("backdoor:0.1", "dense", m, "TA_mean") for m in ("none", "sparse_ft")}
+    assert ta["sparse_ft"] < ta["none"] - 10
+    assert max(asr["sparse_ft", p] for p in ("dense", "omp 0.5")) < asr["sparse_ft", "omp 0.9"] \
+        < asr["sparse_ft", "omp 0.95"]
 
 
 def test_gamma_statements(boards) -> None:
