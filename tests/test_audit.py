@@ -21,6 +21,7 @@ from unlearnbench import ConfigError, UnknownNameError
 from unlearnbench.cli import main
 from unlearnbench.data.population import Membership, population_split
 from unlearnbench.report.audit import PICTURE_CAPTIONS
+from unlearnbench.report.records import load_records
 from unlearnbench.report.site import benchmark_folders
 from unlearnbench.run import audit as audit_module
 from unlearnbench.run.audit import AuditContext, AuditSpec, base_config, load_audit, run_audit
@@ -84,11 +85,19 @@ def test_audit_known_answers_and_resume(tmp_path: Path, capsys) -> None:
     # what was written: the record, per-example arrays, the table and the pictures
     stored = json.loads((out / "audit.json").read_text())
     assert stored["rows"] == json.loads(json.dumps(summary["rows"]))
+    records = load_records(out / "records")  # the trials' own time, which an interruption cannot lose
+    assert len(records) == summary["cost"]["unlearning"]
+    assert stored["trial_seconds"]["unlearn"] == pytest.approx(sum(r.timings.unlearn_s for r in records), abs=0.1)
+    assert set(stored["trial_seconds"]) == {"train", "prune", "unlearn", "eval"}
+    trained = {r.timings.original_s for r in records if not r.timings.original_cached}  # each model once
+    assert len(trained) == summary["cost"]["originals"]
+    assert stored["trial_seconds"]["train"] == pytest.approx(sum(trained), abs=0.1)
     arrays = np.load(out / "per_example.npz")
     assert arrays["klom/dense/none/forget"].shape == (6,)  # forget=6 examples
     assert (out / "plots" / "klom-per-example.png").is_file()
     table = (out / "table.md").read_text()
     assert "KLoM" in table and "acc. % (σ shared), mean ± std" in table
+    assert f"the trials recorded {sum(stored['trial_seconds'].values()):,.0f} s (train " in table
     assert "U-LiRA with σ per_side (a labelled variant)" in table
     assert "not an uncertainty of the mean" in table and "1000 audits of this design" in table
     printed = capsys.readouterr().out
@@ -172,6 +181,36 @@ def test_an_audit_runs_its_methods_with_the_tuned_values_it_declares(tmp_path: P
     recipe.write_text(TINY_AUDIT + 'tuning = { values = "v.json", criterion = "best" }\n')
     with pytest.raises(ConfigError, match="criterion = \"best\" is invalid"):
         load_audit(str(recipe))
+
+
+def test_an_audit_is_tuned_on_its_own_setting(tmp_path: Path, capsys) -> None:
+    """`unlearnbench tune --audit FILE`: one cell per audited pruning, forgetting the audit's share
+    (moved to the scenario's tuning draw), its tunable rows only; the values land in the file its
+    tuning entry names, and the audit then runs each row with its pruning's values."""
+    recipe = tmp_path / "tiny.toml"
+    audit = TINY_AUDIT.replace("forget = 6", "forget = 0.1")
+    recipe.write_text(audit + 'tuning = { values = "tuned.json" }\n')
+    cells, values, output = audit_module.audit_cells(str(recipe), "full", execution={})
+    assert [c.key for c in cells] == ["dense|random:0.1", "omp:0.5|random:0.1"]
+    assert all(c.methods == ("ft",) for c in cells)  # none and retrain have nothing to tune
+    assert values == tmp_path / "tuned.json" and output == Path("leaderboard/audit-tiny/tuning")
+    with pytest.raises(ConfigError, match=r"holds no oracle values|not a readable JSON"):
+        load_audit(str(recipe))  # nothing tuned yet
+    code = main(["tune", "--audit", str(recipe), "--trials", "2", "--output", str(tmp_path / "study"),
+                 "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0
+    tuned = load_values(tmp_path / "tuned.json")["values"]
+    assert set(tuned) == {"dense|random:0.1", "omp:0.5|random:0.1"}
+    spec_ = load_audit(str(recipe))
+    assert spec_.tuned == {p: {"ft": tuned[f"{p}|random:0.1"]["ft"]["oracle"]} for p in ("dense", "omp:0.5")}
+    # a count is not a share of a tuning split; a borrowing audit's study writes no values file
+    recipe.write_text(TINY_AUDIT)
+    with pytest.raises(ConfigError, match="forget = 6 is a count"):
+        audit_module.audit_cells(str(recipe), "full", execution={})
+    recipe.write_text(audit + 'tuning = { values = "tuned.json", borrow = { "*" = "dense|random:0.1" } }\n')
+    assert audit_module.audit_cells(str(recipe), "full", execution={})[1] is None
+    assert main(["tune", "ft", "--audit", str(recipe), "--dry-run"]) == 2
+    assert "METHOD..., --recipe NAME or --audit NAME (one of them)" in capsys.readouterr().err
 
 
 def test_audit_refuses_bad_input(tmp_path: Path) -> None:

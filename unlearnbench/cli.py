@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="unlearners to tune on the setting the options give (or --recipe)")
     tune.add_argument("--recipe", default=None,
                       help="tune every method of a recipe's grid at each of its cells (pruning x forget)")
-    tune.add_argument("--scale", default="full", help="with --recipe: full or small")
+    tune.add_argument("--audit", default=None, metavar="NAME",
+                      help="tune an audit's methods on its own setting, one cell per audited pruning")
+    tune.add_argument("--scale", default="full", help="with --recipe or --audit: full or small")
     tune.add_argument("--trials", type=int, default=8, help="candidates per method and cell (default 8)")
     tune.add_argument("--sampler", default="qmc",
                       help="qmc (default: scrambled Sobol), random, tpe or grid (evenly spaced points)")
@@ -456,19 +458,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
     protocol = Protocol(trials=args.trials, sampler=args.sampler, seed=args.sampler_seed,
                         seeds=_seeds(args.tuning_seeds, "--tuning-seeds"), tolerance=args.tolerance,
                         criterion=args.criterion)
-    if bool(args.recipe) == bool(args.methods):
-        raise ConfigError("unlearnbench tune needs METHOD... or --recipe NAME (one of them)")
+    if [bool(args.methods), bool(args.recipe), bool(args.audit)].count(True) != 1:
+        raise ConfigError("unlearnbench tune needs METHOD..., --recipe NAME or --audit NAME (one of them)")
     fields = dict(dataset=args.dataset, dataset_params=_key_values(args.dataset_param, "--dataset-param"),
                   arch=args.arch, pruner=args.pruner, sparsity=args.sparsity,
                   pruner_params=_key_values(args.pruner_param, "--pruner-param"), forget=args.forget,
                   train_params=_key_values(args.train, "--train"), val_fraction=args.val_fraction,
                   train_size=args.train_size, test_size=args.test_size, **_execution(args))
     # imported when the command runs: --help, `ls` and argument errors stay free of torch
+    from .run.audit import audit_cells
     from .run.recipes import recipe_cells
     from .run.tuning import setting_cells, tune
 
     if args.recipe:
         cells, values, output = recipe_cells(args.recipe, args.scale, execution=_execution(args))
+    elif args.audit:
+        cells, values, output = audit_cells(args.audit, args.scale, execution=_execution(args))
     else:
         cells, values, output = setting_cells(args.methods, fields), None, Path("tuning")
     output = args.output or output

@@ -120,6 +120,14 @@ def ulira_notes(rows: list[Mapping[str, Any]], params: Mapping[str, Any]) -> lis
 Block = tuple[str, Any]  # ("h1" | "h2" | "h3", text), ("p", [lines]) or ("table", (headers, body))
 
 
+def _recorded_time(seconds: Mapping[str, float]) -> str:
+    """The member trials' own recorded time, by phase (absent from audits written before it)."""
+    if not seconds:
+        return ""
+    phases = ", ".join(f"{name} {value:,.0f} s" for name, value in seconds.items())
+    return f"; the trials recorded {sum(seconds.values()):,.0f} s ({phases})"
+
+
 def audit_blocks(summary: Mapping[str, Any]) -> list[Block]:
     """An audit's report as blocks, which ``table.md`` and the web site's page both render."""
     spec = summary["spec"]
@@ -132,7 +140,8 @@ def audit_blocks(summary: Mapping[str, Any]) -> list[Block]:
                f"{spec['models']} models per population, forget set {spec['forget']:g} "
                f"({'count' if spec['forget'] >= 1 else 'fraction of the training split'}), audit seed {spec['seed']}.",
                f"Cost: {summary['cost']['originals']} originals, {summary['cost']['pruned']} pruned models, "
-               f"{summary['cost']['unlearning']} unlearning runs; wall clock {summary['wall_clock_s']:.0f} s."])]
+               f"{summary['cost']['unlearning']} unlearning runs; wall clock {summary['wall_clock_s']:.0f} s"
+               + _recorded_time(summary.get("trial_seconds") or {}) + "."])]
     if spec.get("tuned"):
         tuning = spec.get("tuning", {})
         values = "; ".join(f"{pruning}: " + ", ".join(

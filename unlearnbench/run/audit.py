@@ -29,7 +29,7 @@ import io
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -49,14 +49,14 @@ from ..identity import jsonable, trial_identity
 from ..metric import Design, Member, Population, PopulationMetric
 from ..params import MAX_SEED
 from ..report.audit import plot_audit, render_audit
-from ..report.records import load_records
+from ..report.records import RunRecord, load_records
 from ..seeds import derive_seed
 from ..storage import atomic_write_bytes, atomic_write_text
 from .config import RunConfig, prepare
 from .executors import LocalExecutor, Trial, run_grid
 from .identity import resolved_config
 from .recipes import FIELD_TYPES, method_entry, pruning_entry, source_cell, toml_text, tuning_entry
-from .tuning import CRITERIA, load_values
+from .tuning import CRITERIA, Cell, load_values
 from .trial import load_data
 
 if sys.version_info >= (3, 11):
@@ -262,7 +262,9 @@ def run_audit(spec: AuditSpec, *, output: Path, executor: Any = None, log: Log =
         scored = metric.score(population)
         results.extend(scored.rows)
         arrays.update(scored.arrays)
-    summary = write_audit(spec, output, results, arrays, cost, seconds, metrics, data)
+    members = {i: recorded[i] for ids in member_ids for i in ids}
+    summary = write_audit(spec, output, results, arrays, cost, seconds, metrics, data,
+                          trial_seconds=recorded_seconds(members.values()))
     if plots:
         plot_audit(summary, arrays, output / "plots", log=log)
     log(f"{cost.to_do} runs in {seconds:.0f} s; table in {output / 'table.md'}")
@@ -278,8 +280,27 @@ def _grouped(todo: Sequence[str], identities: Mapping[str, Member]) -> list[str]
     return sorted(todo, key=key)
 
 
+def recorded_seconds(records: Iterable[RunRecord]) -> dict[str, float]:
+    """The compute the member trials recorded: training the originals and pruning them, each
+    model counted once (every member records its model's seconds, from the cache or not), and
+    unlearning and evaluation, summed over the trials. Unlike the wall clock, which counts only
+    invocations that finished, it survives an audit resumed after an interruption."""
+    originals: dict[tuple, float] = {}
+    pruned: dict[tuple, float] = {}
+    unlearn = evaluate = 0.0
+    for r in records:
+        model = (r.seed, json.dumps((r.resolved or {}).get("population", {}).get("exclude", [])))
+        originals[model] = r.timings.original_s
+        if r.pruner:
+            pruned[(*model, r.pruner, r.target_sparsity)] = r.timings.prune_s
+        unlearn, evaluate = unlearn + r.timings.unlearn_s, evaluate + r.timings.eval_s
+    return {"train": round(sum(originals.values()), 1), "prune": round(sum(pruned.values()), 1),
+            "unlearn": round(unlearn, 1), "eval": round(evaluate, 1)}
+
+
 def write_audit(spec: AuditSpec, output: Path, rows: list[dict[str, Any]], arrays: dict[str, np.ndarray],
-                cost: Cost, seconds: float, metrics: Mapping[str, PopulationMetric], data: Any) -> dict[str, Any]:
+                cost: Cost, seconds: float, metrics: Mapping[str, PopulationMetric], data: Any,
+                trial_seconds: Mapping[str, float] | None = None) -> dict[str, Any]:
     """``audit.json`` (the result record), ``per_example.npz`` and ``table.md``, each atomically."""
     previous = _previous_seconds(output / "audit.json")
     summary = {"audit_format": AUDIT_FORMAT, "name": spec.name, "description": spec.description,
@@ -287,7 +308,8 @@ def write_audit(spec: AuditSpec, output: Path, rows: list[dict[str, Any]], array
                "metrics": {name: {"params": m.get_params(), **type(m).declaration().to_dict()}
                            for name, m in metrics.items()},
                "data_hash": data.content_hash, "cost": dataclasses.asdict(cost),
-               "wall_clock_s": round(previous + seconds, 1), "rows": jsonable(rows)}
+               "wall_clock_s": round(previous + seconds, 1), "trial_seconds": dict(trial_seconds or {}),
+               "rows": jsonable(rows)}
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(output / "per_example.npz", buffer.getvalue())
@@ -305,7 +327,7 @@ def _previous_seconds(path: Path) -> float:
 
 # -- audit recipes -----------------------------------------------------------------------------
 def load_audit(path_or_name: str | Path, *, scale: str = "full", models: int | None = None,
-               **common: Any) -> AuditSpec:
+               tuned: bool = True, **common: Any) -> AuditSpec:
     """An audit recipe (a bundled one by name, or a TOML file)::
 
         description = "..."
@@ -322,7 +344,8 @@ def load_audit(path_or_name: str | Path, *, scale: str = "full", models: int | N
         arch = "mini_vgg_wide"
         audit = { models = 8 }
 
-    ``common`` holds the RunConfig fields of the command line (folders, device, ...).
+    ``common`` holds the RunConfig fields of the command line (folders, device, ...);
+    ``tuned=False`` leaves the tuning entry's values unread (a study that will write them).
     """
     name, table = _read_audit(path_or_name)
     run, audit = _scaled(table, name, scale)
@@ -333,16 +356,41 @@ def load_audit(path_or_name: str | Path, *, scale: str = "full", models: int | N
     methods = tuple(method_entry(m, where) for m in audit.get("method", []))
     prunings = tuple(pruning_entry(p, where) for p in audit.get("pruning", ["dense"]))
     forget = float(audit.get("forget", 0.01))
-    tuning, tuned = {}, {}
-    if "tuning" in audit:
-        tuning, tuned = _tuned(audit["tuning"], _audit_path(path_or_name).parent, methods, prunings,
-                               forget, f"audit {name!r} [audit] tuning")
+    tuning, values = {}, {}
+    if "tuning" in audit and tuned:
+        tuning, values = _tuned(audit["tuning"], _audit_path(path_or_name).parent, methods, prunings,
+                                forget, f"audit {name!r} [audit] tuning")
     return AuditSpec(
         name=f"{name}" if scale == "full" else f"{name}-{scale}",
         description=table.get("description", ""), base={**base, **common},
         methods=methods, prunings=prunings,
         metrics=_metrics(audit), models=models or int(audit.get("models", 8)),
-        forget=forget, seed=int(audit.get("seed", 0)), oracle=oracle, tuned=tuned, tuning=tuning)
+        forget=forget, seed=int(audit.get("seed", 0)), oracle=oracle, tuned=values, tuning=tuning)
+
+
+def audit_cells(path_or_name: str | Path, scale: str, *, execution: Mapping[str, Any]
+                ) -> tuple[list[Cell], Path | None, Path]:
+    """An audit's setting as a tuning study's cells, so that its methods can be tuned where they
+    are audited: one cell per audited pruning, forgetting a random share of the audit's size
+    (the study moves it to the scenario's tuning draw), each with the audited rows that declare a
+    search space. Also the values file its ``tuning`` entry names (none when it borrows another
+    study's: a study of the audit never writes that file) and the study's folder."""
+    spec = load_audit(path_or_name, scale=scale, tuned=False, **execution)
+    if not 0 < spec.forget < 1:
+        raise ConfigError(f"audit {spec.name!r}: forget = {spec.forget:g} is a count; a tuning study "
+                          f"draws a forget share of the training split, expected a fraction in (0, 1)")
+    base = dataclasses.replace(base_config(spec), forget=f"random:{spec.forget:g}")
+    tunable = [m for m in spec.methods if UNLEARNERS.get(m["method"]).search_space]
+    variants = {method_label(m): (m["method"], dict(m.get("method_params", {}))) for m in tunable}
+    cells = [Cell(dataclasses.replace(base, pruner=p.get("pruner"), sparsity=p.get("sparsity"),
+                                      pruner_params=dict(p.get("pruner_params", {}))),
+                  tuple(variants), variants) for p in spec.prunings]
+    name, table = _read_audit(path_or_name)
+    entry = _scaled(table, name, scale)[1].get("tuning", {})
+    values = None
+    if isinstance(entry, dict) and entry.get("values") and not entry.get("borrow"):
+        values = _audit_path(path_or_name).parent / entry["values"]
+    return cells, values, Path("leaderboard") / f"audit-{spec.name}" / "tuning"
 
 
 def _tuned(entry: Any, folder: Path, methods: Sequence[Mapping[str, Any]],
