@@ -158,16 +158,18 @@ def test_bundled_audit_recipe_is_valid() -> None:
 
 
 def test_an_audit_runs_its_methods_with_the_tuned_values_it_declares(tmp_path: Path) -> None:
-    """The bundled small audit borrows the main table's random-forgetting values: the dense
-    cell's on the dense model, the 95%-sparse cell's on the pruned one; Retrain and `none`
-    (no search space) run as written; a file without a row's values is one error."""
+    """The bundled small audit runs with the values of its own study, the dense cell's on the
+    dense model, the 95%-sparse cell's on the pruned one; Retrain and `none` (no search space)
+    run as written; a file without a row's values is one error."""
     audit = load_audit("random-forgetting", scale="small")
-    values = load_values(Path(audit_module.__file__).parent / "recipes" / "tuned" / "main-table-small.json")
-    assert audit.tuning["cells"] == {"dense|random:0.01": "dense|random:0.1",
-                                     "omp:0.95|random:0.01": "omp:0.95|random:0.1"}
+    values = load_values(Path(audit_module.__file__).parent / "recipes" / "tuned" / "audit-random-forgetting-small.json")
+    assert audit.tuning["cells"] == {"dense|random:0.01": "dense|random:0.01",
+                                     "omp:0.95|random:0.01": "omp:0.95|random:0.01"}
+    assert audit_module.audit_cells("random-forgetting", "small", execution={})[1] == \
+        (Path(audit_module.__file__).parent / "recipes" / "tuned" / "audit-random-forgetting-small.json").resolve()
     context = AuditContext(audit, base_config(audit), torch.arange(10).repeat(10), torch.arange(10))
     member = Membership(split_seed=0, forget=(0, 1))
-    for pruning, cell in (({}, "dense|random:0.1"), ({"pruner": "omp", "sparsity": 0.95}, "omp:0.95|random:0.1")):
+    for pruning, cell in (({}, "dense|random:0.01"), ({"pruner": "omp", "sparsity": 0.95}, "omp:0.95|random:0.01")):
         for method in audit.methods:
             config = context.member("method", method, pruning, 0, member).config
             expected = values["values"][cell].get(method["method"], {}).get("oracle", {})
@@ -252,10 +254,11 @@ def test_leaderboard_renders_an_audit_folder_by_its_table(tmp_path: Path, capsys
     assert "<svg" in (tmp_path / "site" / "audit" / "klom-per-example.svg").read_text()[:500]
 
 
-def test_the_committed_audit_table_renders_from_its_record() -> None:
-    """leaderboard/'s audit: its table.md is exactly what its audit.json renders to."""
+@pytest.mark.parametrize("name", ["audit-random-forgetting-small", "audit-random-forgetting-small-borrowed"])
+def test_the_committed_audit_table_renders_from_its_record(name: str) -> None:
+    """leaderboard/'s audits: each table.md is exactly what its audit.json renders to."""
     from unlearnbench.report.audit import render_audit
-    folder = Path(__file__).resolve().parents[1] / "leaderboard" / "audit-random-forgetting-small"
+    folder = Path(__file__).resolve().parents[1] / "leaderboard" / name
     summary = json.loads((folder / "audit.json").read_text())
     assert (folder / "table.md").read_text() == render_audit(summary)
     arrays = np.load(folder / "per_example.npz")

@@ -226,6 +226,33 @@ def variance(a: Audit) -> str:
             f"{largest['variant_accuracy']:.1f}% per side")
 
 
+def study(a: Audit) -> dict:
+    return json.loads((a.folder / "tuning" / "study.json").read_text())
+
+
+def tuning_cost(a: Audit) -> str:
+    st = study(a)
+    pairs = sum(len(c["methods"]) for c in st["cells"].values())
+    space = {m: ", ".join(f"{k} in [{d['low']:g}, {d['high']:g}]" for k, d in e["space"].items())
+             for c in st["cells"].values() for m, e in c["methods"].items()}
+    return (f"{st['protocol']['trials']} candidates ({st['protocol']['sampler']}, seed {st['protocol']['seed']}) "
+            f"for each of {pairs} method-cell pairs, plus Retrain and `none` on each cell's tuning draw: "
+            f"{st['ran']} trials in {st['wall_clock_s']:,.0f} s of wall clock. Search spaces: "
+            + "; ".join(f"{NAMES[m]} {text}" for m, text in space.items()))
+
+
+def chosen(a: Audit) -> str:
+    """Each method's chosen values per cell, oracle and oracle-free, from the study."""
+    st = study(a)
+    lines = ["| pruning | method | oracle | oracle-free |", "|---|---|---|---|"]
+    for key, cell in st["cells"].items():
+        for m, entry in cell["methods"].items():
+            pick = {c: params_text({k: v for k, v in entry["chosen"][c]["params"].items() if k in entry["space"]})
+                    for c in ("oracle", "oracle-free")}
+            lines.append(f"| {PRUNINGS[key.split('|')[0]]} | {NAMES[m]} | {pick['oracle']} | {pick['oracle-free']} |")
+    return "\n".join(lines)
+
+
 def borrowed_misfit(a: Audit) -> str:
     """What the borrowed values did on this setting: sparse_ft's retain accuracy, GA against none."""
     sparse = [a.klom(p, "sparse_ft")["RA"] for p in PRUNINGS]
@@ -240,7 +267,7 @@ def borrowed_misfit(a: Audit) -> str:
 COMMON: dict[str, Callable[[Audit], str]] = {
     "cost": cost, "values": values, "steps": steps, "table": table, "acts": lambda a: acts(a)[0]}
 BLOCKS: dict[str, dict[str, Callable[[Audit], str]]] = {
-    TUNED: {**COMMON, "ranks": ranks, "claim1": lambda a: claim1(a)[0], "null": null, "spread": spread,
+    TUNED: {**COMMON, "tuning": tuning_cost, "chosen": chosen, "ranks": ranks, "claim1": lambda a: claim1(a)[0], "null": null, "spread": spread,
             "variance": variance},
     BORROWED: {**COMMON, "misfit": borrowed_misfit},
 }

@@ -124,7 +124,9 @@ def _recorded_time(seconds: Mapping[str, float]) -> str:
     """The member trials' own recorded time, by phase (absent from audits written before it)."""
     if not seconds:
         return ""
-    phases = ", ".join(f"{name} {value:,.0f} s" for name, value in seconds.items())
+    order = ("train", "prune", "unlearn", "eval")  # a fixed order (audit.json sorts its keys)
+    names = [n for n in order if n in seconds] + sorted(set(seconds) - set(order))
+    phases = ", ".join(f"{name} {seconds[name]:,.0f} s" for name in names)
     return f"; the trials recorded {sum(seconds.values()):,.0f} s ({phases})"
 
 
@@ -144,10 +146,12 @@ def audit_blocks(summary: Mapping[str, Any]) -> list[Block]:
                + _recorded_time(summary.get("trial_seconds") or {}) + "."])]
     if spec.get("tuned"):
         tuning = spec.get("tuning", {})
+        # sorted: audit.json keeps its keys sorted, so the table renders the same from it
         values = "; ".join(f"{pruning}: " + ", ".join(
-            f"{row} " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-            for row, params in rows_.items()) for pruning, rows_ in spec["tuned"].items())
-        cells = ", ".join(f"{cell} from {source}" for cell, source in tuning.get("cells", {}).items())
+            f"{row} " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                  for k, v in sorted(params.items()))
+            for row, params in sorted(rows_.items())) for pruning, rows_ in sorted(spec["tuned"].items()))
+        cells = ", ".join(f"{cell} from {source}" for cell, source in sorted(tuning.get("cells", {}).items()))
         blocks.append(("p", [f"Hyperparameters ({tuning.get('criterion', 'oracle')} criterion, "
                              f"{tuning.get('values', 'a tuned-values file')}; {cells}): {values}."]))
     klom = [r for r in rows if r["metric"] == "klom"]

@@ -389,7 +389,7 @@ def audit_cells(path_or_name: str | Path, scale: str, *, execution: Mapping[str,
     entry = _scaled(table, name, scale)[1].get("tuning", {})
     values = None
     if isinstance(entry, dict) and entry.get("values") and not entry.get("borrow"):
-        values = _audit_path(path_or_name).parent / entry["values"]
+        values = (_audit_path(path_or_name).parent / entry["values"]).resolve()
     return cells, values, Path("leaderboard") / f"audit-{spec.name}" / "tuning"
 
 
