@@ -69,3 +69,14 @@ def beyond_noise(mean: float, se: float) -> int:
 
 def says(readme: str, sentence: str) -> None:
     assert " ".join(sentence.split()) in readme, sentence
+
+
+def verdict(favour: int, against: int, total: int) -> str:
+    """The declared rule: holds when at least three quarters of the comparisons favour the claim
+    beyond noise and none goes against it beyond noise; is reversed when as many go against it
+    and none favours it; does not hold when none favours it; otherwise it holds in part."""
+    if favour >= 0.75 * total and against == 0:
+        return "holds"
+    if against >= 0.75 * total and favour == 0:
+        return "is reversed"
+    return "does not hold" if favour == 0 else "holds in part"

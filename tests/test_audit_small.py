@@ -21,7 +21,7 @@ from unlearnbench.report.records import load_records
 from unlearnbench.run.recipes import load_recipe
 from unlearnbench.run.tuning import load_values
 
-from board_verdicts import LEADERBOARD, beyond_noise, says
+from board_verdicts import LEADERBOARD, beyond_noise, says, verdict
 
 TUNED = "audit-random-forgetting-small"  # values tuned on the audit's own setting
 BORROWED = "audit-random-forgetting-small-borrowed"  # the main table's random-forgetting values
@@ -29,17 +29,6 @@ PRUNINGS = {"dense": "dense", "omp:0.95": "OMP 95%"}
 METHODS = ("none", "ft", "ga", "sparse_ft", "iu")  # the audited rows besides Retrain, the null
 UNLEARNING = ("ft", "ga", "sparse_ft", "iu")
 NAMES = {"none": "`none`", "ft": "FT", "ga": "GA", "sparse_ft": "sparse_ft", "iu": "IU", "retrain": "Retrain"}
-
-
-def verdict(favour: int, against: int, total: int) -> str:
-    """The rule every board declares (tests/test_reruns_small.py): holds at >= 3/4 in favour and
-    none against, is reversed at >= 3/4 against and none in favour, does not hold at none in
-    favour, otherwise holds in part."""
-    if favour >= 0.75 * total and against == 0:
-        return "holds"
-    if against >= 0.75 * total and favour == 0:
-        return "is reversed"
-    return "does not hold" if favour == 0 else "holds in part"
 
 
 class Audit:
@@ -253,6 +242,20 @@ def chosen(a: Audit) -> str:
     return "\n".join(lines)
 
 
+def ga_idle(a: Audit) -> str:
+    """GA on the tuning draws: every candidate left UA and MIA-Efficacy where `none` left them."""
+    st = study(a)
+    lrs = set()
+    for cell in st["cells"].values():
+        none = cell["references"]["reference"]["metrics"]
+        for candidate in cell["methods"]["ga"]["candidates"]:
+            assert all(candidate["metrics"][m] == none[m] for m in ("UA", "MIA")), candidate
+            lrs.add(candidate["params"]["lr"])
+    trials = st["protocol"]["trials"]
+    return (f"on both cells' tuning draws every one of GA's {trials} candidates (lr {min(lrs):.3g} to "
+            f"{max(lrs):.3g}) left UA and MIA-Efficacy exactly where `none` left them")
+
+
 def borrowed_misfit(a: Audit) -> str:
     """What the borrowed values did on this setting: sparse_ft's retain accuracy, GA against none."""
     sparse = [a.klom(p, "sparse_ft")["RA"] for p in PRUNINGS]
@@ -267,7 +270,7 @@ def borrowed_misfit(a: Audit) -> str:
 COMMON: dict[str, Callable[[Audit], str]] = {
     "cost": cost, "values": values, "steps": steps, "table": table, "acts": lambda a: acts(a)[0]}
 BLOCKS: dict[str, dict[str, Callable[[Audit], str]]] = {
-    TUNED: {**COMMON, "tuning": tuning_cost, "chosen": chosen, "ranks": ranks, "claim1": lambda a: claim1(a)[0], "null": null, "spread": spread,
+    TUNED: {**COMMON, "tuning": tuning_cost, "chosen": chosen, "ga_idle": ga_idle, "ranks": ranks, "claim1": lambda a: claim1(a)[0], "null": null, "spread": spread,
             "variance": variance},
     BORROWED: {**COMMON, "misfit": borrowed_misfit},
 }
@@ -336,3 +339,43 @@ if __name__ == "__main__":
         print(f"--- {name}\n{BLOCKS[sys.argv[1]][name](a)}\n")
     print(f"--- Claim 1: {claim1(a)[1]}")
     print(f"--- acts: {acts(a)[1]}")
+
+
+def test_tuned_statements(audits) -> None:
+    """The tuned board's words, each from its record and the rules it states."""
+    a, b = audits[TUNED], audits[BORROWED]
+    readme = a.readme()
+    # which rows act, by which measure
+    u = {(p, m): ulira_move(a, p, "none", p, m)[1] for p in PRUNINGS for m in UNLEARNING}
+    g = {(p, m): gaussian_move(a, p, "none", p, m)[2] for p in PRUNINGS for m in UNLEARNING}
+    assert {k for k, v in u.items() if v} == {("dense", "ft"), ("omp:0.95", "sparse_ft")}
+    assert {k for k, v in g.items() if v} == {("dense", "iu"), ("omp:0.95", "iu"), ("omp:0.95", "sparse_ft"),
+                                              ("dense", "ga")}
+    assert not any(v < 0 for v in [*u.values(), *g.values()])
+    mean, se, _ = gaussian_move(a, "dense", "none", "dense", "ga")
+    assert 2 < mean / se < 2.1  # by a hair
+    assert abs(a.klom("dense", "ga")["MIA"] - a.klom("dense", "none")["MIA"]) < 2
+    assert a.klom("dense", "ga")["UA"] == a.klom("dense", "none")["UA"]
+    assert abs(a.ulira("dense", "ga")["accuracy"] - a.ulira("dense", "none")["accuracy"]) < a.null_sd
+    k = {(p, m): a.klom(p, m) for p in PRUNINGS for m in (*METHODS, "retrain")}
+    says(readme, f"MIA-Efficacy {k['dense', 'ft']['MIA']:.2f} (FT), {k['dense', 'sparse_ft']['MIA']:.2f} (sparse_ft) "
+                 f"and {k['dense', 'iu']['MIA']:.2f} (IU) on the dense model against `none`'s "
+                 f"{k['dense', 'none']['MIA']:.2f}, Retrain's {k['dense', 'retrain']['MIA']:.2f}")
+    # the rankings: histogram KLoM and U-LiRA mostly agree with MIA-Efficacy, the Gaussian KL does not
+    rho = {line.split("|")[1].strip(): [float(x) for x in line.strip("|").split("|")[1:]]
+           for line in ranks(a).splitlines()[2:]}
+    assert all(r[0] >= 0.8 and r[2] >= 0.8 and r[1] < 0.5 for r in rho.values()), rho
+    says(readme, f"(Gaussian KL {k['omp:0.95', 'ft']['forget_gaussian']:.2f} against `none`'s "
+                 f"{k['omp:0.95', 'none']['forget_gaussian']:.2f})")
+    assert k["omp:0.95", "ft"]["forget_gaussian"] > k["omp:0.95", "none"]["forget_gaussian"]
+    assert k["omp:0.95", "ft"]["MIA"] > k["omp:0.95", "none"]["MIA"]
+    assert a.ulira("omp:0.95", "ft")["accuracy"] < a.ulira("omp:0.95", "none")["accuracy"]
+    # dense to 95%: sparse_ft and IU toward 50%, FT away, all within the noise
+    moves = {m: ulira_move(a, "dense", m, "omp:0.95", m) for m in UNLEARNING}
+    assert moves["sparse_ft"][0] > 0 and moves["iu"][0] > 0 and moves["ft"][0] < 0
+    assert all(v[1] == 0 for v in moves.values())
+    # the nulls are noise; the borrowed values' damage
+    assert all(abs(a.ulira(p, "retrain")["accuracy"] - 50) < 2 * a.null_sd for p in PRUNINGS)
+    assert b.klom("dense", "sparse_ft")["RA"] < 0.55 * b.klom("dense", "none")["RA"]
+    assert a.klom("dense", "sparse_ft")["RA"] > 95
+    says(readme, "they made sparse_ft halve the dense model's retain accuracy")

@@ -16,7 +16,7 @@ from unlearnbench.run.config import prepare
 from unlearnbench.run.recipes import load_recipe, recipe_cells
 from unlearnbench.run.tuning import load_values
 
-from board_verdicts import Board, beyond_noise, paired, says
+from board_verdicts import Board, beyond_noise, paired, says, verdict
 
 MASKS = {"omp": "OMP", "imp": "IMP", "synflow": "SynFlow", "random": "random"}
 LEVELS = (0.5, 0.9)
@@ -25,17 +25,6 @@ FLAG = {"yes": "none-like", "no": "differs", "baseline": "baseline"}
 
 def _n(value: float, fmt: str = "{:.2f}") -> str:
     return fmt.format(value)
-
-
-def verdict(favour: int, against: int, total: int) -> str:
-    """The declared rule: holds when at least three quarters of the comparisons favour the claim
-    beyond noise and none goes against it beyond noise; is reversed when as many go against it
-    and none favours it; does not hold when none favours it; otherwise it holds in part."""
-    if favour >= 0.75 * total and against == 0:
-        return "holds"
-    if against >= 0.75 * total and favour == 0:
-        return "is reversed"
-    return "does not hold" if favour == 0 else "holds in part"
 
 
 def run_cost(board: Board) -> str:
