@@ -245,6 +245,8 @@ def test_leaderboard_renders_an_audit_folder_by_its_table(tmp_path: Path, capsys
     page = (tmp_path / "site" / "audit" / "index.html").read_text()
     rows = [r for r in summary["rows"] if r["metric"] == "klom"]
     assert page.count("<table>") == 1 and "<h2>KLoM" in page
+    recorded = f"{sum(summary['trial_seconds'].values()):,.0f} s"  # the cost an interruption keeps
+    assert re.search(rf"recorded trial time</\w+>\s*<\w+[^>]*>{recorded}<", page), recorded
     for r in rows:  # every row of the audit's table is on the page, with its numbers
         method = re.escape(r["method"] + (" (= null)" if r.get("is_null") else ""))
         assert re.search(rf"<td>\s*{method}\s*</td>", page) and re.search(rf"<td>\s*{r['forget']:.2f}\s*</td>", page)

@@ -151,9 +151,11 @@ def audit_blocks(summary: Mapping[str, Any]) -> list[Block]:
             f"{row} " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                   for k, v in sorted(params.items()))
             for row, params in sorted(rows_.items())) for pruning, rows_ in sorted(spec["tuned"].items()))
-        cells = ", ".join(f"{cell} from {source}" for cell, source in sorted(tuning.get("cells", {}).items()))
+        borrowed = ", ".join(f"{cell} from {source}" for cell, source in sorted(tuning.get("cells", {}).items())
+                             if cell != source)  # a cell the file holds is its own
         blocks.append(("p", [f"Hyperparameters ({tuning.get('criterion', 'oracle')} criterion, "
-                             f"{tuning.get('values', 'a tuned-values file')}; {cells}): {values}."]))
+                             f"{tuning.get('values', 'a tuned-values file')}"
+                             + (f"; {borrowed}" if borrowed else "") + f"): {values}."]))
     klom = [r for r in rows if r["metric"] == "klom"]
     if klom:
         params = summary["metrics"]["klom"]["params"]

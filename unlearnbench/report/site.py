@@ -266,7 +266,8 @@ def audit_overview(audit: AuditPage) -> dict[str, str]:
                        f"training images), forget {spec['forget']:g}",
             "metrics": ", ".join(summary["metrics"]), "methods": str(len(spec["methods"])),
             "prunings": str(len(spec["prunings"])), "models": str(spec["models"]),
-            "runs": str(summary["cost"]["unlearning"]), "wall": f"{summary['wall_clock_s']:,.0f} s"}
+            "runs": str(summary["cost"]["unlearning"]), "wall": f"{summary['wall_clock_s']:,.0f} s",
+            "recorded": f"{sum(summary['trial_seconds'].values()):,.0f} s" if summary.get("trial_seconds") else "—"}
 
 
 def audit_page_blocks(audit: AuditPage) -> list[tuple[str, Any]]:
