@@ -242,6 +242,18 @@ def chosen(a: Audit) -> str:
     return "\n".join(lines)
 
 
+def reuse(a: Audit, borrowed: Audit) -> str:
+    """Which of the rerun's trials are the borrowed run's own (the same identity) and which ran anew."""
+    shared = {r.identity for r in a.records} & {r.identity for r in borrowed.records}
+    rows = sorted({(r.method, "dense" if not r.pruner else "95%") for r in a.records if r.identity in shared})
+    unchanged = [NAMES[m] for m, p in rows if m not in ("retrain", "none") and p == "95%"]
+    assert len(unchanged) == len([m for m, _ in rows if m not in ("retrain", "none")])  # all at 95%
+    assert {m for m, _ in rows} >= {"retrain", "none"}
+    return (f"{len(shared)} of its {len(a.records)} trials are the borrowed run's own, found by identity "
+            f"(Retrain, `none`, and {' and '.join(unchanged)} at 95%, whose values did not change); "
+            f"{len(a.records) - len(shared)} ran for this rerun in {a.summary['wall_clock_s']:,.0f} s of wall clock")
+
+
 def ga_idle(a: Audit) -> str:
     """GA on the tuning draws: every candidate left UA and MIA-Efficacy where `none` left them."""
     st = study(a)
@@ -270,7 +282,8 @@ def borrowed_misfit(a: Audit) -> str:
 COMMON: dict[str, Callable[[Audit], str]] = {
     "cost": cost, "values": values, "steps": steps, "table": table, "acts": lambda a: acts(a)[0]}
 BLOCKS: dict[str, dict[str, Callable[[Audit], str]]] = {
-    TUNED: {**COMMON, "tuning": tuning_cost, "chosen": chosen, "ga_idle": ga_idle, "ranks": ranks, "claim1": lambda a: claim1(a)[0], "null": null, "spread": spread,
+    TUNED: {**COMMON, "tuning": tuning_cost, "chosen": chosen, "ga_idle": ga_idle,
+            "reuse": lambda a: reuse(a, Audit(BORROWED)), "ranks": ranks, "claim1": lambda a: claim1(a)[0], "null": null, "spread": spread,
             "variance": variance},
     BORROWED: {**COMMON, "misfit": borrowed_misfit},
 }
