@@ -254,6 +254,10 @@ def test_leaderboard_renders_an_audit_folder_by_its_table(tmp_path: Path, capsys
     assert pictures == ["klom-per-example.svg"]
     assert f'<img src="klom-per-example.svg" alt="{PICTURE_CAPTIONS["klom"][:40]}' in page
     assert "<svg" in (tmp_path / "site" / "audit" / "klom-per-example.svg").read_text()[:500]
+    # redrawn from the same record, the site is byte-identical (no date, fixed ids)
+    assert main(["leaderboard", str(tmp_path / "board"), "--format", "html", "--output", str(tmp_path / "again")]) == 0
+    for name in ("index.html", "klom-per-example.svg"):
+        assert (tmp_path / "again" / "audit" / name).read_bytes() == (tmp_path / "site" / "audit" / name).read_bytes()
 
 
 @pytest.mark.parametrize("name", ["audit-random-forgetting-small", "audit-random-forgetting-small-borrowed"])

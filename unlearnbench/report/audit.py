@@ -9,7 +9,6 @@ models, so a reader can compare the rankings.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 from tabulate import tabulate
 
 from ..storage import atomic_write_bytes
+from .plots import figure_bytes
 
 TRIAL_COLUMNS = (("MIA", "MIA-Eff."), ("UA", "UA"), ("RA", "RA"), ("TA", "TA"))
 
@@ -233,11 +233,10 @@ def plot_audit(summary: Mapping[str, Any], arrays: Mapping[str, np.ndarray], fol
         for ax, pruning in zip(axes[0], prunings):
             draw(ax, [r for r in rows if r["pruning"] == pruning], arrays, pruning)
         fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, dpi=dpi)
+        picture = figure_bytes(fig, fmt, dpi)  # an SVG redrawn from the same record is byte-identical
         plt.close(fig)
         path = folder / f"{metric}-per-example.{fmt}"
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, picture)
         written.append(path)
         log(f"wrote {path}")
     return written
