@@ -443,6 +443,11 @@ def test_recipe_json_never_holds_less_than_before(tmp_path: Path) -> None:
                      log=lambda m: None)
     assert json.loads(path.read_text()) == {**first, "seeds": [0, 1, 2], "runs": 6, "ran": 6,
                                             "wall_clock_s": 150.0}
+    # a grid extended by new configurations (here: another lr) adds to the counts
+    grown = {**first, "configs": [*first["configs"], {"method": "ft", "method_params": {"lr": 0.01}, "seeds": [0]}],
+             "seeds": [0], "runs": 8, "ran": 2, "wall_clock_s": 20.0}
+    write_provenance(path, grown, log=lambda m: None)
+    assert json.loads(path.read_text()) == {**grown, "seeds": [0, 1, 2], "ran": 8, "wall_clock_s": 170.0}
     # a rerun of a changed grid (here: a tuned lr) counts only itself
     tuned = {**first, "configs": [{"method": "ft", "method_params": {"lr": 0.07}, "seeds": [0, 1]}],
              "ran": 3, "wall_clock_s": 30.0}

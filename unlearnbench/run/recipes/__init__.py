@@ -409,8 +409,9 @@ def check_against_data(configs: Sequence[RunConfig]) -> None:
 
 def write_provenance(path: Path, summary: dict[str, Any], log: Callable[[str], None]) -> None:
     """Write ``recipe.json``; a run that ran nothing leaves the file as it was, and runs added
-    to a recipe that already ran the same grid (the same configurations, seeds aside) add to
-    its counts (the file never holds less than before); a changed grid starts them afresh."""
+    to a recipe that already ran the same grid (the same configurations, seeds aside), or a grid
+    it extends (every configuration of the earlier one kept), add to its counts (the file never
+    holds less than before); a changed grid starts them afresh."""
     summary, previous = dict(summary), None
     if path.is_file():
         try:
@@ -420,14 +421,20 @@ def write_provenance(path: Path, summary: dict[str, Any], log: Callable[[str], N
     if previous is not None and summary["ran"] == 0:
         log(f"nothing ran; {path} kept as it was")
         return
-    if isinstance(previous, dict) and (previous.get("recipe"), previous.get("scale"), _unseeded(previous)) == (
-            summary["recipe"], summary["scale"], _unseeded(summary)):
+    if isinstance(previous, dict) and (previous.get("recipe"), previous.get("scale")) == (
+            summary["recipe"], summary["scale"]) and _extends(_unseeded(summary), _unseeded(previous)):
         for key in ("ran", "wall_clock_s"):
             if isinstance(previous.get(key), (int, float)):
                 summary[key] = round(summary[key] + previous[key], 1) if key == "wall_clock_s" \
                     else summary[key] + previous[key]
         summary["seeds"] = sorted(set(summary["seeds"]) | set(previous.get("seeds") or []))
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+
+
+def _extends(grid: Sequence[Any], earlier: Sequence[Any]) -> bool:
+    """Whether ``grid`` holds every configuration of ``earlier`` (the same grid, or one grown);
+    a file that names no configurations matches only a grid that names none either."""
+    return all(config in grid for config in earlier) if earlier else not grid
 
 
 def _unseeded(summary: Mapping[str, Any]) -> list[Any]:
