@@ -236,6 +236,36 @@ def test_ctrl_c_leaves_whole_records_and_the_rerun_resumes(tmp_path: Path) -> No
         {d.run_id: d.created for d in done}  # finished trials were not run again
 
 
+def test_a_tuning_study_interrupted_keeps_finished_trials_and_resumes(tmp_path: Path) -> None:
+    """Ctrl-C during ``unlearnbench tune``: exit 130, only whole records left, no values written;
+    the same command then runs only the trials left and writes the study."""
+    output = tmp_path / "study"
+    command = [sys.executable, "-m", "unlearnbench.cli", "tune", "ft", "ga", "--trials", "2",
+               "--forget", "class:1", "--dataset", "synthetic", "--arch", "tiny_cnn", "--train", "epochs=300",
+               "--output", str(output), "--values", str(tmp_path / "values.json"),
+               "--cache-dir", str(tmp_path / "cache")]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=_interruptible)
+    deadline = time.monotonic() + 240
+    while not list((output / "records").glob("*.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err, err
+    done = load_records(output / "records")  # every file there is a whole, valid record
+    assert 1 <= len(done) < 6 and not (tmp_path / "values.json").exists()
+    assert not [p for p in (output / "records").iterdir() if p.suffix != ".json"]  # no temp files
+
+    rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"6 in all, {len(done)} recorded already" in rerun.stderr
+    records = load_records(output / "records")
+    assert len(records) == 6 and (tmp_path / "values.json").is_file()
+    assert {r.run_id: r.created for r in records if r.run_id in {d.run_id for d in done}} == \
+        {d.run_id: d.created for d in done}  # finished trials were not run again
+
+
 # -- device sharing and CPU threads ---------------------------------------------------------------
 def test_timed_calls_take_turns_and_count_the_trials_on_the_device(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
