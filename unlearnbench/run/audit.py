@@ -345,7 +345,8 @@ def load_audit(path_or_name: str | Path, *, scale: str = "full", models: int | N
         audit = { models = 8 }
 
     ``common`` holds the RunConfig fields of the command line (folders, device, ...);
-    ``tuned=False`` leaves the tuning entry's values unread (a study that will write them).
+    ``tuned=False`` leaves the tuning entry's values unread (a study that will write them):
+    ``tuning`` then holds the entry itself (``values``, ``borrow``), checked.
     """
     name, table = _read_audit(path_or_name)
     run, audit = _scaled(table, name, scale)
@@ -357,9 +358,12 @@ def load_audit(path_or_name: str | Path, *, scale: str = "full", models: int | N
     prunings = tuple(pruning_entry(p, where) for p in audit.get("pruning", ["dense"]))
     forget = float(audit.get("forget", 0.01))
     tuning, values = {}, {}
+    where_tuning = f"audit {name!r} [audit] tuning"
     if "tuning" in audit and tuned:
         tuning, values = _tuned(audit["tuning"], _audit_path(path_or_name).parent, methods, prunings,
-                                forget, f"audit {name!r} [audit] tuning")
+                                forget, where_tuning)
+    elif "tuning" in audit:
+        tuning = _tuning_spec(audit["tuning"], where_tuning)
     return AuditSpec(
         name=f"{name}" if scale == "full" else f"{name}-{scale}",
         description=table.get("description", ""), base={**base, **common},
@@ -385,12 +389,16 @@ def audit_cells(path_or_name: str | Path, scale: str, *, execution: Mapping[str,
     cells = [Cell(dataclasses.replace(base, pruner=p.get("pruner"), sparsity=p.get("sparsity"),
                                       pruner_params=dict(p.get("pruner_params", {}))),
                   tuple(variants), variants) for p in spec.prunings]
-    name, table = _read_audit(path_or_name)
-    entry = _scaled(table, name, scale)[1].get("tuning", {})
     values = None
-    if isinstance(entry, dict) and entry.get("values") and not entry.get("borrow"):
-        values = (_audit_path(path_or_name).parent / entry["values"]).resolve()
+    if spec.tuning and not spec.tuning["borrow"]:
+        values = (_audit_path(path_or_name).parent / spec.tuning["values"]).resolve()
     return cells, values, Path("leaderboard") / f"audit-{spec.name}" / "tuning"
+
+
+def _tuning_spec(entry: Any, where: str) -> dict[str, Any]:
+    """An audit's ``tuning`` entry checked as a recipe's (its one ``criterion`` aside)."""
+    return tuning_entry({k: v for k, v in entry.items() if k != "criterion"} if isinstance(entry, dict) else entry,
+                        where)
 
 
 def _tuned(entry: Any, folder: Path, methods: Sequence[Mapping[str, Any]],
@@ -399,8 +407,7 @@ def _tuned(entry: Any, folder: Path, methods: Sequence[Mapping[str, Any]],
     """An audit's ``tuning = {values = FILE, criterion = "oracle", borrow = {...}}``: each tunable
     row's values at each pruning, from the file's cell ``PRUNING|random:FORGET`` or the cell a
     ``borrow`` pattern names (as a recipe's tuning, ``unlearnbench.run.recipes``)."""
-    spec = tuning_entry({k: v for k, v in entry.items() if k != "criterion"} if isinstance(entry, dict) else entry,
-                   where)
+    spec = _tuning_spec(entry, where)
     criterion = entry.get("criterion", "oracle")
     if criterion not in CRITERIA:
         raise ConfigError(f"{where}: criterion = {toml_text(criterion)} is invalid: expected one of "
