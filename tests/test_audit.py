@@ -9,7 +9,9 @@ U-LiRA attack must beat 50% clearly on ``none`` and not on Retrain (evaluation.m
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import torch
 from unlearnbench import ConfigError, UnknownNameError
 from unlearnbench.cli import main
 from unlearnbench.data.population import Membership, population_split
-from unlearnbench.report.audit import PICTURE_CAPTIONS
+from unlearnbench.report.audit import PICTURE_CAPTIONS, recorded_total
 from unlearnbench.report.records import load_records
 from unlearnbench.report.site import benchmark_folders
 from unlearnbench.run import audit as audit_module
@@ -97,7 +99,7 @@ def test_audit_known_answers_and_resume(tmp_path: Path, capsys) -> None:
     assert (out / "plots" / "klom-per-example.png").is_file()
     table = (out / "table.md").read_text()
     assert "KLoM" in table and "acc. % (σ shared), mean ± std" in table
-    assert f"the trials recorded {sum(stored['trial_seconds'].values()):,.0f} s (train " in table
+    assert f"the trials recorded {math.fsum(stored['trial_seconds'].values()):,.0f} s (train " in table
     assert "U-LiRA with σ per_side (a labelled variant)" in table
     assert "not an uncertainty of the mean" in table and "1000 audits of this design" in table
     printed = capsys.readouterr().out
@@ -226,6 +228,15 @@ def test_audit_refuses_bad_input(tmp_path: Path) -> None:
         load_audit("random-forgeting")
 
 
+def test_the_recorded_total_is_the_same_whatever_the_order_of_its_phases() -> None:
+    """``audit.json`` sorts its keys and the summary in memory does not: with these phases a plain
+    sum reads 5.499999999999999 in one order and 5.5 in another, one second apart once rounded."""
+    seconds = {"train": 1.8, "prune": 2.0, "unlearn": 1.4, "eval": 0.3}
+    assert len({sum(dict(p).values()) for p in itertools.permutations(seconds.items())}) > 1
+    totals = {recorded_total(dict(p)) for p in itertools.permutations(seconds.items())}
+    assert totals == {5.5}
+
+
 def test_leaderboard_renders_an_audit_folder_by_its_table(tmp_path: Path, capsys) -> None:
     out = tmp_path / "audit"
     run_audit(spec(tmp_path, tmp_path / "cache", models=3, metrics={"klom": {"points": 5}}),
@@ -245,7 +256,7 @@ def test_leaderboard_renders_an_audit_folder_by_its_table(tmp_path: Path, capsys
     page = (tmp_path / "site" / "audit" / "index.html").read_text()
     rows = [r for r in summary["rows"] if r["metric"] == "klom"]
     assert page.count("<table>") == 1 and "<h2>KLoM" in page
-    recorded = f"{sum(summary['trial_seconds'].values()):,.0f} s"  # the cost an interruption keeps
+    recorded = f"{math.fsum(summary['trial_seconds'].values()):,.0f} s"  # the cost an interruption keeps
     assert re.search(rf"recorded trial time</\w+>\s*<\w+[^>]*>{recorded}<", page), recorded
     for r in rows:  # every row of the audit's table is on the page, with its numbers
         method = re.escape(r["method"] + (" (= null)" if r.get("is_null") else ""))

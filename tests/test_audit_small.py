@@ -17,6 +17,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from unlearnbench import UNLEARNERS
+from unlearnbench.report.audit import recorded_total
 from unlearnbench.report.records import load_records
 from unlearnbench.run.recipes import load_recipe
 from unlearnbench.run.tuning import load_values
@@ -94,7 +95,7 @@ def cost(a: Audit) -> str:
     assert len(a.records) == c["unlearning"]
     return (f"{c['originals']} original models and {c['pruned']} pruned models, {c['unlearning']} unlearning "
             f"runs ({c['retrainings']} of them retrain from scratch). The trials recorded "
-            f"{sum(t.values()):,.0f} s, {t['unlearn']:,.0f} s of it unlearning")
+            f"{recorded_total(t):,.0f} s, {t['unlearn']:,.0f} s of it unlearning")
 
 
 def params_text(params: dict) -> str:

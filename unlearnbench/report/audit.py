@@ -9,6 +9,7 @@ models, so a reader can compare the rankings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,12 @@ def ulira_notes(rows: list[Mapping[str, Any]], params: Mapping[str, Any]) -> lis
 Block = tuple[str, Any]  # ("h1" | "h2" | "h3", text), ("p", [lines]) or ("table", (headers, body))
 
 
+def recorded_total(seconds: Mapping[str, float]) -> float:
+    """The phases' total, exactly rounded whatever the keys' order (``audit.json`` sorts them, the
+    summary in memory does not, and a plain sum can then round to another whole second)."""
+    return math.fsum(seconds.values())
+
+
 def _recorded_time(seconds: Mapping[str, float]) -> str:
     """The member trials' own recorded time, by phase (absent from audits written before it)."""
     if not seconds:
@@ -127,7 +134,7 @@ def _recorded_time(seconds: Mapping[str, float]) -> str:
     order = ("train", "prune", "unlearn", "eval")  # a fixed order (audit.json sorts its keys)
     names = [n for n in order if n in seconds] + sorted(set(seconds) - set(order))
     phases = ", ".join(f"{name} {seconds[name]:,.0f} s" for name in names)
-    return f"; the trials recorded {sum(seconds.values()):,.0f} s ({phases})"
+    return f"; the trials recorded {recorded_total(seconds):,.0f} s ({phases})"
 
 
 def audit_blocks(summary: Mapping[str, Any]) -> list[Block]:

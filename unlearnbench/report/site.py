@@ -43,7 +43,7 @@ from ..errors import ConfigError, DataNotFoundError
 from ..metric import MetricDeclaration
 from .leaderboard import (DISPARITY, GROUP, PROBE, REFERENCE_METHOD, STEPS, WORK, disparity_metrics,
                           display_frame, metric_declarations, records_frame, summarize, table_notes)
-from .audit import PICTURE_CAPTIONS, audit_blocks, plot_audit, table_text
+from .audit import PICTURE_CAPTIONS, audit_blocks, plot_audit, recorded_total, table_text
 from .plots import Skipped, figure_bytes, pictures, radar_axes, sweep_panels
 from .records import VERIFIED_FILE, RunRecord, load_records
 
@@ -267,7 +267,7 @@ def audit_overview(audit: AuditPage) -> dict[str, str]:
             "metrics": ", ".join(summary["metrics"]), "methods": str(len(spec["methods"])),
             "prunings": str(len(spec["prunings"])), "models": str(spec["models"]),
             "runs": str(summary["cost"]["unlearning"]), "wall": f"{summary['wall_clock_s']:,.0f} s",
-            "recorded": f"{sum(summary['trial_seconds'].values()):,.0f} s" if summary.get("trial_seconds") else "—"}
+            "recorded": f"{recorded_total(summary['trial_seconds']):,.0f} s" if summary.get("trial_seconds") else "—"}
 
 
 def audit_page_blocks(audit: AuditPage) -> list[tuple[str, Any]]:
