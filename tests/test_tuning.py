@@ -20,7 +20,7 @@ from unlearnbench.run import trial as trial_module
 from unlearnbench.run.executors import LocalExecutor
 from unlearnbench.run.recipes import load_recipe, recipe_cells, source_cell, with_tuned_values
 from unlearnbench.run.tuning import (Candidates, Protocol, load_values, oracle_free_score,
-                                     setting_cells, tune)
+                                     select_cells, setting_cells, tune)
 
 FAST = {"epochs": 3}  # digits' original model: enough to fit, quick
 
@@ -220,6 +220,28 @@ def load_recipe_text(folder, tuning: str):
     (folder / "r.toml").write_text(f"""[run]\ndataset = "digits"\n[grid]\nmethod = ["ft"]\npruning = ["dense"]
 forget = ["class:0"]\n[scales.small]\n{tuning}\n""")
     return load_recipe(str(folder / "r.toml"))
+
+
+def test_a_study_can_be_limited_to_the_cells_it_names(tmp_path, capsys) -> None:
+    """``--cell`` keeps the named cells of a recipe's study in the study's order; a key the study
+    lacks, or ``--cell`` without a recipe or an audit, is one line listing what is expected."""
+    (tmp_path / "r.toml").write_text('[run]\ndataset = "digits"\n[grid]\nmethod = ["ft", "ga"]\n'
+                                     'pruning = ["dense", "omp:0.5", "omp:0.9"]\nforget = ["class:0"]\n')
+    recipe = str(tmp_path / "r.toml")
+    cells = recipe_cells(recipe, "full", execution={})[0]
+    assert [c.key for c in cells] == ["dense|class:0", "omp:0.5|class:0", "omp:0.9|class:0"]
+    chosen = select_cells(cells, ["omp:0.9|class:0", "dense|class:0"])
+    assert [c.key for c in chosen] == ["dense|class:0", "omp:0.9|class:0"] and chosen[0] is cells[0]
+    capsys.readouterr()
+    assert main(["tune", "--recipe", recipe, "--trials", "2", "--dry-run", "--cell", "omp:0.5|class:0",
+                 "--output", str(tmp_path / "study")]) == 0
+    assert "tuning study: 1 cell(s), 2 method-cell pair(s) x 2 candidates" in capsys.readouterr().err  # the log goes to stderr
+    assert main(["tune", "--recipe", recipe, "--dry-run", "--cell", "omp:0.95|class:0"]) == 2
+    assert capsys.readouterr().err == ("unlearnbench: error: no cell 'omp:0.95|class:0' in this study; its "
+                                       "cells: dense|class:0, omp:0.5|class:0, omp:0.9|class:0\n")
+    assert main(["tune", "ft", "--dry-run", "--cell", "dense|class:0"]) == 2
+    assert "--cell names cells of a recipe or an audit" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()  # a dry run writes nothing
 
 
 def test_labelled_variants_of_a_method_are_tuned_as_rows_of_their_own(planted, tmp_path, shared_cache) -> None:

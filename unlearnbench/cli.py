@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--audit", default=None, metavar="NAME",
                       help="tune an audit's methods on its own setting, one cell per audited pruning")
     tune.add_argument("--scale", default="full", help="with --recipe or --audit: full or small")
+    tune.add_argument("--cell", action="append", default=None, metavar="PRUNING|FORGET",
+                      help="with --recipe or --audit: tune only this cell (repeatable; e.g. "
+                           "'imp:0.95|class:0'; --dry-run lists them all)")
     tune.add_argument("--trials", type=int, default=8, help="candidates per method and cell (default 8)")
     tune.add_argument("--sampler", default="qmc",
                       help="qmc (default: scrambled Sobol), random, tpe or grid (evenly spaced points)")
@@ -468,7 +471,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     # imported when the command runs: --help, `ls` and argument errors stay free of torch
     from .run.audit import audit_cells
     from .run.recipes import recipe_cells
-    from .run.tuning import setting_cells, tune
+    from .run.tuning import select_cells, setting_cells, tune
 
     if args.recipe:
         cells, values, output = recipe_cells(args.recipe, args.scale, execution=_execution(args))
@@ -476,6 +479,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         cells, values, output = audit_cells(args.audit, args.scale, execution=_execution(args))
     else:
         cells, values, output = setting_cells(args.methods, fields), None, Path("tuning")
+    if args.cell:
+        if not (args.recipe or args.audit):
+            raise ConfigError("--cell names cells of a recipe or an audit: give --recipe or --audit")
+        cells = select_cells(cells, args.cell)
     output = args.output or output
     values = args.values or values
     executor = None if args.dry_run else _executor(args)

@@ -460,6 +460,15 @@ def setting_cells(methods: Sequence[str], fields: Mapping[str, Any]) -> list[Cel
     return [Cell(RunConfig(method=ORACLE, **fields), tuple(dict.fromkeys(methods)))]
 
 
+def select_cells(cells: Sequence[Cell], keys: Sequence[str]) -> list[Cell]:
+    """The cells named by their keys (``pruning|forget``, as the study's table shows them), in the
+    study's order; an unknown key is an error that lists the known ones."""
+    known = {cell.key: cell for cell in cells}
+    if unknown := [key for key in keys if key not in known]:
+        raise ConfigError(f"no cell {unknown[0]!r} in this study; its cells: {', '.join(known)}")
+    return [cell for key, cell in known.items() if key in set(keys)]
+
+
 def tune(cells: Sequence[Cell], protocol: Protocol, output: Path, *, executor: Executor | None,
          values: Path | None, log: Log, dry_run: bool = False) -> dict[str, Any] | None:
     """``unlearnbench tune``: the cost first; then the study, its tables and the values file."""
