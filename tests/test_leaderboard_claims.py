@@ -118,7 +118,7 @@ def test_main_table_sentences(main: Board) -> None:
     main.says("72 runs")
 
 
-@pytest.mark.parametrize("name", ["main-table-small", "main-table-small-untuned", "pruners-small", "gamma-schedules-small",
+@pytest.mark.parametrize("name", ["main-table-small", "main-table-small-untuned", "pruners-small", "pruners-small-borrowed", "gamma-schedules-small",
                                   "backdoor-small"])
 def test_table_captions_name_what_the_records_ran(name: str) -> None:
     folder = BOARD / name

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,8 @@ from unlearnbench.run.recipes import load_recipe, recipe_cells, source_cell, wit
 from unlearnbench.run.tuning import (Candidates, Protocol, load_values, oracle_free_score,
                                      select_cells, setting_cells, tune)
 
+# the pruners recipe as its first small run had it: the main table's values, borrowed
+BORROWING = Path(__file__).resolve().parents[1] / "leaderboard" / "pruners-small-borrowed" / "pruners-borrowed.toml"
 FAST = {"epochs": 3}  # digits' original model: enough to fit, quick
 
 
@@ -194,7 +197,8 @@ def test_recipes_run_each_criterions_values_once() -> None:
 def test_a_recipe_borrows_the_tuned_cells_it_declares(tmp_path) -> None:
     """A cell the file holds runs with its own values; any other with the first matching
     pattern's cell; a borrowing recipe's study never writes the file it borrows."""
-    ft = [c for c in load_recipe("pruners").configs(scale="small", tuned=False) if c.method == "ft"]
+    recipe = load_recipe(str(BORROWING))
+    ft = [c for c in recipe.configs(scale="small", tuned=False) if c.method == "ft"]
     values = {"dense|class:0": {"ft": {"oracle": {"lr": 0.05}}},
               "omp:0.95|class:0": {"ft": {"oracle": {"lr": 0.03}}},
               "imp:0.9|class:0": {"ft": {"oracle": {"lr": 0.07}}}}
@@ -207,8 +211,7 @@ def test_a_recipe_borrows_the_tuned_cells_it_declares(tmp_path) -> None:
     assert source_cell("omp:0.5|random:0.1", values, borrow) == "omp:0.5|random:0.1"  # no match: itself
     with pytest.raises(ConfigError, match="borrow"):
         load_recipe_text(tmp_path, "tuning = {values = 'x.json', borrow = {'*' = 'no-bar'}}")
-    recipe = load_recipe("pruners")
-    assert recipe.tuning["small"]["borrow"] and recipe_cells("pruners", "small", execution={})[1] is None
+    assert recipe.tuning["small"]["borrow"] and recipe_cells(str(BORROWING), "small", execution={})[1] is None
     tuned = recipe.configs(scale="small")  # the bundled values, borrowed by the same rule
     file = load_values(recipe.values_path("small"))["values"]
     assert all(c.method_params == file["omp:0.95|class:0"][c.method]["oracle"]
