@@ -6,6 +6,7 @@ stated criterion. ``python tests/test_reruns_small.py BOARD [BLOCK]`` prints the
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 
@@ -68,6 +69,7 @@ def params_text(params: dict) -> str:
 # -- pruners-small ------------------------------------------------------------------------------
 
 PRUNERS = "pruners-small"
+PRUNERS_BORROWED = "pruners-small-borrowed"  # the main table's values, borrowed (superseded)
 
 
 def pruners_table(b: Board) -> str:
@@ -149,9 +151,13 @@ def pruners_values(b: Board) -> str:
             f"{show['sparse_ft', 'pruned']} under every mask")
 
 
+def borrowed_recipe():
+    """The pruners recipe as the superseded run had it: the main table's values, borrowed."""
+    return load_recipe(str(LEADERBOARD / PRUNERS_BORROWED / "pruners-borrowed.toml"))
+
+
 def pruners_borrowed(b: Board) -> str:
-    recipe = load_recipe("pruners")
-    values = load_values(recipe.values_path("small"))["values"]
+    values = load_values(borrowed_recipe().values_path("small"))["values"]
     ft = [values[c]["ft"]["oracle"]["lr"] for c in ("dense|class:0", "omp:0.95|class:0")]
     sp = [values[c]["sparse_ft"]["oracle"] for c in ("dense|class:0", "omp:0.95|class:0")]
     return (f"the main table's study chose FT's lr {ft[0]:.3g} on the dense model and {ft[1]:.3g} on "
@@ -161,11 +167,191 @@ def pruners_borrowed(b: Board) -> str:
 
 def pruners_own_study(b: Board) -> str:
     cells, _, _ = recipe_cells("pruners", "small", execution={})
-    trials = load_values(load_recipe("pruners").values_path("small"))["protocol"]["trials"]
+    trials = load_values(borrowed_recipe().values_path("small"))["protocol"]["trials"]
     pairs = sum(len(c.methods) for c in cells)
     return (f"a study of its own would take {pairs * trials + 2 * len(cells)} tuning trials ({trials} "
             f"candidates x {pairs} method-cell pairs, plus Retrain and none on each of the {len(cells)} "
             f"cells' tuning splits)")
+
+
+def verdict_line(b: Board) -> str:
+    """The two claims' verdicts and counts in one sentence (each pruners README quotes the
+    other board's)."""
+    (text3, word3), (text1, word1) = pruners_claim3(b), pruners_claim1(b)
+    return (f"claim 3 {word3} (beyond noise: {text3.split('Beyond noise: ')[1]}); claim 1 along the grid "
+            f"at 95% {word1} (narrower beyond noise: {text1.split('Narrower beyond noise: ')[1]})")
+
+
+# -- pruners-small, tuned per cell --------------------------------------------------------------
+
+def _study(b: Board) -> dict:
+    return json.loads((b.folder / "tuning" / "study.json").read_text())
+
+
+def cell_of(pruning: str) -> str:
+    """A summary's pruning ("dense", "omp 0.95") as a study's cell key."""
+    return "dense|class:0" if pruning == "dense" else pruning.replace(" ", ":") + "|class:0"
+
+
+def tuned_values(b: Board) -> dict[str, dict[str, dict]]:
+    """The per-cell values the board ran with: the recipe's file, and every FT and sparse_ft
+    record's parameters equal to its cell's (asserted)."""
+    values = load_values(load_recipe("pruners").values_path("small"))["values"]
+    for r in b.records:
+        if r.method in ("ft", "sparse_ft"):
+            space = UNLEARNERS.get(r.method).search_space
+            ran = {k: v for k, v in r.config["method_params"].items() if k in space}
+            assert ran == values[cell_of(pruning_of(r))][r.method]["oracle"], (r.run_id, ran)
+    return values
+
+
+def pruners_tuned_table(b: Board) -> str:
+    """The values chosen at each cell, a row per cell."""
+    values = tuned_values(b)
+    lines = ["| cell | FT lr | sparse_ft lr | sparse_ft gamma |", "|---|---|---|---|"]
+    for key in ["dense|class:0"] + [f"{m}:{s:g}|class:0" for m in MASKS for s in LEVELS]:
+        ft, sp = values[key]["ft"]["oracle"], values[key]["sparse_ft"]["oracle"]
+        lines.append(f"| {key.split('|')[0]} | {ft['lr']:.3g} | {sp['lr']:.3g} | {sp['gamma']:.3g} |")
+    return "\n".join(lines)
+
+
+def pruners_study_cost(b: Board) -> str:
+    study = _study(b)
+    rows = sum(len(c["methods"]) for c in study["cells"].values())
+    total = rows * study["protocol"]["trials"] * len(study["protocol"]["seeds"]) + 2 * len(study["cells"])
+    return (f"{study['protocol']['trials']} candidates for each of {rows} method-cell pairs, plus Retrain "
+            f"and none on each of the {len(study['cells'])} cells' tuning splits: {total} trials in "
+            f"{study['wall_clock_s']:,.0f} s of wall clock")
+
+
+def borrowed_score(cell: dict, method: str, params: dict) -> tuple[int, float, float]:
+    """Where a borrowed value ranks among a cell's candidates by the oracle criterion (1: the
+    best), its score and the best score; the value must be one of the candidates."""
+    scored = sorted((c["oracle"], c["params"]) for c in cell["methods"][method]["candidates"])
+    rank = next(i for i, (_, p) in enumerate(scored, 1) if p == params)
+    return rank, scored[rank - 1][0], scored[0][0]
+
+
+def pruners_misfit(b: Board) -> str:
+    """How the main table's 95% values, which the superseded run borrowed for every mask, fare
+    among each 95% cell's own candidates (the same six at every cell)."""
+    study = _study(b)
+    borrowed = load_values(borrowed_recipe().values_path("small"))["values"]["omp:0.95|class:0"]
+    parts = []
+    for method in ("ft", "sparse_ft"):
+        for mask in ("imp", "synflow", "random"):
+            rank, score, best = borrowed_score(study["cells"][f"{mask}:0.95|class:0"], method,
+                                               borrowed[method]["oracle"])
+            parts.append(f"{method} {MASKS[mask]} {rank} of 6 ({score:.2f} against {best:.2f})")
+    return ("Rank of the borrowed values among each 95% cell's six candidates, by the oracle "
+            "criterion on the tuning split (Disparity to Retrain, that value's against the best): "
+            + "; ".join(parts))
+
+
+def pruners_choices(b: Board) -> str:
+    """Which cells chose one of the main table's two choices (its dense and 95% cells'), by mask
+    family, and how the others differ from the borrowed values."""
+    main = load_values(borrowed_recipe().values_path("small"))["values"]
+    values = tuned_values(b)
+    known = {m: [main[c][m]["oracle"] for c in ("dense|class:0", "omp:0.95|class:0")] for m in ("ft", "sparse_ft")}
+    counts, others = {}, []
+    for family, masks in (("magnitude", ("omp", "imp")), ("other", ("synflow", "random"))):
+        rows = [(m, level, values[f"{mask}:{level:g}|class:0"][m]["oracle"])
+                for mask in masks for level in LEVELS for m in ("ft", "sparse_ft")]
+        counts[family] = (sum(v in known[m] for m, _, v in rows), len(rows))
+        if family == "other":
+            others = [(m, v) for m, level, v in rows if v not in known[m]]
+            assert {level for m, level, v in rows if v not in known[m]} == {0.9, 0.95}
+    borrowed = {m: main["omp:0.95|class:0"][m]["oracle"] for m in ("ft", "sparse_ft")}
+    assert all(v["lr"] < borrowed["ft"]["lr"] for m, v in others if m == "ft")
+    assert all(v["gamma"] < borrowed["sparse_ft"]["gamma"] for m, v in others if m == "sparse_ft")
+    return (f"under OMP's and IMP's masks {counts['magnitude'][0]} of {counts['magnitude'][1]} rows chose "
+            f"one of the main table's two choices (its dense cell's or its 95% cell's); under SynFlow's "
+            f"and random's {counts['other'][0]} of {counts['other'][1]} did, the other {len(others)} all at "
+            f"90% and 95%, FT with a lower learning rate and sparse_ft with a smaller gamma each time")
+
+
+def claim3_levels(b: Board) -> str:
+    """Claim 3's comparisons beyond noise, sparsity by sparsity (OMP and SynFlow against IMP)."""
+    parts = []
+    for method in ("ft", "sparse_ft"):
+        for level in LEVELS:
+            imp = b.per_seed("class:0", f"imp {level:g}", method)
+            moves = [beyond_noise(*paired(imp, b.per_seed("class:0", f"{mask} {level:g}", method)))
+                     for mask in ("omp", "synflow")]
+            parts.append(f"{method} at {level:g} {moves.count(1)} in favour, {moves.count(-1)} against")
+    return "By sparsity: " + "; ".join(parts)
+
+
+def narrower(b: Board, method: str, level: float) -> list[str]:
+    """The masks under which pruning first narrows a method's gap beyond noise, at a sparsity."""
+    dense = b.per_seed("class:0", "dense", method)
+    return [name for mask, name in MASKS.items()
+            if beyond_noise(*paired(dense, b.per_seed("class:0", f"{mask} {level:g}", method))) == 1]
+
+
+def claim1_masks(b: Board) -> str:
+    """Under which masks each method's gap narrows, at 90% and 95%, and where most at 95%."""
+    parts = [f"{method} at {level:g} under {', '.join(narrower(b, method, level)) or 'none'}"
+             for level in LEVELS[1:] for method in ("ft", "sparse_ft")]
+    most = []
+    for method in ("ft", "sparse_ft"):
+        dense = b.per_seed("class:0", "dense", method)
+        gains = {name: paired(dense, b.per_seed("class:0", f"{mask} {LEVELS[-1]:g}", method))[0]
+                 for mask, name in MASKS.items()}
+        best = max(gains, key=gains.get)
+        most.append(f"{method} under {best}'s ({gains[best]:+.2f})")
+    return "Narrower beyond noise: " + "; ".join(parts) + ". Most at 95%: " + "; ".join(most)
+
+
+def retuned_rows(b: Board) -> str:
+    """Every row whose tuned values differ from the borrowed ones, its Disparity and RA with the
+    borrowed values and with its own."""
+    old = Board(PRUNERS_BORROWED)
+    borrowed = load_values(borrowed_recipe().values_path("small"))["values"]["omp:0.95|class:0"]
+    values = tuned_values(b)
+    parts = []
+    for level in LEVELS:
+        for mask, name in MASKS.items():
+            for method in ("ft", "sparse_ft"):
+                if values[f"{mask}:{level:g}|class:0"][method]["oracle"] == borrowed[method]["oracle"]:
+                    continue
+                before, after = old.row("class:0", f"{mask} {level:g}", method), b.row("class:0", f"{mask} {level:g}", method)
+                parts.append(f"{method} {name} {level:g}: Disparity {float(before['disparity']):.2f} -> "
+                             f"{float(after['disparity']):.2f}, RA {float(before['RA_mean']):.2f} -> "
+                             f"{float(after['RA_mean']):.2f}")
+    return (f"{len(parts)} rows run with values of their own (borrowed -> own): " + "; ".join(parts))
+
+
+def untimed(metrics: dict) -> dict:
+    """A trial's metrics but its wall clock (RTE), which no rerun repeats."""
+    return {k: v for k, v in metrics.items() if k != "RTE"}
+
+
+def pruners_reproduced(b: Board) -> str:
+    """The study's dense and OMP 95% cells ran the main table's study's trials again, bit for bit."""
+    ours, main = _study(b)["cells"], json.loads((LEADERBOARD / "main-table-small" / "tuning" /
+                                                 "study.json").read_text())["cells"]
+    same = 0
+    for key in ("dense|class:0", "omp:0.95|class:0"):
+        for method in ("ft", "sparse_ft"):
+            a, c = ours[key]["methods"][method]["candidates"], main[key]["methods"][method]["candidates"]
+            assert [(x["params"], x["oracle"], untimed(x["metrics"])) for x in a] == \
+                [(x["params"], x["oracle"], untimed(x["metrics"])) for x in c]
+            same += len(a)
+    return (f"its dense and OMP 95% cells ran the main table's study's {same} FT and sparse_ft "
+            f"candidates again and got the same metrics to the last digit (their RTE aside)")
+
+
+def pruners_reuse(b: Board) -> str:
+    """Which of the board's runs are the superseded run's own (the same identity, found)."""
+    old = {r.identity: r.created for r in Board(PRUNERS_BORROWED).records}
+    reused = [r for r in b.records if old.get(r.identity) == r.created]
+    earlier = json.loads((LEADERBOARD / PRUNERS_BORROWED / "recipe.json").read_text())
+    return (f"{len(reused)} of its {len(b.records)} runs are the earlier run's own, found by identity "
+            f"(Retrain, none, and the cells whose tuned values are the borrowed ones); that run took "
+            f"{earlier['wall_clock_s']:,.0f} s of wall clock, IMP's 4, 11 and 14 rounds of training per "
+            f"seed most of it")
 
 
 # -- gamma-schedules-small ----------------------------------------------------------------------
@@ -289,9 +475,19 @@ def backdoor_no_split(b: Board) -> str:
 
 BLOCKS: dict[str, dict[str, Callable[[Board], str]]] = {
     PRUNERS: {"table": pruners_table, "claim3": lambda b: pruners_claim3(b)[0],
-              "claim1": lambda b: pruners_claim1(b)[0], "values": pruners_values,
-              "borrowed": pruners_borrowed, "own_study": pruners_own_study, "steps": lambda b: steps(b, "class:0", ("ft", "sparse_ft")),
-              "fit": lambda b: retrain_fit(b, "class:0"), "inert": inert, "cost": run_cost},
+              "claim1": lambda b: pruners_claim1(b)[0], "values": pruners_tuned_table,
+              "study": pruners_study_cost, "misfit": pruners_misfit, "reproduced": pruners_reproduced,
+              "reuse": pruners_reuse, "steps": lambda b: steps(b, "class:0", ("ft", "sparse_ft")),
+              "fit": lambda b: retrain_fit(b, "class:0"), "inert": inert, "cost": run_cost,
+              "before": lambda b: verdict_line(Board(PRUNERS_BORROWED)), "levels": claim3_levels, "choices": pruners_choices,
+              "masks": claim1_masks, "retuned": retuned_rows},
+    PRUNERS_BORROWED: {"table": pruners_table, "claim3": lambda b: pruners_claim3(b)[0],
+                       "claim1": lambda b: pruners_claim1(b)[0], "values": pruners_values,
+                       "borrowed": pruners_borrowed, "own_study": pruners_own_study,
+                       "misfit": lambda b: pruners_misfit(Board(PRUNERS)),
+                       "after": lambda b: verdict_line(Board(PRUNERS)),
+                       "steps": lambda b: steps(b, "class:0", ("ft", "sparse_ft")),
+                       "fit": lambda b: retrain_fit(b, "class:0"), "inert": inert, "cost": run_cost},
     GAMMA: {"table": gamma_table, "values": gamma_values, "tuning": gamma_tuning_cost,
             "claim": lambda b: gamma_claim(b)[0], "ft": gamma_against_ft,
             "steps": lambda b: steps(b, "class:0", ("ft", *SCHEDULES)), "fit": lambda b: retrain_fit(b, "class:0"),
@@ -301,6 +497,7 @@ BLOCKS: dict[str, dict[str, Callable[[Board], str]]] = {
                "fit": lambda b: retrain_fit(b, "backdoor:0.1"), "inert": inert, "cost": run_cost},
 }
 VERDICTS = {PRUNERS: {"Claim 3": pruners_claim3, "Claim 1": pruners_claim1},
+            PRUNERS_BORROWED: {"Claim 3": pruners_claim3, "Claim 1": pruners_claim1},
             GAMMA: {"Claim 2": gamma_claim}, BACKDOOR: {"Claim 4": backdoor_claim}}
 
 
@@ -339,9 +536,53 @@ def moves(b: Board, forget: str, a: str, c: str, value=None) -> int:
     return beyond_noise(*paired(b.per_seed(forget, "dense", a, value), b.per_seed(forget, "dense", c, value)))
 
 
+def counts(b: Board) -> list[tuple[int, int]]:
+    """(in favour, against) beyond noise: claim 3 for FT and for sparse_ft, then claim 1."""
+    def pairs(text: str) -> list[tuple[int, int]]:
+        return [(int(a), int(c)) for a, c in re.findall(r"(\d+) of \d+ in favour, (\d+) against", text)]
+    narrow = re.search(r"Narrower beyond noise: (\d+) of 8; wider: (\d+)", pruners_claim1(b)[0])
+    return pairs(pruners_claim3(b)[0]) + [(int(narrow[1]), int(narrow[2]))]
+
+
 def test_pruners_statements(boards) -> None:
-    """The README's words about the masks, each from the records."""
+    """The README's words about the masks, tuned per cell, each from the records."""
     b = boards[PRUNERS]
+    v = lambda mask, level, method, column: b.v("class:0", f"{mask} {level:g}", method, column)  # noqa: E731
+    for level in LEVELS:
+        ua = {mask: v(mask, level, "ft", "UA_mean") for mask in MASKS}
+        assert min(ua, key=ua.get) == "imp" and v("imp", level, "ft", "RA_mean") >= 99
+        for mask in ("synflow", "random"):
+            assert ua[mask] > 50 and v(mask, level, "ft", "RA_mean") < v("imp", level, "ft", "RA_mean")
+    # sparse_ft, sparsity by sparsity: reversed at 0.5, in part at 0.9, holds at 0.95
+    words = {}
+    for level in LEVELS:
+        imp = b.per_seed("class:0", f"imp {level:g}", "sparse_ft")
+        moves = [beyond_noise(*paired(imp, b.per_seed("class:0", f"{m} {level:g}", "sparse_ft"))) for m in ("omp", "synflow")]
+        words[level] = verdict(moves.count(1), moves.count(-1), 2)
+    assert words == {0.5: "is reversed", 0.9: "holds in part", 0.95: "holds"}
+    # at 50% every mask chose the same values; sparse_ft forgets the whole class and keeps most under IMP and random
+    values = tuned_values(b)
+    assert len({json.dumps({k: c["oracle"] for k, c in values[f"{m}:0.5|class:0"].items()}, sort_keys=True)
+                for m in MASKS}) == 1
+    assert all(v(m, 0.5, "sparse_ft", "UA_mean") == 100 for m in MASKS)
+    ra = {m: v(m, 0.5, "sparse_ft", "RA_mean") for m in MASKS}
+    assert set(sorted(ra, key=ra.get)[2:]) == {"imp", "random"}
+    # claim 1: FT narrows under every mask at 95%; random narrows both the most (the block says so)
+    assert narrower(b, "ft", 0.95) == list(MASKS.values())
+    says(b.readme(), "FT's gap narrows under every mask at 95%")
+    # against the borrowed run: no verdict word changed, the counts moved toward the claims, none away
+    old = Board(PRUNERS_BORROWED)
+    assert verdict_line(b).split(" (")[0] == verdict_line(old).split(" (")[0]
+    assert pruners_claim3(b)[1] == pruners_claim3(old)[1] and pruners_claim1(b)[1] == pruners_claim1(old)[1]
+    now, before = counts(b), counts(old)
+    assert all(f >= f0 and a <= a0 for (f, a), (f0, a0) in zip(now, before)) and now != before
+    says(b.readme(), "changed no verdict word; the counts moved toward the claims, none away")
+    assert not load_recipe("pruners").tuning["small"]["borrow"]  # tuned per cell, nothing borrowed
+
+
+def test_pruners_borrowed_statements(boards) -> None:
+    """The superseded README's words about the masks, each from the records."""
+    b = boards[PRUNERS_BORROWED]
     v = lambda mask, level, method, column: b.v("class:0", f"{mask} {level:g}", method, column)  # noqa: E731
     for level in LEVELS:
         ua = {mask: v(mask, level, "ft", "UA_mean") for mask in MASKS}
@@ -377,6 +618,7 @@ def test_pruners_statements(boards) -> None:
     cells, _, _ = recipe_cells("pruners", "small", execution={})
     assert sum(len(c.methods) for c in cells) * study["protocol"]["trials"] + 2 * len(cells) > main_trials
     says(b.readme(), "more than the main table's whole study")
+    assert borrowed_recipe().tuning["small"]["borrow"]  # what this run was: borrowed values
 
 
 def test_backdoor_statements(boards) -> None:
