@@ -5,6 +5,7 @@ stated criterion. ``python tests/test_reruns_small.py BOARD [BLOCK]`` prints the
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -22,6 +23,12 @@ from board_verdicts import LEADERBOARD, Board, beyond_noise, paired, pruning_of,
 MASKS = {"omp": "OMP", "imp": "IMP", "synflow": "SynFlow", "random": "random"}
 LEVELS = (0.5, 0.9, 0.95)
 FLAG = {"yes": "none-like", "no": "differs", "baseline": "baseline"}
+
+
+@functools.cache
+def board(name: str) -> Board:
+    """A board's records and summary, read once however many blocks and tests ask for them."""
+    return Board(name)
 
 
 def _n(value: float, fmt: str = "{:.2f}") -> str:
@@ -224,12 +231,12 @@ def pruners_study_cost(b: Board) -> str:
             f"{study['wall_clock_s']:,.0f} s of wall clock")
 
 
-def borrowed_score(cell: dict, method: str, params: dict) -> tuple[int, float, float]:
-    """Where a borrowed value ranks among a cell's candidates by the oracle criterion (1: the
-    best), its score and the best score; the value must be one of the candidates."""
+def borrowed_score(cell: dict, method: str, params: dict) -> tuple[str, float, float]:
+    """Where a borrowed value ranks among a cell's candidates by the oracle criterion ("1 of 6":
+    the best), its score and the best score; the value must be one of the candidates."""
     scored = sorted((c["oracle"], c["params"]) for c in cell["methods"][method]["candidates"])
     rank = next(i for i, (_, p) in enumerate(scored, 1) if p == params)
-    return rank, scored[rank - 1][0], scored[0][0]
+    return f"{rank} of {len(scored)}", scored[rank - 1][0], scored[0][0]
 
 
 def pruners_misfit(b: Board) -> str:
@@ -242,8 +249,9 @@ def pruners_misfit(b: Board) -> str:
         for mask in ("imp", "synflow", "random"):
             rank, score, best = borrowed_score(study["cells"][f"{mask}:0.95|class:0"], method,
                                                borrowed[method]["oracle"])
-            parts.append(f"{method} {MASKS[mask]} {rank} of 6 ({score:.2f} against {best:.2f})")
-    return ("Rank of the borrowed values among each 95% cell's six candidates, by the oracle "
+            parts.append(f"{method} {MASKS[mask]} {rank} ({score:.2f} against {best:.2f})")
+    trials = study["protocol"]["trials"]
+    return (f"Rank of the borrowed values among each 95% cell's {trials} candidates, by the oracle "
             "criterion on the tuning split (Disparity to Retrain, that value's against the best): "
             + "; ".join(parts))
 
@@ -307,7 +315,7 @@ def claim1_masks(b: Board) -> str:
 def retuned_rows(b: Board) -> str:
     """Every row whose tuned values differ from the borrowed ones, its Disparity and RA with the
     borrowed values and with its own."""
-    old = Board(PRUNERS_BORROWED)
+    old = board(PRUNERS_BORROWED)
     borrowed = load_values(borrowed_recipe().values_path("small"))["values"]["omp:0.95|class:0"]
     values = tuned_values(b)
     parts = []
@@ -345,8 +353,15 @@ def pruners_reproduced(b: Board) -> str:
 
 def pruners_reuse(b: Board) -> str:
     """Which of the board's runs are the superseded run's own (the same identity, found)."""
-    old = {r.identity: r.created for r in Board(PRUNERS_BORROWED).records}
+    old = {r.identity: r.created for r in board(PRUNERS_BORROWED).records}
     reused = [r for r in b.records if old.get(r.identity) == r.created]
+    values = tuned_values(b)
+    borrowed = load_values(borrowed_recipe().values_path("small"))["values"]
+    def kept(r) -> bool:  # a reference, or run with the value the earlier run borrowed for its cell
+        source = "dense|class:0" if not r.pruner else "omp:0.95|class:0"
+        return r.method in ("retrain", "none") or \
+            values[cell_of(pruning_of(r))][r.method]["oracle"] == borrowed[source][r.method]["oracle"]
+    assert [r.run_id for r in reused] == [r.run_id for r in b.records if kept(r)]
     earlier = json.loads((LEADERBOARD / PRUNERS_BORROWED / "recipe.json").read_text())
     return (f"{len(reused)} of its {len(b.records)} runs are the earlier run's own, found by identity "
             f"(Retrain, none, and the cells whose tuned values are the borrowed ones); that run took "
@@ -479,13 +494,13 @@ BLOCKS: dict[str, dict[str, Callable[[Board], str]]] = {
               "study": pruners_study_cost, "misfit": pruners_misfit, "reproduced": pruners_reproduced,
               "reuse": pruners_reuse, "steps": lambda b: steps(b, "class:0", ("ft", "sparse_ft")),
               "fit": lambda b: retrain_fit(b, "class:0"), "inert": inert, "cost": run_cost,
-              "before": lambda b: verdict_line(Board(PRUNERS_BORROWED)), "levels": claim3_levels, "choices": pruners_choices,
+              "before": lambda b: verdict_line(board(PRUNERS_BORROWED)), "levels": claim3_levels, "choices": pruners_choices,
               "masks": claim1_masks, "retuned": retuned_rows},
     PRUNERS_BORROWED: {"table": pruners_table, "claim3": lambda b: pruners_claim3(b)[0],
                        "claim1": lambda b: pruners_claim1(b)[0], "values": pruners_values,
                        "borrowed": pruners_borrowed, "own_study": pruners_own_study,
-                       "misfit": lambda b: pruners_misfit(Board(PRUNERS)),
-                       "after": lambda b: verdict_line(Board(PRUNERS)),
+                       "misfit": lambda b: pruners_misfit(board(PRUNERS)),
+                       "after": lambda b: verdict_line(board(PRUNERS)),
                        "steps": lambda b: steps(b, "class:0", ("ft", "sparse_ft")),
                        "fit": lambda b: retrain_fit(b, "class:0"), "inert": inert, "cost": run_cost},
     GAMMA: {"table": gamma_table, "values": gamma_values, "tuning": gamma_tuning_cost,
@@ -502,11 +517,10 @@ VERDICTS = {PRUNERS: {"Claim 3": pruners_claim3, "Claim 1": pruners_claim1},
 
 
 class Boards(dict):
-    """Each board read once, when a test first asks for it."""
+    """Each board as the tests ask for it (read once: ``board``)."""
 
     def __missing__(self, name: str) -> Board:
-        self[name] = Board(name)
-        return self[name]
+        return board(name)
 
 
 @pytest.fixture(scope="module")
@@ -571,13 +585,18 @@ def test_pruners_statements(boards) -> None:
     assert narrower(b, "ft", 0.95) == list(MASKS.values())
     says(b.readme(), "FT's gap narrows under every mask at 95%")
     # against the borrowed run: no verdict word changed, the counts moved toward the claims, none away
-    old = Board(PRUNERS_BORROWED)
-    assert verdict_line(b).split(" (")[0] == verdict_line(old).split(" (")[0]
+    old = board(PRUNERS_BORROWED)
     assert pruners_claim3(b)[1] == pruners_claim3(old)[1] and pruners_claim1(b)[1] == pruners_claim1(old)[1]
     now, before = counts(b), counts(old)
     assert all(f >= f0 and a <= a0 for (f, a), (f0, a0) in zip(now, before)) and now != before
     says(b.readme(), "changed no verdict word; the counts moved toward the claims, none away")
     assert not load_recipe("pruners").tuning["small"]["borrow"]  # tuned per cell, nothing borrowed
+    # the seeded sampler offered every cell the same six candidates
+    cells = _study(b)["cells"].values()
+    for method in ("ft", "sparse_ft"):
+        offered = {json.dumps([c["params"] for c in cell["methods"][method]["candidates"]]) for cell in cells}
+        assert len(offered) == 1 and len(json.loads(offered.pop())) == 6
+    says(b.readme(), "offers every cell the same six candidates")
 
 
 def test_pruners_borrowed_statements(boards) -> None:
@@ -659,8 +678,8 @@ def test_the_rule_of_a_verdict() -> None:
 
 
 if __name__ == "__main__":
-    board = Board(sys.argv[1])
+    shown = board(sys.argv[1])
     for name in sys.argv[2:] or BLOCKS[sys.argv[1]]:
-        print(f"--- {name}\n{BLOCKS[sys.argv[1]][name](board)}\n")
+        print(f"--- {name}\n{BLOCKS[sys.argv[1]][name](shown)}\n")
     for claim, rule in VERDICTS[sys.argv[1]].items():
-        print(f"--- {claim}: {rule(board)[1]}")
+        print(f"--- {claim}: {rule(shown)[1]}")

@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--scale", default="full", help="with --recipe or --audit: full or small")
     tune.add_argument("--cell", action="append", default=None, metavar="PRUNING|FORGET",
                       help="with --recipe or --audit: tune only this cell (repeatable; e.g. "
-                           "'imp:0.95|class:0'; --dry-run lists them all)")
+                           "'imp:0.95|class:0'; a cell the study lacks is an error that lists them all)")
     tune.add_argument("--trials", type=int, default=8, help="candidates per method and cell (default 8)")
     tune.add_argument("--sampler", default="qmc",
                       help="qmc (default: scrambled Sobol), random, tpe or grid (evenly spaced points)")

@@ -466,7 +466,8 @@ def select_cells(cells: Sequence[Cell], keys: Sequence[str]) -> list[Cell]:
     known = {cell.key: cell for cell in cells}
     if unknown := [key for key in keys if key not in known]:
         raise ConfigError(f"no cell {unknown[0]!r} in this study; its cells: {', '.join(known)}")
-    return [cell for key, cell in known.items() if key in set(keys)]
+    wanted = set(keys)
+    return [cell for key, cell in known.items() if key in wanted]
 
 
 def tune(cells: Sequence[Cell], protocol: Protocol, output: Path, *, executor: Executor | None,
